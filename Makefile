@@ -1,0 +1,28 @@
+# keygate: `make run` starts the daemon, `make test` runs the tests.
+GO      ?= go
+BIN     := bin/keygate
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build run test test-race bench fuzz clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keygate
+
+run: build
+	./$(BIN) serve
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 -run 'Race|Concurrent' ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./engine/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime 60s ./engine/
+	$(GO) test -run '^$$' -fuzz FuzzTrie -fuzztime 60s ./engine/
+
+clean:
+	rm -rf bin

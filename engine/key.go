@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"hash/crc32"
+	"slices"
+	"time"
+)
+
+// Key is one API key as the engine sees it. A Key handed to the engine, and
+// every Key a Snapshot returns, is immutable: change a copy, then Put it.
+type Key struct {
+	// ID is the public identifier ("key_..."); it is not a secret.
+	ID          string
+	Name        string
+	Description string
+	// Scopes the key grants; a check that requires a scope not listed here
+	// is refused with DenyScope.
+	Scopes []string
+	// Hash is the SHA-256 of the secret; the secret itself is never kept.
+	Hash Hash
+	// Hint is the start of the secret ("kg_AbCdEfGh"), for people to tell
+	// keys apart. It carries too few bits to help guess the rest.
+	Hint      string
+	CreatedAt time.Time
+	// ExpiresAt is when the key stops working; zero means never.
+	ExpiresAt time.Time
+	// RevokedAt is when the key was revoked; zero means it is active.
+	RevokedAt time.Time
+	// ReportOnly is reserved for a mode that logs what the allowlist would
+	// block and blocks nothing. The engine does not act on it yet.
+	ReportOnly bool
+	// Allowlist restricts the client IPs the key may be used from; empty
+	// allows every IP.
+	Allowlist []Entry
+}
+
+// Active reports whether the key may be used at time now: not revoked and
+// not expired.
+func (k *Key) Active(now time.Time) bool {
+	if !k.RevokedAt.IsZero() {
+		return false
+	}
+	return k.ExpiresAt.IsZero() || now.Before(k.ExpiresAt)
+}
+
+// HasScope reports whether the key grants scope. The empty scope is
+// granted to every key.
+func (k *Key) HasScope(scope []byte) bool {
+	if len(scope) == 0 {
+		return true
+	}
+	for _, s := range k.Scopes {
+		if s == string(scope) {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a deep copy of k that can be changed freely.
+func (k *Key) Clone() *Key {
+	c := *k
+	c.Scopes = slices.Clone(k.Scopes)
+	c.Allowlist = slices.Clone(k.Allowlist)
+	return &c
+}
+
+// Hash is the SHA-256 digest of an API key secret.
+type Hash [sha256.Size]byte
+
+// HashSecret returns the hash under which a secret's key is stored.
+func HashSecret(secret []byte) Hash { return sha256.Sum256(secret) }
+
+// The secret format: "kg_" + 32 base62 characters of randomness (190 bits)
+// + 6 base62 characters of CRC-32 over them, in the manner of GitHub's token
+// format, so that typos and garbage are refused before any lookup and
+// secret scanners can recognise a leaked key.
+const (
+	SecretPrefix  = "kg_"
+	secretRandLen = 32
+	secretSumLen  = 6
+	// SecretLen is the length of every valid secret.
+	SecretLen = len(SecretPrefix) + secretRandLen + secretSumLen
+	hintLen   = len(SecretPrefix) + 8
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// base62Val maps a byte to its base62 value, or 0xff.
+var base62Val = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := 0; i < len(base62); i++ {
+		t[base62[i]] = byte(i)
+	}
+	return t
+}()
+
+// NewSecret returns a fresh random API key secret and its hint. It panics
+// only if the system's random source fails, as crypto/rand does.
+func NewSecret() (secret, hint string) {
+	b := make([]byte, SecretLen)
+	copy(b, SecretPrefix)
+	randBase62(b[len(SecretPrefix) : len(SecretPrefix)+secretRandLen])
+	putChecksum(b[len(SecretPrefix)+secretRandLen:], crc32.ChecksumIEEE(b[len(SecretPrefix):len(SecretPrefix)+secretRandLen]))
+	return string(b), string(b[:hintLen])
+}
+
+// SecretHint returns the displayable start of a secret.
+func SecretHint(secret string) string {
+	if len(secret) < hintLen {
+		return secret
+	}
+	return secret[:hintLen]
+}
+
+// ValidSecretFormat reports whether b has the shape of a keygate secret with
+// a correct checksum. It does not allocate.
+func ValidSecretFormat(b []byte) bool {
+	if len(b) != SecretLen || string(b[:len(SecretPrefix)]) != SecretPrefix {
+		return false
+	}
+	body := b[len(SecretPrefix) : len(SecretPrefix)+secretRandLen]
+	for _, c := range body {
+		if base62Val[c] == 0xff {
+			return false
+		}
+	}
+	var want [secretSumLen]byte
+	putChecksum(want[:], crc32.ChecksumIEEE(body))
+	return string(want[:]) == string(b[len(SecretPrefix)+secretRandLen:])
+}
+
+// putChecksum writes v in base62, most significant digit first, into dst.
+func putChecksum(dst []byte, v uint32) {
+	for i := len(dst) - 1; i >= 0; i-- {
+		dst[i] = base62[v%62]
+		v /= 62
+	}
+}
+
+// randBase62 fills dst with uniformly random base62 characters.
+func randBase62(dst []byte) {
+	var buf [64]byte
+	n := 0
+	for n < len(dst) {
+		rand.Read(buf[:])
+		for _, r := range buf {
+			// 248 = 4*62: reject the tail to keep the distribution uniform.
+			if r < 248 && n < len(dst) {
+				dst[n] = base62[r%62]
+				n++
+			}
+		}
+	}
+}
+
+// NewKeyID returns a new random key identifier ("key_" + 16 base62).
+func NewKeyID() string { return newID("key_", 16) }
+
+// NewEntryID returns a new random allowlist entry identifier ("ent_" + 12
+// base62).
+func NewEntryID() string { return newID("ent_", 12) }
+
+func newID(prefix string, n int) string {
+	b := make([]byte, len(prefix)+n)
+	copy(b, prefix)
+	randBase62(b[len(prefix):])
+	return string(b)
+}

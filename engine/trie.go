@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"math/bits"
+	"net/netip"
+)
+
+// trie is an immutable, path-compressed binary radix trie (PATRICIA) over
+// the bits of one address family, built once from a key's allowlist and
+// laid out flat in depth-first order so a lookup walks a few adjacent
+// 24-byte nodes with no pointers to chase.
+//
+// Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
+// the top 32 bits of hi. A lookup compares the whole node prefix at every
+// step, so the skipped bits of path compression need no separate check.
+type trie struct {
+	nodes []node // nodes[0] is the root; empty means no entries
+}
+
+// node is one trie node (24 bytes). child indexes are -1 when absent. A
+// trie holds at most maxTrieEntries entries, so at most twice that many
+// nodes, and int16 fits.
+type node struct {
+	hi, lo uint64
+	bits   uint8    // prefix length of this node
+	entry  int16    // index into the key's Allowlist, or -1 for a branch
+	child  [2]int16 // next node for a 0 or 1 bit at position bits
+}
+
+// maxTrieEntries bounds the entries compiled per key; validation allows
+// MaxEntries, far fewer.
+const maxTrieEntries = 4096
+
+// mask returns the top b bits set (b in 0..64); Go defines a shift by 64 as
+// zero, so mask(0) is 0.
+func mask(b uint8) uint64 { return ^uint64(0) << (64 - b) }
+
+// bitAt returns bit i (0 = most significant) of the 128-bit value. For i of
+// 128 it returns an arbitrary bit; callers only ask that of nodes without
+// children.
+func bitAt(hi, lo uint64, i uint8) uint8 {
+	if i < 64 {
+		return uint8(hi>>(63-i)) & 1
+	}
+	return uint8(lo>>((127-i)&63)) & 1
+}
+
+// matches reports whether (hi, lo) lies within the node's prefix.
+func (n *node) matches(hi, lo uint64) bool {
+	if n.bits <= 64 {
+		return (hi^n.hi)&mask(n.bits) == 0
+	}
+	return hi == n.hi && (lo^n.lo)&mask(n.bits-64) == 0
+}
+
+// lookup returns the index of the longest entry containing (hi, lo), or -1.
+// It does not allocate.
+func (t *trie) lookup(hi, lo uint64) int {
+	nodes := t.nodes
+	if len(nodes) == 0 {
+		return -1
+	}
+	best := -1
+	i := 0
+	for {
+		n := &nodes[i]
+		if !n.matches(hi, lo) {
+			return best
+		}
+		if n.entry >= 0 {
+			best = int(n.entry)
+		}
+		c := n.child[bitAt(hi, lo, n.bits)]
+		if c < 0 {
+			return best
+		}
+		i = int(c)
+	}
+}
+
+// split128 returns the address as a 128-bit value in the trie's layout.
+func split128(a netip.Addr) (hi, lo uint64) {
+	if a.Is4() {
+		b := a.As4()
+		return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32, 0
+	}
+	b := a.As16()
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[8+i])
+	}
+	return hi, lo
+}
+
+// buildNode is the pointer form of a node, used only while building.
+type buildNode struct {
+	hi, lo uint64
+	bits   uint8
+	entry  int
+	child  [2]*buildNode
+}
+
+// commonBits returns how many leading bits two 128-bit values share.
+func commonBits(ahi, alo, bhi, blo uint64) uint8 {
+	if x := ahi ^ bhi; x != 0 {
+		return uint8(bits.LeadingZeros64(x))
+	}
+	return 64 + uint8(bits.LeadingZeros64(alo^blo))
+}
+
+// maskTo clears every bit after the first b.
+func maskTo(hi, lo uint64, b uint8) (uint64, uint64) {
+	if b <= 64 {
+		return hi & mask(b), 0
+	}
+	return hi, lo & mask(b-64)
+}
+
+// insert adds the prefix (hi, lo)/b with the given entry index.
+func insert(root **buildNode, hi, lo uint64, b uint8, entry int) {
+	hi, lo = maskTo(hi, lo, b)
+	p := root
+	for {
+		cur := *p
+		if cur == nil {
+			*p = &buildNode{hi: hi, lo: lo, bits: b, entry: entry}
+			return
+		}
+		c := min(commonBits(hi, lo, cur.hi, cur.lo), b, cur.bits)
+		switch {
+		case c == cur.bits && c == b: // same prefix: keep the first entry
+			if cur.entry < 0 {
+				cur.entry = entry
+			}
+			return
+		case c == cur.bits: // cur is an ancestor: descend
+			p = &cur.child[bitAt(hi, lo, c)]
+		case c == b: // the new prefix is an ancestor of cur
+			n := &buildNode{hi: hi, lo: lo, bits: b, entry: entry}
+			n.child[bitAt(cur.hi, cur.lo, c)] = cur
+			*p = n
+			return
+		default: // they diverge at bit c: add a branch node
+			bhi, blo := maskTo(hi, lo, c)
+			br := &buildNode{hi: bhi, lo: blo, bits: c, entry: -1}
+			br.child[bitAt(hi, lo, c)] = &buildNode{hi: hi, lo: lo, bits: b, entry: entry}
+			br.child[bitAt(cur.hi, cur.lo, c)] = cur
+			*p = br
+			return
+		}
+	}
+}
+
+// flatten lays the build trie out in depth-first order.
+func flatten(root *buildNode) trie {
+	if root == nil {
+		return trie{}
+	}
+	var nodes []node
+	var walk func(n *buildNode) int16
+	walk = func(n *buildNode) int16 {
+		i := len(nodes)
+		nodes = append(nodes, node{hi: n.hi, lo: n.lo, bits: n.bits, entry: int16(n.entry), child: [2]int16{-1, -1}})
+		for b, c := range n.child {
+			if c != nil {
+				ci := walk(c)
+				nodes[i].child[b] = ci
+			}
+		}
+		return int16(i)
+	}
+	walk(root)
+	return trie{nodes: nodes}
+}
+
+// buildTries compiles an allowlist into one trie per address family. The
+// entries need not be canonical: each prefix is masked, and an IPv4-mapped
+// prefix is treated as the IPv4 prefix it carries. Invalid prefixes are
+// ignored (they never match).
+func buildTries(entries []Entry) (v4, v6 trie) {
+	var r4, r6 *buildNode
+	for i, e := range entries {
+		p := e.Prefix
+		if !p.IsValid() || i >= maxTrieEntries {
+			continue
+		}
+		a, b := p.Addr(), p.Bits()
+		if a.Is4In6() {
+			if b < 96 {
+				continue
+			}
+			a, b = a.Unmap(), b-96
+		}
+		hi, lo := split128(a)
+		if a.Is4() {
+			insert(&r4, hi, lo, uint8(b), i)
+		} else {
+			insert(&r6, hi, lo, uint8(b), i)
+		}
+	}
+	return flatten(r4), flatten(r6)
+}
