@@ -1,0 +1,340 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/keygate/keygate/engine"
+)
+
+// The Badger key space. Every prefix is one byte and a slash.
+var (
+	prefixKey     = []byte("k/") // k/<key id> -> encoded engine.Key
+	prefixChange  = []byte("c/") // c/<seq, big-endian uint64> -> encoded Change
+	keySeq        = []byte("m/seq")
+	prefixSegment = []byte("l/") // l/<segment id> -> compressed segment
+	prefixIndex   = []byte("x/") // x/<segment id> -> segment index
+	prefixUsed    = []byte("u/") // u/<key id> -> last-used Unix nanoseconds
+)
+
+func keyOf(prefix []byte, id string) []byte {
+	return append(slices.Clip(prefix), id...)
+}
+
+func seqKey(prefix []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clip(prefix), n)
+}
+
+// Change is one entry of the audit trail and of the change sequence: a
+// key as it was before and after one change. Keys in a Change belong to
+// the caller.
+type Change struct {
+	// Seq is the change's number in the sequence; the first change is 1.
+	Seq  uint64
+	Time time.Time
+	// Actor is who made the change, as the caller named it ("admin-api").
+	Actor string
+	// Action names the change: "key.create", "key.update", or what the
+	// caller of UpdateKeyAction chose ("key.revoke", "allowlist.replace").
+	Action string
+	KeyID  string
+	// Before is the key before the change; nil on create.
+	Before *engine.Key
+	// After is the full key after the change.
+	After *engine.Key
+}
+
+// The actions the store itself names.
+const (
+	ActionCreate = "key.create"
+	ActionUpdate = "key.update"
+)
+
+func (s *Store) usable(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// reading takes the read side of rmu for one read; done releases it.
+func (s *Store) reading(ctx context.Context) (done func(), err error) {
+	s.rmu.RLock()
+	if err := s.usable(ctx); err != nil {
+		s.rmu.RUnlock()
+		return nil, err
+	}
+	return s.rmu.RUnlock, nil
+}
+
+// Seq returns the number of the last committed change (0 if none).
+func (s *Store) Seq() uint64 { return s.seq.Load() }
+
+// CreateKey stores a new key, which must have an ID and a Hash, and
+// records the change. It fails with ErrExists if the ID is taken. The
+// store keeps its own copy of k.
+func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (Change, error) {
+	if err := s.usable(ctx); err != nil {
+		return Change{}, err
+	}
+	if k == nil || k.ID == "" {
+		return Change{}, errors.New("store: key without an id")
+	}
+	return s.commit(ActionCreate, actor, k.ID, func(txn *badger.Txn) (*engine.Key, *engine.Key, error) {
+		_, err := txn.Get(keyOf(prefixKey, k.ID))
+		switch {
+		case err == nil:
+			return nil, nil, fmt.Errorf("%w: %s", ErrExists, k.ID)
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return nil, nil, err
+		}
+		return nil, k.Clone(), nil
+	})
+}
+
+// UpdateKey reads key id, calls fn on a copy, writes the copy back and
+// records the change as "key.update". fn may change any field except ID
+// and Hash (ErrImmutable). If fn returns an error, nothing is written and
+// that error is returned unchanged. fn runs with the store's write lock
+// held: it must not call the store.
+func (s *Store) UpdateKey(ctx context.Context, id, actor string, fn func(k *engine.Key) error) (Change, error) {
+	return s.UpdateKeyAction(ctx, id, actor, ActionUpdate, fn)
+}
+
+// UpdateKeyAction is UpdateKey recording the change under the caller's
+// action name, e.g. "key.revoke" or "allowlist.replace".
+func (s *Store) UpdateKeyAction(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (Change, error) {
+	if err := s.usable(ctx); err != nil {
+		return Change{}, err
+	}
+	return s.commit(action, actor, id, func(txn *badger.Txn) (*engine.Key, *engine.Key, error) {
+		before, err := getKey(txn, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		after := before.Clone()
+		if err := fn(after); err != nil {
+			return nil, nil, err
+		}
+		if after.ID != before.ID || after.Hash != before.Hash {
+			return nil, nil, ErrImmutable
+		}
+		return before, after, nil
+	})
+}
+
+// commit runs one key change: change decides the key before and after
+// inside the transaction, commit stores the key and its Change under the
+// next sequence number, and syncs. Errors from change are returned as they
+// are.
+func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (before, after *engine.Key, err error)) (Change, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return Change{}, ErrClosed
+	}
+	var c Change
+	err := s.db.Update(func(txn *badger.Txn) error {
+		before, after, err := change(txn)
+		if err != nil {
+			return err
+		}
+		c = Change{
+			Seq:    s.seq.Load() + 1,
+			Time:   time.Now().UTC(),
+			Actor:  actor,
+			Action: action,
+			KeyID:  id,
+			Before: before,
+			After:  after,
+		}
+		if err := txn.Set(keyOf(prefixKey, id), encodeKey(nil, after)); err != nil {
+			return err
+		}
+		if err := txn.Set(seqKey(prefixChange, c.Seq), encodeChange(nil, &c)); err != nil {
+			return err
+		}
+		return txn.Set(keySeq, binary.BigEndian.AppendUint64(nil, c.Seq))
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	if s.opts.SyncWrites {
+		if err := s.db.Sync(); err != nil {
+			// The change is committed in memory and will be read back, but
+			// its durability is unknown: report it, keep the sequence.
+			s.seq.Store(c.Seq)
+			return Change{}, fmt.Errorf("store: sync: %w", err)
+		}
+	}
+	s.seq.Store(c.Seq)
+	// The Change's keys are the caller's: give out copies so that the
+	// caller may hand After to the engine while keeping Before.
+	if c.Before != nil {
+		c.Before = c.Before.Clone()
+	}
+	c.After = c.After.Clone()
+	return c, nil
+}
+
+func getKey(txn *badger.Txn, id string) (*engine.Key, error) {
+	item, err := txn.Get(keyOf(prefixKey, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var k *engine.Key
+	err = item.Value(func(v []byte) error {
+		k, err = decodeKey(v)
+		return err
+	})
+	return k, err
+}
+
+func readSeq(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(keySeq)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	var seq uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: sequence record", ErrCorrupt)
+		}
+		seq = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return seq, err
+}
+
+// GetKey returns the key with the given id, or ErrNotFound. The key
+// belongs to the caller.
+func (s *Store) GetKey(ctx context.Context, id string) (*engine.Key, error) {
+	done, err := s.reading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var k *engine.Key
+	err = s.db.View(func(txn *badger.Txn) (err error) {
+		k, err = getKey(txn, id)
+		return err
+	})
+	return k, err
+}
+
+// ListKeys returns every key, revoked ones included, ordered by CreatedAt,
+// then ID. The keys belong to the caller.
+func (s *Store) ListKeys(ctx context.Context) ([]*engine.Key, error) {
+	keys, _, err := s.LoadAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(keys, func(a, b *engine.Key) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return keys, nil
+}
+
+// LoadAll returns every key (revoked included), in no particular order,
+// and the change sequence number they reflect, read in one consistent
+// view. The keys belong to the caller.
+func (s *Store) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) {
+	done, err := s.reading(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer done()
+	var keys []*engine.Key
+	var seq uint64
+	err = s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if seq, err = readSeq(txn); err != nil {
+			return err
+		}
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixKey
+		opts.PrefetchSize = 256
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if len(keys)&0xfff == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			err := it.Item().Value(func(v []byte) error {
+				k, err := decodeKey(v)
+				if err != nil {
+					return fmt.Errorf("key %q: %w", it.Item().Key(), err)
+				}
+				keys = append(keys, k)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return keys, seq, nil
+}
+
+// Changes returns up to limit changes with Seq > since, oldest first.
+// limit <= 0 means 1000.
+func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]Change, error) {
+	done, err := s.reading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []Change
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixChange
+		opts.PrefetchSize = min(limit, 100)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(seqKey(prefixChange, since+1)); it.Valid() && len(out) < limit; it.Next() {
+			item := it.Item()
+			if !bytes.HasPrefix(item.Key(), prefixChange) {
+				break
+			}
+			err := item.Value(func(v []byte) error {
+				c, err := decodeChange(v)
+				if err != nil {
+					return err
+				}
+				out = append(out, c)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,398 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Limits on what one usage-log record keeps.
+const (
+	// MaxLogPath is the longest path kept; longer paths are truncated.
+	MaxLogPath = 512
+	// MaxLogMethod is the longest method kept; longer methods are
+	// truncated.
+	MaxLogMethod = 32
+)
+
+// LogEntry is one check, as the check path hands it to AppendLog.
+//
+// Method and Path are borrowed: they need to stay valid only during the
+// AppendLog call, which copies them (truncated to MaxLogMethod and
+// MaxLogPath bytes). KeyID, EntryID and Code are kept as they are, so they
+// should be long-lived strings (from engine data or constants), not
+// converted from reusable buffers.
+type LogEntry struct {
+	Time time.Time
+	// KeyID is "" when the key is unknown.
+	KeyID string
+	// EntryID is the allowlist entry that matched, "" if none.
+	EntryID string
+	IP      netip.Addr
+	Method  []byte
+	Path    []byte
+	Status  int
+	// Code is "" for an allowed check, else e.g. "IP_NOT_ALLOWED".
+	Code    string
+	Latency time.Duration
+}
+
+// LogRecord is a stored usage-log record, as queries return it. Its
+// strings belong to the caller.
+type LogRecord struct {
+	Time      time.Time `json:"time"` // RFC 3339 with nanoseconds in JSON
+	KeyID     string    `json:"key_id"`
+	IP        string    `json:"ip"`
+	Method    string    `json:"method"`
+	Path      string    `json:"path"`
+	Status    int       `json:"status"`
+	Code      string    `json:"code"`
+	EntryID   string    `json:"entry_id"`
+	LatencyUS int64     `json:"latency_us"`
+}
+
+// LogStats counts what happened to usage-log records in this process.
+type LogStats struct {
+	// Queued is the number of records waiting in the buffer.
+	Queued int
+	// Dropped counts records dropped because the buffer was full (or the
+	// store closed).
+	Dropped uint64
+	// Written counts records written to segments.
+	Written uint64
+	// WriteErrors counts records that could not be written (e.g. disk
+	// full).
+	WriteErrors uint64
+	// Segments is the number of stored segments.
+	Segments int
+}
+
+// slot is one buffered record, with fixed-size room for the borrowed
+// bytes so that buffering never allocates.
+type slot struct {
+	time      int64
+	latencyUS uint64
+	keyID     string
+	entryID   string
+	code      string
+	ip        netip.Addr
+	status    uint16
+	methodLen uint8
+	pathLen   uint16
+	method    [MaxLogMethod]byte
+	path      [MaxLogPath]byte
+}
+
+// logWriter is the usage-log buffer, a ring of preallocated slots under a
+// mutex held only to copy one record in or a few records out, and the
+// background goroutine that drains it into segments.
+type logWriter struct {
+	s *Store
+
+	mu       sync.Mutex
+	ring     []slot
+	head, n  int
+	notifyAt int
+
+	notify   chan struct{}
+	flushReq chan chan error
+
+	dropped     atomic.Uint64
+	written     atomic.Uint64
+	writeErrors atomic.Uint64
+	segments    atomic.Int64
+	finalErr    error
+
+	usedMu   sync.RWMutex
+	lastUsed map[string]int64
+
+	// Owned by the writer goroutine.
+	nextSeg  uint64
+	cur      segment
+	curStart time.Time
+	body     []byte
+	lastErr  error
+	keyMax   []int64
+}
+
+func (w *logWriter) init(s *Store) {
+	w.s = s
+	w.ring = make([]slot, s.opts.LogBuffer)
+	w.notifyAt = max(1, min(s.opts.SegmentRecords, s.opts.LogBuffer/2))
+	w.notify = make(chan struct{}, 1)
+	w.flushReq = make(chan chan error)
+}
+
+// load reads the segment counters and last-used times at Open.
+func (w *logWriter) load(txn *badger.Txn) error {
+	w.lastUsed = make(map[string]int64)
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefixIndex
+	it := txn.NewIterator(opts)
+	var n int64
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+		k := it.Item().Key()
+		if len(k) == len(prefixIndex)+8 {
+			w.nextSeg = binary.BigEndian.Uint64(k[len(prefixIndex):]) + 1
+		}
+	}
+	it.Close()
+	w.segments.Store(n)
+
+	opts = badger.DefaultIteratorOptions
+	opts.Prefix = prefixUsed
+	it = txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		id := string(item.Key()[len(prefixUsed):])
+		err := item.Value(func(v []byte) error {
+			if len(v) == 8 {
+				w.lastUsed[id] = int64(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendLog buffers one usage-log record. It never blocks on I/O and
+// does not allocate; when the buffer is full (or the store is closed) the
+// record is dropped and counted in LogStats.Dropped. It copies e's
+// borrowed bytes and does not retain e. Safe for concurrent use.
+func (s *Store) AppendLog(e *LogEntry) {
+	w := &s.logs
+	w.mu.Lock()
+	if w.n == len(w.ring) || s.closed.Load() {
+		w.mu.Unlock()
+		w.dropped.Add(1)
+		return
+	}
+	i := w.head + w.n
+	if i >= len(w.ring) {
+		i -= len(w.ring)
+	}
+	sl := &w.ring[i]
+	sl.time = e.Time.UnixNano()
+	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
+	sl.keyID = e.KeyID
+	sl.entryID = e.EntryID
+	sl.code = e.Code
+	sl.ip = e.IP
+	sl.status = uint16(min(max(e.Status, 0), 0xffff))
+	sl.methodLen = uint8(copy(sl.method[:], e.Method))
+	sl.pathLen = uint16(copy(sl.path[:], e.Path))
+	w.n++
+	wake := w.n == w.notifyAt
+	w.mu.Unlock()
+	if wake {
+		select {
+		case w.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// FlushLogs writes every buffered record to disk now. It returns an error
+// if a segment could not be written (its records are counted in
+// LogStats.WriteErrors) or ErrClosed.
+func (s *Store) FlushLogs() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	ch := make(chan error, 1)
+	select {
+	case s.logs.flushReq <- ch:
+		return <-ch
+	case <-s.stop:
+		return ErrClosed
+	}
+}
+
+// LogStats returns the usage-log counters. Safe for concurrent use.
+func (s *Store) LogStats() LogStats {
+	w := &s.logs
+	w.mu.Lock()
+	q := w.n
+	w.mu.Unlock()
+	return LogStats{
+		Queued:      q,
+		Dropped:     w.dropped.Load(),
+		Written:     w.written.Load(),
+		WriteErrors: w.writeErrors.Load(),
+		Segments:    int(w.segments.Load()),
+	}
+}
+
+// LastUsed returns the time of the newest written usage-log record of
+// keyID, or the zero time if there is none. Records still in the buffer
+// do not count yet. It survives restarts.
+func (s *Store) LastUsed(keyID string) time.Time {
+	w := &s.logs
+	w.usedMu.RLock()
+	t, ok := w.lastUsed[keyID]
+	w.usedMu.RUnlock()
+	if !ok {
+		return time.Time{}
+	}
+	return timeOf(t)
+}
+
+func timeOf(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+func (w *logWriter) err() error { return w.finalErr }
+
+// run drains the buffer into segments until Close. A segment is written
+// when it is full, or FlushInterval after its first record was taken from
+// the buffer; the buffer is looked at every tick (at most a quarter of
+// FlushInterval, at most 250ms) and whenever it holds notifyAt records.
+func (w *logWriter) run() {
+	defer w.s.wg.Done()
+	interval := w.s.opts.FlushInterval
+	tick := time.NewTicker(min(max(interval/4, time.Millisecond), 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.s.stop:
+			// AppendLog refuses records once closed is set, so this
+			// drain is the last.
+			w.finalErr = w.flush()
+			return
+		case ch := <-w.flushReq:
+			ch <- w.flush()
+		case <-w.notify:
+			w.drain()
+		case <-tick.C:
+			w.drain()
+			if w.cur.n > 0 && time.Since(w.curStart) >= interval {
+				w.seal()
+			}
+		}
+	}
+}
+
+// flush drains the buffer and writes the current segment; it returns the
+// first write error since the previous flush.
+func (w *logWriter) flush() error {
+	w.drain()
+	if w.cur.n > 0 {
+		w.seal()
+	}
+	err := w.lastErr
+	w.lastErr = nil
+	return err
+}
+
+// drain moves buffered records into the current segment, a few at a time
+// so that AppendLog never waits long for the mutex, sealing full segments.
+func (w *logWriter) drain() {
+	const chunk = 128
+	segMax := w.s.opts.SegmentRecords
+	// At most one buffer's worth per call, so that a saturating producer
+	// cannot keep the writer from Close and FlushLogs.
+	for budget := len(w.ring); budget > 0; {
+		w.mu.Lock()
+		k := min(w.n, chunk, segMax-w.cur.n, budget)
+		budget -= k
+		if k > 0 && w.cur.n == 0 {
+			w.curStart = time.Now()
+		}
+		for j := 0; j < k; j++ {
+			w.cur.add(&w.ring[w.head])
+			w.ring[w.head].keyID, w.ring[w.head].entryID, w.ring[w.head].code = "", "", ""
+			w.head++
+			if w.head == len(w.ring) {
+				w.head = 0
+			}
+		}
+		w.n -= k
+		left := w.n
+		w.mu.Unlock()
+		if w.cur.n >= segMax {
+			w.seal()
+		}
+		if left == 0 {
+			return
+		}
+	}
+}
+
+// seal writes the current segment, its index and the last-used times of
+// its keys in one transaction, and starts a new segment.
+func (w *logWriter) seal() {
+	g := &w.cur
+	defer g.reset()
+	id := w.nextSeg
+	w.nextSeg++
+
+	w.body = g.encodeBody(w.body[:0])
+	val := compress(make([]byte, 0, len(w.body)/6+64), w.body)
+	idx := g.encodeIndex(nil)
+
+	// Newest time per key in this segment, for LastUsed.
+	keys := g.dicts[dictKey].vals
+	w.keyMax = grow(w.keyMax, len(keys))
+	for i := range w.keyMax {
+		w.keyMax[i] = 0
+	}
+	for i, k := range g.idx[dictKey] {
+		if t := g.times[i]; w.keyMax[k] == 0 || t > w.keyMax[k] {
+			w.keyMax[k] = t
+		}
+	}
+	w.usedMu.RLock()
+	var newer []int
+	for i, k := range keys {
+		if len(k) == 0 {
+			continue
+		}
+		if t, ok := w.lastUsed[string(k)]; !ok || w.keyMax[i] > t {
+			newer = append(newer, i)
+		}
+	}
+	w.usedMu.RUnlock()
+
+	err := w.s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
+			return err
+		}
+		if err := txn.Set(seqKey(prefixIndex, id), idx); err != nil {
+			return err
+		}
+		for _, i := range newer {
+			v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
+			if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		w.writeErrors.Add(uint64(g.n))
+		err = fmt.Errorf("store: write log segment: %w", err)
+		w.s.log.Error("store: usage-log records lost", "records", g.n, "err", err)
+		if w.lastErr == nil {
+			w.lastErr = err
+		}
+		return
+	}
+	w.written.Add(uint64(g.n))
+	w.segments.Add(1)
+	if len(newer) > 0 {
+		w.usedMu.Lock()
+		for _, i := range newer {
+			w.lastUsed[string(keys[i])] = w.keyMax[i]
+		}
+		w.usedMu.Unlock()
+	}
+}

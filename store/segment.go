@@ -1,0 +1,470 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A segment holds up to Options.SegmentRecords usage-log records, in the
+// order they were appended, stored column by column and compressed with
+// zstd as one frame. Beside it, under its own Badger key, a small
+// uncompressed index lets a query skip the segment without reading it.
+//
+// segment value: byte segmentVersion, then the zstd frame of the body.
+//
+// body (version 1):
+//
+//	uvarint n (records)
+//	4 dictionaries (key ids, entry ids, codes, methods):
+//	    uvarint count, then count strings (uvarint length, bytes)
+//	times: varint first Unix nanoseconds, then n-1 varint deltas
+//	4 index columns (key, entry, code, method): n uvarints < dict count
+//	statuses: n uvarints; latencies: n uvarints (microseconds)
+//	addresses: n x (byte 0 | 4 + 4 bytes | 16 + 16 bytes)
+//	path lengths: n uvarints, then the paths, concatenated
+//
+// index (version 1):
+//
+//	byte indexVersion, uvarint n, varint min time, varint max time,
+//	key ids and methods: uvarint count, then strings,
+//	statuses: uvarint count, then uvarints
+const (
+	segmentVersion = 1
+	indexVersion   = 1
+
+	// maxSegmentRecords bounds SegmentRecords and what a decoder accepts.
+	maxSegmentRecords = 1 << 16
+	// maxSegmentBody bounds a decompressed body: every record at its
+	// largest, with room to spare.
+	maxSegmentBody = 64 << 20
+)
+
+// The dictionaries of a segment.
+const (
+	dictKey = iota
+	dictEntry
+	dictCode
+	dictMethod
+	numDicts
+)
+
+// segment is one segment's records, column by column. The writer builds
+// one with add; a query decodes one with decodeBody, which makes the
+// dictionaries point into the body it was given.
+type segment struct {
+	n       int
+	dicts   [numDicts]dict
+	times   []int64
+	idx     [numDicts][]uint32
+	status  []uint16
+	lat     []uint64
+	ips     []netip.Addr
+	pathEnd []uint32 // path i is paths[pathEnd[i-1]:pathEnd[i]]
+	paths   []byte
+}
+
+type dict struct {
+	vals [][]byte
+	m    map[string]uint32 // the writer's lookup; nil when decoded
+}
+
+func (d *dict) intern(b []byte) uint32 {
+	if i, ok := d.m[string(b)]; ok {
+		return i
+	}
+	if d.m == nil {
+		d.m = make(map[string]uint32)
+	}
+	i := uint32(len(d.vals))
+	d.vals = append(d.vals, bytes.Clone(b))
+	d.m[string(b)] = i
+	return i
+}
+
+func (d *dict) internString(s string) uint32 {
+	if i, ok := d.m[s]; ok {
+		return i
+	}
+	if d.m == nil {
+		d.m = make(map[string]uint32)
+	}
+	i := uint32(len(d.vals))
+	d.vals = append(d.vals, []byte(s))
+	d.m[s] = i
+	return i
+}
+
+// lookup returns the index of s, or -1.
+func (d *dict) lookup(s string) int {
+	for i, v := range d.vals {
+		if string(v) == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func (g *segment) reset() {
+	g.n = 0
+	for i := range g.dicts {
+		g.dicts[i].vals = g.dicts[i].vals[:0]
+		clear(g.dicts[i].m)
+		g.idx[i] = g.idx[i][:0]
+	}
+	g.times = g.times[:0]
+	g.status = g.status[:0]
+	g.lat = g.lat[:0]
+	g.ips = g.ips[:0]
+	g.pathEnd = g.pathEnd[:0]
+	g.paths = g.paths[:0]
+}
+
+// add appends the record in sl.
+func (g *segment) add(sl *slot) {
+	g.n++
+	g.times = append(g.times, sl.time)
+	g.idx[dictKey] = append(g.idx[dictKey], g.dicts[dictKey].internString(sl.keyID))
+	g.idx[dictEntry] = append(g.idx[dictEntry], g.dicts[dictEntry].internString(sl.entryID))
+	g.idx[dictCode] = append(g.idx[dictCode], g.dicts[dictCode].internString(sl.code))
+	g.idx[dictMethod] = append(g.idx[dictMethod], g.dicts[dictMethod].intern(sl.method[:sl.methodLen]))
+	g.status = append(g.status, sl.status)
+	g.lat = append(g.lat, sl.latencyUS)
+	g.ips = append(g.ips, sl.ip)
+	g.paths = append(g.paths, sl.path[:sl.pathLen]...)
+	g.pathEnd = append(g.pathEnd, uint32(len(g.paths)))
+}
+
+func (g *segment) path(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = g.pathEnd[i-1]
+	}
+	return g.paths[start:g.pathEnd[i]]
+}
+
+func (g *segment) record(i int) LogRecord {
+	r := LogRecord{
+		Time:      timeOf(g.times[i]),
+		KeyID:     string(g.dicts[dictKey].vals[g.idx[dictKey][i]]),
+		Method:    string(g.dicts[dictMethod].vals[g.idx[dictMethod][i]]),
+		Path:      string(g.path(i)),
+		Status:    int(g.status[i]),
+		Code:      string(g.dicts[dictCode].vals[g.idx[dictCode][i]]),
+		EntryID:   string(g.dicts[dictEntry].vals[g.idx[dictEntry][i]]),
+		LatencyUS: int64(g.lat[i]),
+	}
+	if a := g.ips[i]; a.IsValid() {
+		r.IP = a.String()
+	}
+	return r
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeBody appends the body of g to b.
+func (g *segment) encodeBody(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(g.n))
+	for i := range g.dicts {
+		vals := g.dicts[i].vals
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			b = appendBytes(b, v)
+		}
+	}
+	var prev int64
+	for i, t := range g.times {
+		if i == 0 {
+			b = binary.AppendVarint(b, t)
+		} else {
+			b = binary.AppendVarint(b, t-prev)
+		}
+		prev = t
+	}
+	for d := range g.idx {
+		for _, v := range g.idx[d] {
+			b = binary.AppendUvarint(b, uint64(v))
+		}
+	}
+	for _, v := range g.status {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	for _, v := range g.lat {
+		b = binary.AppendUvarint(b, v)
+	}
+	for _, a := range g.ips {
+		switch {
+		case a.Is4():
+			a4 := a.As4()
+			b = append(b, 4)
+			b = append(b, a4[:]...)
+		case a.Is6():
+			a16 := a.As16()
+			b = append(b, 16)
+			b = append(b, a16[:]...)
+		default:
+			b = append(b, 0)
+		}
+	}
+	start := uint32(0)
+	for _, end := range g.pathEnd {
+		b = binary.AppendUvarint(b, uint64(end-start))
+		start = end
+	}
+	return append(b, g.paths...)
+}
+
+// decodeBody replaces g's records with those in body. g's dictionaries
+// and paths then point into body, which must stay unchanged while g is
+// used. Invalid input of any kind is an error wrapping ErrCorrupt.
+func (g *segment) decodeBody(body []byte) error {
+	g.reset()
+	d := decoder{b: body}
+	n := d.uvarint()
+	if n > maxSegmentRecords || n > uint64(len(d.b)) {
+		return fmt.Errorf("%w: segment record count", ErrCorrupt)
+	}
+	g.n = int(n)
+	for i := range g.dicts {
+		c := d.count(1)
+		for j := 0; j < c && d.err == nil; j++ {
+			g.dicts[i].vals = append(g.dicts[i].vals, d.bytes(d.uvarint()))
+		}
+		if g.n > 0 && len(g.dicts[i].vals) == 0 {
+			d.fail("segment dictionary")
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	g.times = grow(g.times, g.n)
+	var t int64
+	for i := range g.times {
+		if i == 0 {
+			t = d.varint()
+		} else {
+			t += d.varint()
+		}
+		g.times[i] = t
+	}
+	for k := range g.idx {
+		g.idx[k] = grow(g.idx[k], g.n)
+		max := uint64(len(g.dicts[k].vals))
+		for i := range g.idx[k] {
+			v := d.uvarint()
+			if v >= max {
+				d.fail("segment dictionary index")
+				break
+			}
+			g.idx[k][i] = uint32(v)
+		}
+	}
+	g.status = grow(g.status, g.n)
+	for i := range g.status {
+		v := d.uvarint()
+		if v > 0xffff {
+			d.fail("segment status")
+			break
+		}
+		g.status[i] = uint16(v)
+	}
+	g.lat = grow(g.lat, g.n)
+	for i := range g.lat {
+		g.lat[i] = d.uvarint()
+	}
+	g.ips = grow(g.ips, g.n)
+	for i := range g.ips {
+		switch d.byte() {
+		case 0:
+			g.ips[i] = netip.Addr{}
+		case 4:
+			if b := d.bytes(4); b != nil {
+				g.ips[i] = netip.AddrFrom4([4]byte(b))
+			}
+		case 16:
+			if b := d.bytes(16); b != nil {
+				g.ips[i] = netip.AddrFrom16([16]byte(b))
+			}
+		default:
+			d.fail("segment address")
+		}
+		if d.err != nil {
+			break
+		}
+	}
+	g.pathEnd = grow(g.pathEnd, g.n)
+	var end uint64
+	for i := range g.pathEnd {
+		end += d.uvarint()
+		if end > uint64(len(d.b)) {
+			d.fail("segment path length")
+			break
+		}
+		g.pathEnd[i] = uint32(end)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if end != uint64(len(d.b)) {
+		return fmt.Errorf("%w: segment paths length", ErrCorrupt)
+	}
+	g.paths = d.b
+	return nil
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+var (
+	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			panic(err)
+		}
+		return e
+	})
+	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSegmentBody))
+		if err != nil {
+			panic(err)
+		}
+		return d
+	})
+)
+
+// compress appends the stored form of body to dst.
+func compress(dst, body []byte) []byte {
+	dst = append(dst, segmentVersion)
+	return zstdEncoder().EncodeAll(body, dst)
+}
+
+// decompress appends the body of the stored segment v to dst.
+func decompress(dst, v []byte) ([]byte, error) {
+	if len(v) == 0 || v[0] != segmentVersion {
+		return dst, fmt.Errorf("%w: unknown segment format", ErrCorrupt)
+	}
+	out, err := zstdDecoder().DecodeAll(v[1:], dst)
+	if err != nil {
+		return dst, fmt.Errorf("%w: segment: %w", ErrCorrupt, err)
+	}
+	if len(out)-len(dst) > maxSegmentBody {
+		return dst, fmt.Errorf("%w: segment too large", ErrCorrupt)
+	}
+	return out, nil
+}
+
+// decodeSegment decodes a stored segment into g, using *buf for the body
+// (g points into it afterwards).
+func decodeSegment(g *segment, buf *[]byte, v []byte) error {
+	body, err := decompress((*buf)[:0], v)
+	if err != nil {
+		return err
+	}
+	*buf = body
+	return g.decodeBody(body)
+}
+
+// encodeIndex appends the index of g to b.
+func (g *segment) encodeIndex(b []byte) []byte {
+	b = append(b, indexVersion)
+	b = binary.AppendUvarint(b, uint64(g.n))
+	lo, hi := g.timeRange()
+	b = binary.AppendVarint(b, lo)
+	b = binary.AppendVarint(b, hi)
+	for _, d := range []int{dictKey, dictMethod} {
+		vals := g.dicts[d].vals
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			b = appendBytes(b, v)
+		}
+	}
+	var seen [8]uint64 // statuses below 512, as a bitmap
+	var other []uint16
+	for _, st := range g.status {
+		if st < 512 {
+			seen[st/64] |= 1 << (st % 64)
+		} else if !containsStatus(other, st) {
+			other = append(other, st)
+		}
+	}
+	var sts []uint16
+	for i := 0; i < 512; i++ {
+		if seen[i/64]&(1<<(i%64)) != 0 {
+			sts = append(sts, uint16(i))
+		}
+	}
+	sts = append(sts, other...)
+	b = binary.AppendUvarint(b, uint64(len(sts)))
+	for _, st := range sts {
+		b = binary.AppendUvarint(b, uint64(st))
+	}
+	return b
+}
+
+func containsStatus(s []uint16, v uint16) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *segment) timeRange() (lo, hi int64) {
+	for i, t := range g.times {
+		if i == 0 || t < lo {
+			lo = t
+		}
+		if i == 0 || t > hi {
+			hi = t
+		}
+	}
+	return lo, hi
+}
+
+// segIndex is a decoded index; the slices point into the stored value.
+type segIndex struct {
+	n        int
+	min, max int64
+	keys     [][]byte
+	methods  [][]byte
+	statuses []uint16
+}
+
+// decodeIndex decodes v into x, reusing x's slices.
+func decodeIndex(x *segIndex, v []byte) error {
+	d := decoder{b: v}
+	if d.byte() != indexVersion {
+		return fmt.Errorf("%w: unknown index format", ErrCorrupt)
+	}
+	x.n = int(d.uvarint())
+	x.min = d.varint()
+	x.max = d.varint()
+	x.keys = x.keys[:0]
+	for c := d.count(1); c > 0 && d.err == nil; c-- {
+		x.keys = append(x.keys, d.bytes(d.uvarint()))
+	}
+	x.methods = x.methods[:0]
+	for c := d.count(1); c > 0 && d.err == nil; c-- {
+		x.methods = append(x.methods, d.bytes(d.uvarint()))
+	}
+	x.statuses = x.statuses[:0]
+	for c := d.count(1); c > 0 && d.err == nil; c-- {
+		x.statuses = append(x.statuses, uint16(d.uvarint()))
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+// Package store is keygate's persistence: API keys with their allowlists,
+// the audit trail of every change to them, and the usage log of every check,
+// all kept in one embedded Badger database in one data directory.
+//
+// # Durability
+//
+// Every key change (CreateKey, UpdateKey, UpdateKeyAction) is one Badger
+// transaction: it is applied entirely or not at all. With
+// Options.SyncWrites (the default from DefaultOptions) the write-ahead log
+// is fsync'd before the method returns, so a change that was acknowledged
+// survives kill -9 and a power cut. A method that returned an error wrote
+// nothing.
+//
+// Usage-log records are not written synchronously: they wait in a bounded
+// in-memory buffer and are written in compressed segments at least every
+// Options.FlushInterval, without fsync. A crash can lose the records of
+// the last moments; Close and FlushLogs write every buffered record.
+// Records that do not fit in the buffer are dropped and counted
+// (LogStats.Dropped), never waited for.
+//
+// # Change sequence
+//
+// Every key change gets the next number of one monotonically increasing
+// sequence, stored with the change in the same transaction. Changes(since)
+// returns what changed after a given number, which is how a daemon that
+// loaded the keys at sequence N catches up, and is the audit trail: who
+// (actor), when, and the key before and after.
+//
+// A Store is safe for concurrent use. Only one process may open a data
+// directory at a time; Open reports ErrLocked to the second.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The errors of package store. Errors returned by the store wrap these,
+// to be tested with errors.Is.
+var (
+	// ErrNotFound: no key has the requested id.
+	ErrNotFound = errors.New("store: key not found")
+	// ErrExists: a key with the same id already exists.
+	ErrExists = errors.New("store: key already exists")
+	// ErrLocked: another process (or another Store in this process) has the
+	// data directory open.
+	ErrLocked = errors.New("store: data directory is in use by another process")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrImmutable: an update function changed a key's ID or Hash.
+	ErrImmutable = errors.New("store: key id and hash cannot be changed")
+	// ErrBadFilter: a LogFilter field is invalid; the error is a
+	// *FilterError naming the field.
+	ErrBadFilter = errors.New("store: bad log filter")
+	// ErrCorrupt: stored data could not be decoded.
+	ErrCorrupt = errors.New("store: corrupt data")
+)
+
+// Defaults for the zero values of Options fields.
+const (
+	DefaultLogBuffer      = 1 << 16
+	DefaultSegmentRecords = 4096
+	DefaultFlushInterval  = time.Second
+	DefaultRetention      = 30 * 24 * time.Hour
+)
+
+// gcInterval is how often expired log segments are removed and Badger's
+// value log is garbage-collected.
+const gcInterval = 10 * time.Minute
+
+// Options configure a Store. Zero values of the fields mean the defaults;
+// build them with DefaultOptions and the WithX methods, each of which
+// returns a changed copy.
+type Options struct {
+	// Dir is the data directory, created if missing. Required unless
+	// InMemory.
+	Dir string
+	// InMemory keeps everything in memory and nothing on disk; for tests.
+	InMemory bool
+	// SyncWrites makes key changes durable (fsync) before they return.
+	// DefaultOptions sets it; the zero Options does not.
+	SyncWrites bool
+	// LogBuffer is the usage-log buffer capacity in records (default
+	// 1<<16). Records arriving while it is full are dropped and counted.
+	LogBuffer int
+	// SegmentRecords is the number of records per log segment (default
+	// 4096).
+	SegmentRecords int
+	// FlushInterval is the longest a record waits before its segment is
+	// written (default 1s).
+	FlushInterval time.Duration
+	// Retention is the age after which log segments expire (default 30
+	// days).
+	Retention time.Duration
+	// Logger receives the store's and Badger's messages (default: none).
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the options for a durable store in dir.
+func DefaultOptions(dir string) Options {
+	return Options{Dir: dir, SyncWrites: true}
+}
+
+// WithDir returns a copy of o with Dir set.
+func (o Options) WithDir(dir string) Options { o.Dir = dir; return o }
+
+// WithInMemory returns a copy of o with InMemory set.
+func (o Options) WithInMemory(v bool) Options { o.InMemory = v; return o }
+
+// WithSyncWrites returns a copy of o with SyncWrites set.
+func (o Options) WithSyncWrites(v bool) Options { o.SyncWrites = v; return o }
+
+// WithLogBuffer returns a copy of o with LogBuffer set.
+func (o Options) WithLogBuffer(n int) Options { o.LogBuffer = n; return o }
+
+// WithSegmentRecords returns a copy of o with SegmentRecords set.
+func (o Options) WithSegmentRecords(n int) Options { o.SegmentRecords = n; return o }
+
+// WithFlushInterval returns a copy of o with FlushInterval set.
+func (o Options) WithFlushInterval(d time.Duration) Options { o.FlushInterval = d; return o }
+
+// WithRetention returns a copy of o with Retention set.
+func (o Options) WithRetention(d time.Duration) Options { o.Retention = d; return o }
+
+// WithLogger returns a copy of o with Logger set.
+func (o Options) WithLogger(l *slog.Logger) Options { o.Logger = l; return o }
+
+// Validate reports the first invalid field of o.
+func (o Options) Validate() error {
+	switch {
+	case o.Dir == "" && !o.InMemory:
+		return errors.New("store: options: Dir is required unless InMemory")
+	case o.LogBuffer < 0:
+		return errors.New("store: options: LogBuffer must not be negative")
+	case o.SegmentRecords < 0 || o.SegmentRecords > maxSegmentRecords:
+		return fmt.Errorf("store: options: SegmentRecords must be between 0 and %d", maxSegmentRecords)
+	case o.FlushInterval < 0:
+		return errors.New("store: options: FlushInterval must not be negative")
+	case o.Retention < 0:
+		return errors.New("store: options: Retention must not be negative")
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.LogBuffer == 0 {
+		o.LogBuffer = DefaultLogBuffer
+	}
+	if o.SegmentRecords == 0 {
+		o.SegmentRecords = DefaultSegmentRecords
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Store is an open data directory. It is safe for concurrent use.
+type Store struct {
+	opts Options
+	db   *badger.DB
+	lock *os.File // flock'd lock file; nil in memory
+	log  *slog.Logger
+
+	// wmu serialises key changes so that sequence numbers are assigned
+	// and committed in order.
+	wmu sync.Mutex
+	seq atomic.Uint64
+	// rmu is held shared by reads, so that Close waits for them.
+	rmu sync.RWMutex
+
+	logs logWriter
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open opens (creating if needed) the store described by opts. If another
+// process has the directory open, the error wraps ErrLocked.
+func Open(opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	s := &Store{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+
+	bopts := badger.DefaultOptions(opts.Dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		// Key changes are synced explicitly (db.Sync) so that log segments
+		// do not pay an fsync each.
+		WithSyncWrites(false).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false)
+	if opts.InMemory {
+		bopts = bopts.WithDir("").WithValueDir("").WithInMemory(true)
+	} else {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		f, err := lockDir(filepath.Join(opts.Dir, "keygate.lock"))
+		if err != nil {
+			return nil, err
+		}
+		s.lock = f
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		s.unlock()
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s.db = db
+	if err := s.loadState(); err != nil {
+		db.Close()
+		s.unlock()
+		return nil, err
+	}
+	s.logs.init(s)
+	s.wg.Add(2)
+	go s.logs.run()
+	go s.maintain()
+	return s, nil
+}
+
+// loadState reads the last change sequence, the log segment counters and
+// the last-used times.
+func (s *Store) loadState() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		seq, err := readSeq(txn)
+		if err != nil {
+			return err
+		}
+		s.seq.Store(seq)
+		return s.logs.load(txn)
+	})
+}
+
+// Close flushes every buffered usage-log record, stops the background
+// work and closes the database. Calls after the first return the first
+// call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		// Under both locks, so that no key change is half done and no
+		// record is buffered after the writer's last drain.
+		s.wmu.Lock()
+		s.logs.mu.Lock()
+		s.closed.Store(true)
+		s.logs.mu.Unlock()
+		s.wmu.Unlock()
+		close(s.stop)
+		s.wg.Wait()
+		err := s.logs.err()
+		s.rmu.Lock() // wait for running queries
+		defer s.rmu.Unlock()
+		if cerr := s.db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("store: close: %w", cerr)
+		}
+		s.unlock()
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+func (s *Store) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// maintain runs retention and value-log GC every gcInterval until Close.
+func (s *Store) maintain() {
+	defer s.wg.Done()
+	s.expire(time.Now())
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.expire(now)
+			s.gcValueLog()
+		}
+	}
+}
+
+func (s *Store) expire(now time.Time) {
+	if n, err := s.expireLogs(now); err != nil {
+		s.log.Warn("store: log retention", "err", err)
+	} else if n > 0 {
+		s.log.Info("store: expired log segments", "segments", n)
+	}
+}
+
+// gcValueLog runs Badger's value-log GC until it finds nothing to rewrite.
+func (s *Store) gcValueLog() {
+	if s.opts.InMemory {
+		return
+	}
+	for i := 0; i < 16; i++ {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		if err := s.db.RunValueLogGC(0.5); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) {
+				s.log.Debug("store: value log gc", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// badgerLogger routes Badger's messages to slog, one level down: Badger
+// reports routine events (compactions, replays) as INFO.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.logf(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.logf(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.logf(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}
+
+func (b badgerLogger) logf(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if b.l.Enabled(ctx, level) {
+		b.l.Log(ctx, level, "badger: "+strings.TrimSpace(fmt.Sprintf(f, a...)))
+	}
+}
