@@ -1,0 +1,733 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// actor names the management API in the store's audit trail.
+const actor = "admin-api"
+
+// Limits on key fields.
+const (
+	MaxNameLen        = 100
+	MaxDescriptionLen = 500
+	MaxScopes         = 32
+	MaxScopeLen       = 64
+)
+
+// keyJSON is a key as the management API shows it. The secret is set only
+// in the creation response.
+type keyJSON struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Description string      `json:"description"`
+	Scopes      []string    `json:"scopes"`
+	Allowlist   []entryJSON `json:"allowlist"`
+	CreatedAt   time.Time   `json:"created_at"`
+	ExpiresAt   *time.Time  `json:"expires_at"`
+	RevokedAt   *time.Time  `json:"revoked_at"`
+	// Status is "active", "revoked" or "expired".
+	Status     string     `json:"status"`
+	Hint       string     `json:"hint"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Secret     string     `json:"secret,omitempty"`
+}
+
+// entryJSON is an allowlist entry; CIDR is the stored (canonical) form.
+type entryJSON struct {
+	ID    string `json:"id"`
+	CIDR  string `json:"cidr"`
+	Label string `json:"label"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func entriesJSON(es []engine.Entry) []entryJSON {
+	out := make([]entryJSON, len(es))
+	for i, e := range es {
+		out[i] = entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label}
+	}
+	return out
+}
+
+func (s *Server) keyView(k *engine.Key, now time.Time) keyJSON {
+	status := "active"
+	switch {
+	case !k.RevokedAt.IsZero():
+		status = "revoked"
+	case !k.Active(now):
+		status = "expired"
+	}
+	scopes := k.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return keyJSON{
+		ID: k.ID, Name: k.Name, Description: k.Description, Scopes: scopes,
+		Allowlist: entriesJSON(k.Allowlist),
+		CreatedAt: k.CreatedAt.UTC(), ExpiresAt: timePtr(k.ExpiresAt), RevokedAt: timePtr(k.RevokedAt),
+		Status: status, Hint: k.Hint, LastUsedAt: timePtr(s.store.LastUsed(k.ID)),
+	}
+}
+
+// authorized reports whether ctx carries the admin token.
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	tok := bearerToken(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	return len(tok) > 0 && tokenEqual(tok, &s.adminHash)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, fmt.Errorf("server: encoding response: %w", err))
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// decodeJSON decodes the request body into v, refusing unknown fields and
+// trailing data.
+func decodeJSON(ctx *fasthttp.RequestCtx, v any) error {
+	body := ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errorf(ErrBadRequest, "the request body is empty: send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(ErrBadRequest, "malformed JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(ErrBadRequest, "malformed JSON body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// handleKeys serves everything under /v1/keys.
+func (s *Server) handleKeys(ctx *fasthttp.RequestCtx) {
+	if !s.authorized(ctx) {
+		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
+		return
+	}
+	parts := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")[2:] // drop "v1", "keys"
+	m := string(ctx.Method())
+	c := context.Background()
+	var err error
+	switch {
+	case len(parts) == 0:
+		switch m {
+		case fasthttp.MethodGet:
+			err = s.listKeys(ctx, c)
+		case fasthttp.MethodPost:
+			err = s.createKey(ctx, c)
+		default:
+			err = methodNotAllowed("GET, POST")
+		}
+	case len(parts) == 1:
+		switch m {
+		case fasthttp.MethodGet:
+			err = s.getKey(ctx, c, parts[0])
+		case fasthttp.MethodPatch:
+			err = s.patchKey(ctx, c, parts[0])
+		case fasthttp.MethodDelete:
+			err = s.revokeKey(ctx, c, parts[0])
+		default:
+			err = methodNotAllowed("GET, PATCH, DELETE")
+		}
+	case len(parts) == 2 && parts[1] == "allowlist":
+		switch m {
+		case fasthttp.MethodGet:
+			err = s.getAllowlist(ctx, c, parts[0])
+		case fasthttp.MethodPut:
+			err = s.putAllowlist(ctx, c, parts[0])
+		case fasthttp.MethodPost:
+			err = s.addEntry(ctx, c, parts[0])
+		default:
+			err = methodNotAllowed("GET, PUT, POST")
+		}
+	case len(parts) == 3 && parts[1] == "allowlist":
+		switch m {
+		case fasthttp.MethodPatch:
+			err = s.patchEntry(ctx, c, parts[0], parts[2])
+		case fasthttp.MethodDelete:
+			err = s.deleteEntry(ctx, c, parts[0], parts[2])
+		default:
+			err = methodNotAllowed("PATCH, DELETE")
+		}
+	default:
+		err = errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path())
+	}
+	if err != nil {
+		writeError(ctx, err)
+	}
+}
+
+func methodNotAllowed(allow string) error {
+	return errorf(errMethodNotAllowed, "method not allowed here; use %s", allow)
+}
+
+func (s *Server) listKeys(ctx *fasthttp.RequestCtx, c context.Context) error {
+	keys, err := s.store.ListKeys(c)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	items := make([]keyJSON, len(keys))
+	for i, k := range keys {
+		items[i] = s.keyView(k, now)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"items": items})
+	return nil
+}
+
+func (s *Server) getKey(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
+	k, err := s.store.GetKey(c, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.keyView(k, time.Now()))
+	return nil
+}
+
+// commit runs one store write and makes it live in the engine before the
+// caller answers: changes made meanwhile by other daemons are applied
+// first, in order, so the engine's sequence number never skips one.
+func (s *Server) commit(c context.Context, write func() (Change, error)) (Change, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	ch, err := write()
+	if err != nil {
+		return ch, err
+	}
+	if ch.Seq > s.eng.Snapshot().Seq()+1 {
+		if changes, err := s.store.Changes(c, s.eng.Snapshot().Seq(), int(ch.Seq-s.eng.Snapshot().Seq())); err == nil {
+			for _, x := range changes {
+				s.applyChange(x)
+			}
+		}
+	}
+	if ch.Seq == 0 || ch.Seq > s.eng.Snapshot().Seq() {
+		s.applyChange(ch)
+	}
+	return ch, nil
+}
+
+type createKeyRequest struct {
+	Name        string              `json:"name"`
+	Description string              `json:"description"`
+	Scopes      []string            `json:"scopes"`
+	Allowlist   []engine.EntryInput `json:"allowlist"`
+	ExpiresAt   *time.Time          `json:"expires_at"`
+}
+
+func (s *Server) createKey(ctx *fasthttp.RequestCtx, c context.Context) error {
+	var req createKeyRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	var problems []string
+	req.Name = strings.TrimSpace(req.Name)
+	problems = appendTextProblems(problems, "name", req.Name, MaxNameLen, true, false)
+	problems = appendTextProblems(problems, "description", req.Description, MaxDescriptionLen, false, true)
+	scopes, sp := checkScopes(req.Scopes)
+	problems = append(problems, sp...)
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
+		problems = append(problems, "expires_at must be in the future")
+	}
+	if len(problems) > 0 {
+		return errorf(ErrInvalid, "%s; nothing was created", strings.Join(problems, "; "))
+	}
+	for i := range req.Allowlist {
+		req.Allowlist[i].ID = ""
+	}
+	entries, err := s.policy.BuildAllowlist(req.Allowlist)
+	if err != nil {
+		return err
+	}
+	secret, hint := engine.NewSecret()
+	k := &engine.Key{
+		ID: engine.NewKeyID(), Name: req.Name, Description: req.Description, Scopes: scopes,
+		Hash: engine.HashSecret([]byte(secret)), Hint: hint, CreatedAt: now, Allowlist: entries,
+	}
+	if req.ExpiresAt != nil {
+		k.ExpiresAt = req.ExpiresAt.UTC()
+	}
+	ch, err := s.commit(c, func() (Change, error) { return s.store.CreateKey(c, k.Clone(), actor) })
+	if err != nil {
+		return err
+	}
+	view := s.keyView(ch.After, now)
+	view.Secret = secret
+	writeJSON(ctx, fasthttp.StatusCreated, view)
+	return nil
+}
+
+// appendTextProblems checks a free-text field.
+func appendTextProblems(problems []string, field, v string, maxLen int, required, multiline bool) []string {
+	switch {
+	case required && v == "":
+		return append(problems, field+" is required")
+	case !utf8.ValidString(v):
+		return append(problems, field+" is not valid UTF-8 text")
+	case utf8.RuneCountInString(v) > maxLen:
+		return append(problems, fmt.Sprintf("%s is %d characters long; the limit is %d", field, utf8.RuneCountInString(v), maxLen))
+	}
+	for _, r := range v {
+		if multiline && (r == '\n' || r == '\t') {
+			continue
+		}
+		if !unicode.IsPrint(r) && r != ' ' {
+			return append(problems, fmt.Sprintf("%s contains the non-printable character %U", field, r))
+		}
+	}
+	return problems
+}
+
+// checkScopes validates scopes and returns them without duplicates.
+func checkScopes(in []string) ([]string, []string) {
+	var problems []string
+	if len(in) > MaxScopes {
+		problems = append(problems, fmt.Sprintf("a key can have at most %d scopes, not %d", MaxScopes, len(in)))
+	}
+	out := make([]string, 0, len(in))
+	for i, sc := range in {
+		switch {
+		case sc == "":
+			problems = append(problems, fmt.Sprintf("scopes[%d] is empty", i))
+			continue
+		case len(sc) > MaxScopeLen:
+			problems = append(problems, fmt.Sprintf("scopes[%d] is longer than %d characters", i, MaxScopeLen))
+			continue
+		}
+		bad := false
+		for j := 0; j < len(sc); j++ {
+			if c := sc[j]; c <= ' ' || c >= 0x7f || c == ',' || c == '"' {
+				bad = true
+			}
+		}
+		if bad {
+			problems = append(problems, fmt.Sprintf("scopes[%d] %q may contain only printable ASCII without spaces, commas or quotes (e.g. \"orders:read\")", i, sc))
+			continue
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, problems
+}
+
+type patchKeyRequest struct {
+	Name        *string              `json:"name"`
+	Description *string              `json:"description"`
+	Scopes      *[]string            `json:"scopes"`
+	ExpiresAt   *time.Time           `json:"expires_at"`
+	Allowlist   *[]engine.EntryInput `json:"allowlist"`
+}
+
+func errRevoked(id string) error {
+	return errorf(ErrConflict, "key %s is revoked and cannot be changed", id)
+}
+
+func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
+	var req patchKeyRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	var problems []string
+	if req.Name != nil {
+		*req.Name = strings.TrimSpace(*req.Name)
+		problems = appendTextProblems(problems, "name", *req.Name, MaxNameLen, true, false)
+	}
+	if req.Description != nil {
+		problems = appendTextProblems(problems, "description", *req.Description, MaxDescriptionLen, false, true)
+	}
+	var scopes []string
+	if req.Scopes != nil {
+		var sp []string
+		scopes, sp = checkScopes(*req.Scopes)
+		problems = append(problems, sp...)
+	}
+	if len(problems) > 0 {
+		return errorf(ErrInvalid, "%s; nothing was changed", strings.Join(problems, "; "))
+	}
+	ch, err := s.commit(c, func() (Change, error) {
+		return s.store.UpdateKey(c, id, actor, "key.update", func(k *engine.Key) error {
+			if !k.RevokedAt.IsZero() {
+				return errRevoked(id)
+			}
+			if req.Name != nil {
+				k.Name = *req.Name
+			}
+			if req.Description != nil {
+				k.Description = *req.Description
+			}
+			if req.Scopes != nil {
+				k.Scopes = scopes
+			}
+			if req.ExpiresAt != nil {
+				k.ExpiresAt = req.ExpiresAt.UTC()
+			}
+			if req.Allowlist != nil {
+				entries, err := s.mergeEntries(k.Allowlist, *req.Allowlist)
+				if err != nil {
+					return err
+				}
+				k.Allowlist = entries
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.keyView(ch.After, time.Now()))
+	return nil
+}
+
+func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
+	ch, err := s.commit(c, func() (Change, error) {
+		return s.store.UpdateKey(c, id, actor, "key.revoke", func(k *engine.Key) error {
+			if k.RevokedAt.IsZero() {
+				k.RevokedAt = time.Now().UTC()
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.keyView(ch.After, time.Now()))
+	return nil
+}
+
+// allowlistJSON is the body of the allowlist endpoints.
+type allowlistJSON struct {
+	KeyID   string      `json:"key_id"`
+	Entries []entryJSON `json:"entries"`
+}
+
+func (s *Server) getAllowlist(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
+	k, err := s.store.GetKey(c, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: k.ID, Entries: entriesJSON(k.Allowlist)})
+	return nil
+}
+
+// mergeEntries validates a new list for a key whose current list is cur.
+// Entry ids stay stable: an input naming an id keeps it (it must be one of
+// cur's), and an input without one that matches an entry of cur by prefix
+// takes that entry's id.
+func (s *Server) mergeEntries(cur []engine.Entry, in []engine.EntryInput) ([]engine.Entry, error) {
+	in = slices.Clone(in)
+	used := make(map[string]bool, len(in))
+	var problems []*engine.EntryError
+	for i, e := range in {
+		if e.ID == "" {
+			continue
+		}
+		if !slices.ContainsFunc(cur, func(x engine.Entry) bool { return x.ID == e.ID }) {
+			problems = append(problems, &engine.EntryError{Index: i, Input: e.CIDR, Rule: "unknown_id",
+				Message: fmt.Sprintf("entry id %q is not an entry of this key: leave id empty for a new entry", e.ID)})
+			continue
+		}
+		used[e.ID] = true
+	}
+	if len(problems) > 0 {
+		return nil, &engine.AllowlistError{Problems: problems}
+	}
+	for i, e := range in {
+		if e.ID != "" {
+			continue
+		}
+		pfx, err := s.policy.ParseEntry(e.CIDR)
+		if err != nil {
+			continue
+		}
+		for _, x := range cur {
+			if x.Prefix == pfx && !used[x.ID] {
+				in[i].ID = x.ID
+				used[x.ID] = true
+				break
+			}
+		}
+	}
+	return s.policy.BuildAllowlist(in)
+}
+
+type putAllowlistRequest struct {
+	Entries *[]engine.EntryInput `json:"entries"`
+}
+
+// updateAllowlist replaces key id's allowlist with what fn makes of the
+// current one, all or nothing.
+func (s *Server) updateAllowlist(c context.Context, id, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (Change, error) {
+	return s.commit(c, func() (Change, error) {
+		return s.store.UpdateKey(c, id, actor, action, func(k *engine.Key) error {
+			if !k.RevokedAt.IsZero() {
+				return errRevoked(id)
+			}
+			in, err := fn(k.Allowlist)
+			if err != nil {
+				return err
+			}
+			entries, err := s.mergeEntries(k.Allowlist, in)
+			if err != nil {
+				return err
+			}
+			k.Allowlist = entries
+			return nil
+		})
+	})
+}
+
+func inputsOf(es []engine.Entry) []engine.EntryInput {
+	out := make([]engine.EntryInput, len(es))
+	for i, e := range es {
+		out[i] = engine.EntryInput{ID: e.ID, CIDR: e.CIDR(), Label: e.Label}
+	}
+	return out
+}
+
+func (s *Server) putAllowlist(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
+	var req putAllowlistRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	if req.Entries == nil {
+		return errorf(ErrBadRequest, `the body must be {"entries":[{"cidr":"203.0.113.5","label":"..."}]} ("entries":[] clears the allowlist)`)
+	}
+	ch, err := s.updateAllowlist(c, id, "allowlist.replace", func([]engine.Entry) ([]engine.EntryInput, error) {
+		return *req.Entries, nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: ch.After.ID, Entries: entriesJSON(ch.After.Allowlist)})
+	return nil
+}
+
+type entryRequest struct {
+	CIDR  *string `json:"cidr"`
+	Label *string `json:"label"`
+}
+
+func (s *Server) addEntry(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
+	var req entryRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	if req.CIDR == nil {
+		return errorf(ErrBadRequest, `the body must be {"cidr":"203.0.113.5","label":"..."}`)
+	}
+	in := engine.EntryInput{CIDR: *req.CIDR}
+	if req.Label != nil {
+		in.Label = *req.Label
+	}
+	var before []engine.Entry
+	ch, err := s.updateAllowlist(c, id, "allowlist.add", func(cur []engine.Entry) ([]engine.EntryInput, error) {
+		before = cur
+		return append(inputsOf(cur), in), nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range ch.After.Allowlist {
+		if !slices.ContainsFunc(before, func(x engine.Entry) bool { return x.ID == e.ID }) {
+			writeJSON(ctx, fasthttp.StatusCreated, entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label})
+			return nil
+		}
+	}
+	return fmt.Errorf("server: added entry not found in the stored key %s", id)
+}
+
+func (s *Server) patchEntry(ctx *fasthttp.RequestCtx, c context.Context, id, entryID string) error {
+	var req entryRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	ch, err := s.updateAllowlist(c, id, "allowlist.update", func(cur []engine.Entry) ([]engine.EntryInput, error) {
+		in := inputsOf(cur)
+		i := slices.IndexFunc(in, func(e engine.EntryInput) bool { return e.ID == entryID })
+		if i < 0 {
+			return nil, errorf(ErrNotFound, "key %s has no allowlist entry %s", id, entryID)
+		}
+		if req.CIDR != nil {
+			in[i].CIDR = *req.CIDR
+		}
+		if req.Label != nil {
+			in[i].Label = *req.Label
+		}
+		return in, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range ch.After.Allowlist {
+		if e.ID == entryID {
+			writeJSON(ctx, fasthttp.StatusOK, entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label})
+			return nil
+		}
+	}
+	return fmt.Errorf("server: edited entry %s not found in the stored key %s", entryID, id)
+}
+
+func (s *Server) deleteEntry(ctx *fasthttp.RequestCtx, c context.Context, id, entryID string) error {
+	ch, err := s.updateAllowlist(c, id, "allowlist.remove", func(cur []engine.Entry) ([]engine.EntryInput, error) {
+		in := inputsOf(cur)
+		i := slices.IndexFunc(in, func(e engine.EntryInput) bool { return e.ID == entryID })
+		if i < 0 {
+			return nil, errorf(ErrNotFound, "key %s has no allowlist entry %s", id, entryID)
+		}
+		return slices.Delete(in, i, i+1), nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: ch.After.ID, Entries: entriesJSON(ch.After.Allowlist)})
+	return nil
+}
+
+// handleLogs serves GET /v1/logs and GET /v1/logs/export.csv.
+func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
+	if !s.authorized(ctx) {
+		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
+		return
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		writeError(ctx, methodNotAllowed("GET"))
+		return
+	}
+	f, err := parseLogFilter(ctx.QueryArgs())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	switch string(ctx.Path()) {
+	case "/v1/logs":
+		page, err := s.store.QueryLogs(context.Background(), f)
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
+		if page.Items == nil {
+			page.Items = []LogRecord{}
+		}
+		writeJSON(ctx, fasthttp.StatusOK, page)
+	case "/v1/logs/export.csv":
+		f.Limit, f.Cursor = 0, ""
+		ctx.SetContentType("text/csv; charset=utf-8")
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="keygate-usage-logs-`+time.Now().UTC().Format("20060102T150405Z")+`.csv"`)
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			if _, err := s.store.ExportCSV(context.Background(), w, f); err != nil {
+				// The status line is gone; all that is left is to stop
+				// early and say so where an operator will see it.
+				s.log.Warn("CSV export failed", "err", err)
+			}
+			w.Flush()
+		})
+	default:
+		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
+	}
+}
+
+// parseLogFilter reads the log filters from the query string.
+func parseLogFilter(args *fasthttp.Args) (LogFilter, error) {
+	var f LogFilter
+	var problems []string
+	f.KeyID = string(args.Peek("key_id"))
+	f.Method = strings.ToUpper(string(args.Peek("method")))
+	f.Cursor = string(args.Peek("cursor"))
+	if st := string(args.Peek("status")); st != "" {
+		if !validStatusFilter(st) {
+			problems = append(problems, fmt.Sprintf("status %q: want a status code such as 403 or a class such as 4xx", st))
+		}
+		f.Status = strings.ToLower(st)
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		v := string(args.Peek(p.name))
+		if v == "" {
+			continue
+		}
+		t, err := parseTime(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z, or Unix seconds", p.name, v))
+			continue
+		}
+		*p.dst = t
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		problems = append(problems, "from must be before to")
+	}
+	if v := string(args.Peek("limit")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			problems = append(problems, fmt.Sprintf("limit %q: want a number from 1 to 1000", v))
+		}
+		f.Limit = n
+	}
+	if len(problems) > 0 {
+		return f, errorf(ErrBadRequest, "%s", strings.Join(problems, "; "))
+	}
+	return f, nil
+}
+
+func validStatusFilter(s string) bool {
+	if len(s) != 3 || s[0] < '1' || s[0] > '5' {
+		return false
+	}
+	if strings.EqualFold(s[1:], "xx") {
+		return true
+	}
+	return s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
+}
+
+func parseTime(v string) (time.Time, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, errors.New("bad time")
+	}
+	return t, nil
+}
+
+// addrString formats an address for messages; the zero address is "".
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}

@@ -1,0 +1,258 @@
+package server
+
+import (
+	"bytes"
+	"net/netip"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// Response headers of the forward-auth endpoint. The identity headers are
+// always set (empty when the check is denied), so a proxy that copies them
+// upstream overwrites whatever a client sent under the same names.
+const (
+	HeaderKeyID        = "X-Keygate-Key-Id"
+	HeaderKeyName      = "X-Keygate-Key-Name"
+	HeaderScopes       = "X-Keygate-Scopes"
+	HeaderErrorCode    = "X-Keygate-Error-Code"
+	HeaderErrorMessage = "X-Keygate-Error-Message"
+)
+
+const authzPrefix = "/v1/authz"
+
+// scratch is per-request working memory of the check path, pooled so that
+// a check does not allocate in steady state.
+type scratch struct {
+	log LogEntry
+	uri fasthttp.URI
+	buf []byte
+	req checkRequest
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 512)} }}
+
+// handleAuthz serves forward-auth requests (/v1/authz and below, any
+// method). The query string and the body are ignored.
+func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	h := &ctx.Request.Header
+
+	secret := bearerToken(h.Peek(fasthttp.HeaderAuthorization))
+	if secret == nil {
+		secret = trimOWS(h.Peek("X-Api-Key"))
+	}
+	method := h.Peek("X-Forwarded-Method")
+	if len(method) == 0 {
+		method = h.Peek("X-Original-Method")
+	}
+	if len(method) == 0 {
+		method = h.Method()
+	}
+	uri := h.Peek("X-Forwarded-Uri")
+	if len(uri) == 0 {
+		uri = h.Peek("X-Original-Uri")
+	}
+	if len(uri) == 0 {
+		// Envoy's ext_authz appends the original path to the configured
+		// path prefix; without one, the path below /v1/authz is it.
+		uri = ctx.Request.URI().PathOriginal()
+		uri = uri[min(len(authzPrefix), len(uri)):]
+		if len(uri) == 0 {
+			uri = slash
+		}
+	}
+	path := stripQuery(uri)
+	sc.uri.SetPathBytes(path)
+	scope := s.routes.scopeFor(method, sc.uri.Path())
+
+	ip := clientIP(h, peerAddr(ctx), s.trusted, s.cfg.RealIPHeaders)
+	now := time.Now()
+	res := s.eng.Check(secret, scope, ip, now)
+
+	rh := &ctx.Response.Header
+	rh.Set(fasthttp.HeaderCacheControl, "no-store")
+	if res.Decision == engine.Allow {
+		k := res.Key
+		rh.Set(HeaderKeyID, k.ID)
+		sc.buf = appendHeaderValue(sc.buf[:0], k.Name)
+		rh.SetBytesV(HeaderKeyName, sc.buf)
+		sc.buf = sc.buf[:0]
+		for i, sco := range k.Scopes {
+			if i > 0 {
+				sc.buf = append(sc.buf, ',')
+			}
+			sc.buf = appendHeaderValue(sc.buf, sco)
+		}
+		rh.SetBytesV(HeaderScopes, sc.buf)
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.Response.ResetBody()
+	} else {
+		rh.Set(HeaderKeyID, "")
+		rh.Set(HeaderKeyName, "")
+		rh.Set(HeaderScopes, "")
+		s.writeDenial(ctx, res.Decision)
+	}
+	s.record(sc, start, now, &res, ip, method, path, ctx.Response.StatusCode(), res.Decision.Code())
+}
+
+// handleCheck serves POST /v1/check.
+func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	if !ctx.IsPost() {
+		writeError(ctx, errorf(errMethodNotAllowed, "use POST for /v1/check"))
+		return
+	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	r := &sc.req
+	rh := &ctx.Response.Header
+	rh.Set(fasthttp.HeaderCacheControl, "no-store")
+	if msg := parseCheckRequest(ctx.PostBody(), r); msg != "" {
+		s.writeBadCheck(ctx, sc, start, r, msg)
+		return
+	}
+	ip, ok := parseAddr(r.ip)
+	if !ok || len(trimOWS(r.ip)) != len(r.ip) {
+		s.writeBadCheck(ctx, sc, start, r, msgInvalidIP)
+		return
+	}
+	now := time.Now()
+	res := s.eng.Check(r.key, r.scope, ip, now)
+	if res.Decision == engine.Allow {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("application/json")
+		b := append(sc.buf[:0], `{"allowed":true,"key_id":`...)
+		b = appendJSONString(b, res.Key.ID)
+		b = append(b, `,"key_name":`...)
+		b = appendJSONString(b, res.Key.Name)
+		b = append(b, `,"entry_id":`...)
+		if res.Entry != nil {
+			b = appendJSONString(b, res.Entry.ID)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, '}')
+		sc.buf = b
+		ctx.SetBody(b)
+	} else {
+		s.writeDenial(ctx, res.Decision)
+	}
+	s.record(sc, start, now, &res, ip, r.method, stripQuery(r.path), ctx.Response.StatusCode(), res.Decision.Code())
+}
+
+// writeDenial answers a denied check: status, the precomputed JSON body,
+// and the code and message as headers for proxies that drop the body.
+func (s *Server) writeDenial(ctx *fasthttp.RequestCtx, d engine.Decision) {
+	rh := &ctx.Response.Header
+	ctx.SetStatusCode(decisionStatus[d])
+	ctx.SetContentType("application/json")
+	rh.Set(HeaderErrorCode, d.Code())
+	rh.Set(HeaderErrorMessage, d.Message())
+	if d == engine.DenyInvalidKey {
+		rh.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token"`)
+	}
+	ctx.SetBody(decisionBody[d])
+}
+
+func (s *Server) writeBadCheck(ctx *fasthttp.RequestCtx, sc *scratch, start time.Time, r *checkRequest, msg string) {
+	ctx.SetStatusCode(badCheckStatus)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set(HeaderErrorCode, "BAD_REQUEST")
+	ctx.Response.Header.Set(HeaderErrorMessage, msg)
+	b := append(sc.buf[:0], `{"error":{"code":"BAD_REQUEST","message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, "}}"...)
+	sc.buf = b
+	ctx.SetBody(b)
+	ip, _ := parseAddr(r.ip)
+	res := engine.Result{Decision: engine.Decision(255)}
+	s.record(sc, start, time.Now(), &res, ip, r.method, stripQuery(r.path), badCheckStatus, "BAD_REQUEST")
+}
+
+// record counts the decision and hands it to the usage log.
+func (s *Server) record(sc *scratch, start, now time.Time, res *engine.Result, ip netip.Addr, method, path []byte, status int, code string) {
+	lat := time.Since(start)
+	o := oBadRequest
+	if res.Decision <= engine.DenyIP {
+		o = outcome(res.Decision)
+	}
+	s.metrics.observeDecision(o, lat)
+	e := &sc.log
+	*e = LogEntry{Time: now, IP: ip, Method: method, Path: path, Status: status, Code: code, Latency: lat}
+	if res.Key != nil {
+		e.KeyID = res.Key.ID
+	}
+	if res.Entry != nil {
+		e.EntryID = res.Entry.ID
+	}
+	s.sink.AppendLog(e)
+	*e = LogEntry{}
+}
+
+var slash = []byte("/")
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// value, or nil when v is not a bearer credential.
+func bearerToken(v []byte) []byte {
+	const p = "bearer "
+	if len(v) < len(p) || !bytes.EqualFold(v[:len(p)], []byte(p)) {
+		return nil
+	}
+	return trimOWS(v[len(p):])
+}
+
+// stripQuery cuts a URI at its query string or fragment.
+func stripQuery(uri []byte) []byte {
+	if i := bytes.IndexAny(uri, "?#"); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
+// appendHeaderValue appends s with control characters replaced by spaces,
+// so that stored text can never split a response header.
+func appendHeaderValue(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,240 @@
+package server
+
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// checkRequest is the body of POST /v1/check. Its slices point into the
+// request body (which parseCheckRequest unescapes in place) and are valid
+// only while the request is being handled.
+type checkRequest struct {
+	key, ip, scope, method, path []byte
+	seen                         uint8
+}
+
+const (
+	fKey uint8 = 1 << iota
+	fIP
+	fScope
+	fMethod
+	fPath
+)
+
+// Messages for a malformed check request. Constants, so that a bad request
+// costs no formatting.
+const (
+	msgNotObject   = "the body must be a JSON object such as {\"key\":\"kg_...\",\"ip\":\"203.0.113.5\"}"
+	msgBadSyntax   = "the body is not valid JSON"
+	msgBadString   = "the body contains an invalid JSON string (bad escape, control character or invalid UTF-8)"
+	msgNotString   = "every field of a check request must be a JSON string (or null for the optional ones)"
+	msgUnknown     = "unknown field: the fields of a check request are key, ip, scope, method and path"
+	msgDuplicate   = "a field appears twice in the check request"
+	msgTrailing    = "unexpected data after the JSON object"
+	msgMissingKey  = "the field \"key\" is required"
+	msgMissingIP   = "the field \"ip\" is required"
+	msgInvalidIP   = "the field \"ip\" must be a plain IPv4 or IPv6 address such as 203.0.113.5 or 2001:db8::1"
+	msgFieldTooBig = "a field of the check request is too long"
+)
+
+// maxCheckField bounds every field of a check request.
+const maxCheckField = 4096
+
+// parseCheckRequest parses the flat JSON object of a check request without
+// allocating. String escapes are decoded in place, which is why b is
+// modified. It returns "" on success, else a message saying what is wrong.
+// Only string values are accepted (null for the optional fields scope,
+// method and path); unknown and repeated fields are refused.
+func parseCheckRequest(b []byte, r *checkRequest) string {
+	*r = checkRequest{}
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return msgNotObject
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return msgBadSyntax
+			}
+			name, next, ok := unescapeString(b, i+1)
+			if !ok {
+				return msgBadString
+			}
+			i = skipWS(b, next)
+			if i >= len(b) || b[i] != ':' {
+				return msgBadSyntax
+			}
+			i = skipWS(b, i+1)
+			var field uint8
+			var dst *[]byte
+			switch string(name) {
+			case "key":
+				field, dst = fKey, &r.key
+			case "ip":
+				field, dst = fIP, &r.ip
+			case "scope":
+				field, dst = fScope, &r.scope
+			case "method":
+				field, dst = fMethod, &r.method
+			case "path":
+				field, dst = fPath, &r.path
+			default:
+				return msgUnknown
+			}
+			if r.seen&field != 0 {
+				return msgDuplicate
+			}
+			r.seen |= field
+			switch {
+			case i < len(b) && b[i] == '"':
+				v, next, ok := unescapeString(b, i+1)
+				if !ok {
+					return msgBadString
+				}
+				if len(v) > maxCheckField {
+					return msgFieldTooBig
+				}
+				*dst = v
+				i = next
+			case hasLiteral(b, i, "null") && field&(fScope|fMethod|fPath) != 0:
+				r.seen &^= field
+				i += 4
+			default:
+				return msgNotString
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return msgBadSyntax
+			}
+			if b[i] == '}' {
+				i++
+				break
+			}
+			if b[i] != ',' {
+				return msgBadSyntax
+			}
+			i = skipWS(b, i+1)
+		}
+	}
+	if skipWS(b, i) != len(b) {
+		return msgTrailing
+	}
+	if r.seen&fKey == 0 {
+		return msgMissingKey
+	}
+	if r.seen&fIP == 0 {
+		return msgMissingIP
+	}
+	return ""
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func hasLiteral(b []byte, i int, lit string) bool {
+	return len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit
+}
+
+// unescapeString decodes the JSON string starting at b[start] (just after
+// the opening quote) in place. It returns the decoded bytes (a prefix of
+// b[start:]), the index just after the closing quote, and whether the
+// string was valid. Decoding never grows the text, so writing behind the
+// read position is safe. Invalid UTF-8 is refused; an escaped lone
+// surrogate becomes U+FFFD, as encoding/json does.
+func unescapeString(b []byte, start int) ([]byte, int, bool) {
+	w := start
+	r := start
+	for r < len(b) {
+		c := b[r]
+		switch {
+		case c == '"':
+			return b[start:w], r + 1, true
+		case c < 0x20:
+			return nil, 0, false
+		case c == '\\':
+			if r+1 >= len(b) {
+				return nil, 0, false
+			}
+			e := b[r+1]
+			r += 2
+			switch e {
+			case '"', '\\', '/':
+				b[w] = e
+			case 'b':
+				b[w] = '\b'
+			case 'f':
+				b[w] = '\f'
+			case 'n':
+				b[w] = '\n'
+			case 'r':
+				b[w] = '\r'
+			case 't':
+				b[w] = '\t'
+			case 'u':
+				cp, ok := hex4(b, r)
+				if !ok {
+					return nil, 0, false
+				}
+				r += 4
+				ru := rune(cp)
+				if utf16.IsSurrogate(ru) {
+					ru = utf8.RuneError
+					if r+6 <= len(b) && b[r] == '\\' && b[r+1] == 'u' {
+						if lo, ok := hex4(b, r+2); ok {
+							if d := utf16.DecodeRune(rune(cp), rune(lo)); d != utf8.RuneError {
+								ru = d
+								r += 6
+							}
+						}
+					}
+				}
+				w += utf8.EncodeRune(b[w:], ru)
+				continue
+			default:
+				return nil, 0, false
+			}
+			w++
+		case c < utf8.RuneSelf:
+			b[w] = c
+			w++
+			r++
+		default:
+			ru, size := utf8.DecodeRune(b[r:])
+			if ru == utf8.RuneError && size == 1 {
+				return nil, 0, false
+			}
+			copy(b[w:], b[r:r+size])
+			w += size
+			r += size
+		}
+	}
+	return nil, 0, false
+}
+
+func hex4(b []byte, i int) (uint16, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var v uint16
+	for _, c := range b[i : i+4] {
+		v <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			v |= uint16(c - '0')
+		case c >= 'a' && c <= 'f':
+			v |= uint16(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			v |= uint16(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"net"
+	"net/netip"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+)
+
+// maxAddrText bounds the text of one address: the longest IPv6 form
+// ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") is 45 bytes.
+const maxAddrText = 64
+
+// parseAddr parses one plain IPv4 or IPv6 address, surrounded by optional
+// spaces or tabs, without allocating. Anything else — ports, brackets,
+// zones, leading zeros, integer forms — is refused: a caller treats it as
+// "no valid address", which never matches an allowlist.
+func parseAddr(b []byte) (netip.Addr, bool) {
+	b = trimOWS(b)
+	if len(b) == 0 || len(b) > maxAddrText {
+		return netip.Addr{}, false
+	}
+	for _, c := range b {
+		// A zone would make ParseAddr keep a reference to the text, and
+		// is never a real client address.
+		if c == '%' {
+			return netip.Addr{}, false
+		}
+	}
+	// The string does not outlive this call: without a zone, ParseAddr
+	// keeps nothing of its input.
+	a, err := netip.ParseAddr(unsafe.String(&b[0], len(b)))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// proxySet is the set of trusted proxy prefixes. A linear scan: deployments
+// trust a handful of ranges.
+type proxySet []netip.Prefix
+
+func (p proxySet) contains(a netip.Addr) bool {
+	for _, pfx := range p {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr returns the TCP peer of ctx, IPv4-mapped addresses unmapped.
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// clientIP decides the client address of a forward-auth request.
+//
+// The TCP peer is the client unless it is a trusted proxy. Then the
+// X-Forwarded-For header lines are read as one list, in order, and walked
+// from the right: each hop appended by a trusted proxy is skipped, and the
+// first untrusted hop is the client. If every hop is trusted, the leftmost
+// is the client. A hop that is not a valid address stops the walk and
+// yields the invalid (zero) address: it is never skipped, because skipping
+// it would let a client choose which address is checked. Without an
+// X-Forwarded-For header, the first configured single-address header (such
+// as X-Real-IP) that is present is used, under the same rule. The zero
+// address never matches an allowlist, so a key with an allowlist fails
+// closed.
+func clientIP(h *fasthttp.RequestHeader, peer netip.Addr, trusted proxySet, realIPHeaders []string) netip.Addr {
+	if !trusted.contains(peer) {
+		return peer
+	}
+	lines := h.PeekAll(fasthttp.HeaderXForwardedFor)
+	if len(lines) > 0 {
+		return walkXFF(lines, trusted)
+	}
+	for _, name := range realIPHeaders {
+		if v := h.Peek(name); v != nil {
+			a, _ := parseAddr(v)
+			return a
+		}
+	}
+	return peer
+}
+
+// walkXFF walks X-Forwarded-For header lines right to left as described at
+// clientIP. It does not allocate.
+func walkXFF(lines [][]byte, trusted proxySet) netip.Addr {
+	var last netip.Addr
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		end := len(line)
+		for end >= 0 {
+			start := end - 1
+			for start >= 0 && line[start] != ',' {
+				start--
+			}
+			a, ok := parseAddr(line[start+1 : end])
+			if !ok {
+				return netip.Addr{}
+			}
+			if !trusted.contains(a) {
+				return a
+			}
+			last = a
+			end = start
+		}
+	}
+	return last
+}

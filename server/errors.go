@@ -1,0 +1,159 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// Errors the server itself raises, mapped to statuses by errorResponse.
+var (
+	errUnauthorized     = errors.New("server: unauthorized")
+	errMethodNotAllowed = errors.New("server: method not allowed")
+	errRouteNotFound    = errors.New("server: no such endpoint")
+	errTooLarge         = errors.New("server: request too large")
+	errHeaderTooLarge   = errors.New("server: request header too large")
+	errTimeout          = errors.New("server: request timeout")
+	errInternal         = errors.New("server: internal error")
+)
+
+// apiError carries a message for the client alongside the sentinel that
+// decides its status.
+type apiError struct {
+	kind error
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.kind }
+
+// errorf returns an error of the given kind whose message the client sees.
+func errorf(kind error, format string, args ...any) error {
+	return &apiError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// errorBody is the JSON error envelope of every non-2xx answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string               `json:"code"`
+	Message string               `json:"message"`
+	Details []*engine.EntryError `json:"details,omitempty"`
+}
+
+// errorResponse is the one place that turns an error into an HTTP status
+// and a JSON body.
+func errorResponse(err error) (int, errorBody) {
+	msg := err.Error()
+	var ae *apiError
+	if errors.As(err, &ae) {
+		msg = ae.msg
+	}
+	var al *engine.AllowlistError
+	if errors.As(err, &al) {
+		m := "the allowlist is invalid; nothing was changed"
+		if len(al.Problems) > 0 {
+			m = al.Problems[0].Error()
+			if len(al.Problems) > 1 {
+				m += fmt.Sprintf(" (and %d more problems; see details)", len(al.Problems)-1)
+			}
+			m += "; nothing was changed"
+		}
+		return fasthttp.StatusUnprocessableEntity, errorBody{errorDetail{Code: "INVALID_ALLOWLIST", Message: m, Details: al.Problems}}
+	}
+	var ee *engine.EntryError
+	if errors.As(err, &ee) {
+		return fasthttp.StatusUnprocessableEntity, errorBody{errorDetail{Code: "INVALID_ALLOWLIST", Message: ee.Error() + "; nothing was changed", Details: []*engine.EntryError{ee}}}
+	}
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	table := []struct {
+		kind   error
+		status int
+		code   string
+	}{
+		{errUnauthorized, fasthttp.StatusUnauthorized, "UNAUTHORIZED"},
+		{ErrNotFound, fasthttp.StatusNotFound, "NOT_FOUND"},
+		{errRouteNotFound, fasthttp.StatusNotFound, "NOT_FOUND"},
+		{errMethodNotAllowed, fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
+		{ErrConflict, fasthttp.StatusConflict, "CONFLICT"},
+		{ErrInvalid, fasthttp.StatusUnprocessableEntity, "VALIDATION_FAILED"},
+		{ErrBadRequest, fasthttp.StatusBadRequest, "BAD_REQUEST"},
+		{errTooLarge, fasthttp.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE"},
+		{fasthttp.ErrBodyTooLarge, fasthttp.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE"},
+		{errHeaderTooLarge, fasthttp.StatusRequestHeaderFieldsTooLarge, "HEADER_TOO_LARGE"},
+		{errTimeout, fasthttp.StatusRequestTimeout, "REQUEST_TIMEOUT"},
+		{ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
+	}
+	for _, t := range table {
+		if errors.Is(err, t.kind) {
+			return t.status, errorBody{errorDetail{Code: t.code, Message: msg}}
+		}
+	}
+	switch {
+	case errors.As(err, &se), errors.As(err, &te):
+		return fasthttp.StatusBadRequest, errorBody{errorDetail{Code: "BAD_REQUEST", Message: "malformed JSON: " + msg}}
+	}
+	var sb *fasthttp.ErrSmallBuffer
+	if errors.As(err, &sb) {
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, errorBody{errorDetail{Code: "HEADER_TOO_LARGE", Message: "the request header is too large"}}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.StatusRequestTimeout, errorBody{errorDetail{Code: "REQUEST_TIMEOUT", Message: "the request was not received in time"}}
+	}
+	// Anything else is a fault of ours; its text may describe internals.
+	return fasthttp.StatusInternalServerError, errorBody{errorDetail{Code: "INTERNAL", Message: "internal error"}}
+}
+
+// writeError answers ctx with err as errorResponse maps it.
+func writeError(ctx *fasthttp.RequestCtx, err error) {
+	status, body := errorResponse(err)
+	b, _ := json.Marshal(body)
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if status == fasthttp.StatusUnauthorized {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keygate-admin"`)
+	}
+	ctx.SetBody(append(b, '\n'))
+}
+
+// decisionStatus is the HTTP status of each engine decision.
+var decisionStatus = [...]int{
+	engine.Allow:          fasthttp.StatusOK,
+	engine.DenyInvalidKey: fasthttp.StatusUnauthorized,
+	engine.DenyScope:      fasthttp.StatusForbidden,
+	engine.DenyIP:         fasthttp.StatusForbidden,
+}
+
+// decisionBody holds the precomputed JSON body of each denial, so that the
+// check path never formats one. For IP_NOT_ALLOWED it is, byte for byte,
+// the body the product contract fixes.
+var decisionBody = func() (t [len(decisionStatus)][]byte) {
+	for d := range t {
+		if d == int(engine.Allow) {
+			continue
+		}
+		dec := engine.Decision(d)
+		b, err := json.Marshal(errorBody{errorDetail{Code: dec.Code(), Message: dec.Message()}})
+		if err != nil {
+			panic(err)
+		}
+		t[d] = b
+	}
+	return t
+}()
+
+// badCheckStatus is the status of a malformed check request.
+const badCheckStatus = fasthttp.StatusBadRequest
+
+func hashToken(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/engine"
+)
+
+// fakeStore is an in-memory Store for the server's tests.
+type fakeStore struct {
+	mu      sync.Mutex
+	keys    map[string]*engine.Key
+	order   []string
+	changes []Change
+	logs    []LogRecord
+	// discardLogs makes AppendLog a no-op, for allocation tests.
+	discardLogs bool
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }
+
+func (f *fakeStore) record(k *engine.Key) Change {
+	c := Change{Seq: uint64(len(f.changes) + 1), KeyID: k.ID, After: k.Clone()}
+	f.changes = append(f.changes, c)
+	return c
+}
+
+func (f *fakeStore) CreateKey(_ context.Context, k *engine.Key, _ string) (Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.keys[k.ID]; ok {
+		return Change{}, fmt.Errorf("fake: %w", ErrConflict)
+	}
+	f.keys[k.ID] = k.Clone()
+	f.order = append(f.order, k.ID)
+	return f.record(k), nil
+}
+
+func (f *fakeStore) UpdateKey(_ context.Context, id, _, _ string, fn func(*engine.Key) error) (Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.keys[id]
+	if !ok {
+		return Change{}, fmt.Errorf("fake: key %s: %w", id, ErrNotFound)
+	}
+	c := k.Clone()
+	if err := fn(c); err != nil {
+		return Change{}, err
+	}
+	f.keys[id] = c
+	return f.record(c), nil
+}
+
+func (f *fakeStore) GetKey(_ context.Context, id string) (*engine.Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.keys[id]
+	if !ok {
+		return nil, fmt.Errorf("fake: key %s: %w", id, ErrNotFound)
+	}
+	return k.Clone(), nil
+}
+
+func (f *fakeStore) ListKeys(context.Context) ([]*engine.Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*engine.Key, 0, len(f.order))
+	for _, id := range f.order {
+		out = append(out, f.keys[id].Clone())
+	}
+	return out, nil
+}
+
+func (f *fakeStore) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) {
+	keys, _ := f.ListKeys(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return keys, uint64(len(f.changes)), nil
+}
+
+func (f *fakeStore) Changes(_ context.Context, since uint64, limit int) ([]Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if since >= uint64(len(f.changes)) {
+		return nil, nil
+	}
+	out := f.changes[since:]
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return slices.Clone(out), nil
+}
+
+func (f *fakeStore) AppendLog(e *LogEntry) {
+	if f.discardLogs {
+		return
+	}
+	r := LogRecord{Time: e.Time, KeyID: e.KeyID, Method: string(e.Method), Path: string(e.Path),
+		Status: e.Status, Code: e.Code, EntryID: e.EntryID, LatencyUS: e.Latency.Microseconds()}
+	if e.IP.IsValid() {
+		r.IP = e.IP.String()
+	}
+	f.mu.Lock()
+	f.logs = append(f.logs, r)
+	f.mu.Unlock()
+}
+
+func (f *fakeStore) match(r LogRecord, q LogFilter) bool {
+	switch {
+	case q.KeyID != "" && r.KeyID != q.KeyID,
+		q.Method != "" && !strings.EqualFold(r.Method, q.Method),
+		!q.From.IsZero() && r.Time.Before(q.From),
+		!q.To.IsZero() && !r.Time.Before(q.To):
+		return false
+	case q.Status != "":
+		s := strconv.Itoa(r.Status)
+		if strings.HasSuffix(q.Status, "xx") {
+			return s[0] == q.Status[0]
+		}
+		return s == q.Status
+	}
+	return true
+}
+
+func (f *fakeStore) QueryLogs(_ context.Context, q LogFilter) (LogPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	limit := q.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	start := len(f.logs) - 1
+	if q.Cursor != "" {
+		n, err := strconv.Atoi(q.Cursor)
+		if err != nil {
+			return LogPage{}, fmt.Errorf("fake: cursor: %w", ErrBadRequest)
+		}
+		start = n
+	}
+	var p LogPage
+	for i := start; i >= 0; i-- {
+		if !f.match(f.logs[i], q) {
+			continue
+		}
+		if len(p.Items) == limit {
+			p.NextCursor = strconv.Itoa(i)
+			break
+		}
+		p.Items = append(p.Items, f.logs[i])
+	}
+	return p, nil
+}
+
+func (f *fakeStore) ExportCSV(_ context.Context, w io.Writer, q LogFilter) (int, error) {
+	f.mu.Lock()
+	logs := slices.Clone(f.logs)
+	f.mu.Unlock()
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"time", "key_id", "ip", "method", "path", "status", "code", "entry_id", "latency_us"})
+	n := 0
+	for i := len(logs) - 1; i >= 0; i-- {
+		r := logs[i]
+		if !f.match(r, q) {
+			continue
+		}
+		cw.Write([]string{r.Time.Format(time.RFC3339Nano), r.KeyID, r.IP, r.Method, r.Path, strconv.Itoa(r.Status), r.Code, r.EntryID, strconv.FormatInt(r.LatencyUS, 10)})
+		n++
+	}
+	cw.Flush()
+	return n, cw.Error()
+}
+
+func (f *fakeStore) LogStats() LogStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return LogStats{Written: uint64(len(f.logs))}
+}
+
+func (f *fakeStore) LastUsed(string) time.Time { return time.Time{} }
+
+func (f *fakeStore) logCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.logs)
+}

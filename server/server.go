@@ -1,0 +1,326 @@
+// Package server is keygate's HTTP front: the check path that proxies call
+// (POST /v1/check and forward-auth under /v1/authz), the management API
+// for keys, allowlists and usage logs, the embedded web UI, and the
+// operational endpoints (/healthz, /readyz, /metrics). It serves with
+// fasthttp.
+//
+// server imports the engine and declares the small interfaces it needs
+// from a store (KeyStore, LogSink, LogStore); cmd/keygate wires a concrete
+// store in.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// Server is the keygate daemon's HTTP server. Create it with New; it is
+// safe for concurrent use.
+type Server struct {
+	cfg       Config
+	eng       *engine.Engine
+	store     Store
+	sink      LogSink
+	trusted   proxySet
+	routes    routeTable
+	policy    engine.Policy
+	adminHash [32]byte
+	metrics   metrics
+	log       *slog.Logger
+	ready     atomic.Bool
+
+	// writeMu serialises management writes with applying their changes to
+	// the engine, so the engine's sequence number only moves forward.
+	writeMu sync.Mutex
+}
+
+// New validates cfg and returns a server over st whose keys are loaded
+// into a new engine.
+func New(ctx context.Context, cfg Config, st Store) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	trusted, _ := parseProxies(cfg.TrustedProxies)
+	routes, _ := compileRoutes(cfg.Routes)
+	s := &Server{
+		cfg:       cfg,
+		eng:       engine.New(),
+		store:     st,
+		sink:      st,
+		trusted:   trusted,
+		routes:    routes,
+		policy:    engine.Policy{AllowPrivate: cfg.AllowPrivateRanges},
+		adminHash: hashToken([]byte(cfg.AdminToken)),
+		log:       cfg.Logger,
+	}
+	keys, seq, err := st.LoadAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("server: loading keys: %w", err)
+	}
+	s.eng.Load(keys, seq)
+	s.ready.Store(true)
+	return s, nil
+}
+
+// Engine returns the engine the server decides with.
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// CheckHandler serves the listener at Addr: the check path, health and
+// metrics, and — unless AdminAddr is set — management and the UI.
+func (s *Server) CheckHandler() fasthttp.RequestHandler {
+	return s.handler(true, s.cfg.AdminAddr == "")
+}
+
+// AdminHandler serves the management API, the UI, health and metrics (the
+// AdminAddr listener).
+func (s *Server) AdminHandler() fasthttp.RequestHandler { return s.handler(false, true) }
+
+func (s *Server) handler(check, admin bool) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		hid := hOther
+		defer func() {
+			if p := recover(); p != nil {
+				s.metrics.panics.Add(1)
+				s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", fmt.Sprint(p))
+				writeError(ctx, errInternal)
+			}
+			s.metrics.observeRequest(hid, ctx.Response.StatusCode())
+		}()
+		hid = s.dispatch(ctx, check, admin)
+	}
+}
+
+// dispatch routes one request and returns which handler served it.
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID {
+	path := ctx.Path()
+	switch {
+	case check && string(path) == "/v1/check":
+		s.handleCheck(ctx)
+		return hCheck
+	case check && (string(path) == authzPrefix || len(path) > len(authzPrefix) && string(path[:len(authzPrefix)+1]) == authzPrefix+"/"):
+		s.handleAuthz(ctx)
+		return hAuthz
+	case string(path) == "/healthz":
+		s.handleHealth(ctx)
+		return hHealth
+	case string(path) == "/readyz":
+		s.handleReady(ctx)
+		return hHealth
+	case string(path) == "/metrics":
+		s.handleMetrics(ctx)
+		return hMetrics
+	}
+	if !admin {
+		writeError(ctx, errorf(errRouteNotFound, "no such endpoint on the check listener: management and the UI are served on the admin address"))
+		return hOther
+	}
+	if hasPathPrefix(path, "/v1/keys") {
+		s.handleKeys(ctx)
+		return hKeys
+	}
+	if hasPathPrefix(path, "/v1/logs") {
+		s.handleLogs(ctx)
+		return hLogs
+	}
+	if hasPathPrefix(path, "/v1") {
+		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", path))
+		return hOther
+	}
+	s.handleUI(ctx)
+	return hUI
+}
+
+// hasPathPrefix reports whether path is p or below p.
+func hasPathPrefix(path []byte, p string) bool {
+	return string(path) == p || len(path) > len(p) && string(path[:len(p)]) == p && path[len(p)] == '/'
+}
+
+func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	fmt.Fprintf(ctx, "{\"status\":\"ok\",\"version\":%q}\n", s.cfg.Version)
+}
+
+func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if !s.ready.Load() {
+		writeError(ctx, errorf(ErrUnavailable, "not ready: shutting down"))
+		return
+	}
+	fmt.Fprintf(ctx, "{\"status\":\"ready\",\"keys\":%d,\"seq\":%d}\n", s.eng.Snapshot().Len(), s.eng.Snapshot().Seq())
+}
+
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	snap := s.eng.Snapshot()
+	g := gauges{keys: snap.Len(), seq: snap.Seq(), logStats: s.store.LogStats()}
+	w := bufio.NewWriter(ctx)
+	s.metrics.write(w, g, s.cfg.Version)
+	w.Flush()
+}
+
+// applyChange makes a committed change live in the engine. Changes are
+// applied in sequence order; an older one than the engine already reflects
+// is skipped.
+func (s *Server) applyChange(c Change) {
+	if c.After == nil {
+		return
+	}
+	if c.Seq != 0 && c.Seq <= s.eng.Snapshot().Seq() {
+		return
+	}
+	s.eng.Apply(c.Seq, []*engine.Key{c.After}, nil)
+}
+
+// poll applies changes committed by other writers (other daemons sharing
+// the store) until ctx is done.
+func (s *Server) poll(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.PollOnce(ctx); err != nil && ctx.Err() == nil {
+			s.metrics.pollErrors.Add(1)
+			s.log.Warn("polling the store for changes failed", "err", err)
+		}
+	}
+}
+
+// PollOnce applies every change newer than the engine's sequence number.
+func (s *Server) PollOnce(ctx context.Context) error {
+	for {
+		s.writeMu.Lock()
+		changes, err := s.store.Changes(ctx, s.eng.Snapshot().Seq(), 1000)
+		if err == nil {
+			for _, c := range changes {
+				s.applyChange(c)
+			}
+		}
+		s.writeMu.Unlock()
+		if err != nil || len(changes) < 1000 {
+			return err
+		}
+	}
+}
+
+// httpServer returns a hardened fasthttp server for h.
+func (s *Server) httpServer(h fasthttp.RequestHandler, name string) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      h,
+		Name:                         "keygate",
+		ReadTimeout:                  s.cfg.ReadTimeout,
+		WriteTimeout:                 s.cfg.WriteTimeout,
+		IdleTimeout:                  s.cfg.IdleTimeout,
+		ReadBufferSize:               s.cfg.MaxHeaderBytes,
+		MaxRequestBodySize:           s.cfg.MaxBodyBytes,
+		DisablePreParseMultipartForm: true,
+		NoDefaultDate:                false,
+		CloseOnShutdown:              true,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			var sb *fasthttp.ErrSmallBuffer
+			switch {
+			case errors.As(err, &sb):
+				err = errorf(errHeaderTooLarge, "the request header is larger than %d bytes", s.cfg.MaxHeaderBytes)
+			case errors.Is(err, fasthttp.ErrBodyTooLarge):
+				err = errorf(errTooLarge, "the request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+			default:
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					err = errorf(errTimeout, "the request was not received in time")
+				} else {
+					err = errorf(ErrBadRequest, "the request could not be parsed as HTTP")
+				}
+			}
+			writeError(ctx, err)
+		},
+		Logger: slogPrinter{s.log.With("listener", name)},
+	}
+}
+
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) { p.l.Info(fmt.Sprintf(format, args...)) }
+
+// Listeners holds the listeners Serve uses. Admin may be nil.
+type Listeners struct {
+	Check net.Listener
+	Admin net.Listener
+}
+
+// Listen opens the configured listeners.
+func (s *Server) Listen() (Listeners, error) {
+	var ls Listeners
+	var err error
+	if ls.Check, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+		return ls, fmt.Errorf("server: listening on %s: %w", s.cfg.Addr, err)
+	}
+	if s.cfg.AdminAddr != "" {
+		if ls.Admin, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+			ls.Check.Close()
+			return ls, fmt.Errorf("server: listening on admin address %s: %w", s.cfg.AdminAddr, err)
+		}
+	}
+	return ls, nil
+}
+
+// Serve serves on ls until ctx is done, then stops accepting, waits for
+// in-flight requests (up to ShutdownTimeout) and returns. The caller then
+// flushes and closes the store. A change poller runs meanwhile.
+func (s *Server) Serve(ctx context.Context, ls Listeners) error {
+	pollCtx, stopPoll := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.poll(pollCtx) })
+
+	servers := []*fasthttp.Server{s.httpServer(s.CheckHandler(), "check")}
+	lns := []net.Listener{ls.Check}
+	if ls.Admin != nil {
+		servers = append(servers, s.httpServer(s.AdminHandler(), "admin"))
+		lns = append(lns, ls.Admin)
+	}
+	errc := make(chan error, len(servers))
+	for i := range servers {
+		go func() { errc <- servers[i].Serve(lns[i]) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	for _, srv := range servers {
+		if e := srv.ShutdownWithContext(sctx); e != nil && err == nil {
+			err = fmt.Errorf("server: shutdown: %w", e)
+		}
+	}
+	stopPoll()
+	wg.Wait()
+	return err
+}
+
+// Run listens on the configured addresses and serves until ctx is done;
+// see Serve.
+func (s *Server) Run(ctx context.Context) error {
+	ls, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ls)
+}
