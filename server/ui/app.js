@@ -1,0 +1,860 @@
+// keygate web UI: Settings > Developer (API Keys, API Usage Logs).
+// Plain ES modules, no build step; everything it needs is served by the
+// daemon beside this file.
+
+import { api, APIError, hooks, session } from "./api.js";
+import { AllowlistEditor } from "./allowlist.js";
+import { el, fmtAgo, fmtDate, fmtTime, sentence, timeEl } from "./dom.js";
+import { contains, parseAddr, parseEntry } from "./validate.js";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+const state = {
+  keys: [],
+  keysById: new Map(),
+  keysLoaded: false,
+};
+
+// ---------------------------------------------------------------- toasts
+
+function toast(text, kind = "ok") {
+  const t = el("div", { class: `toast toast-${kind}`, "data-testid": "toast" }, text);
+  $("#toasts").append(t);
+  setTimeout(() => t.classList.add("leaving"), 4500);
+  setTimeout(() => t.remove(), 5000);
+}
+
+function errorText(err) {
+  if (err instanceof APIError) {
+    if (err.status === 0) return err.message;
+    return sentence(err.message) + (err.code ? ` (${err.code})` : "");
+  }
+  return "Something went wrong: " + (err && err.message ? err.message : String(err));
+}
+
+function showBanner(node, text) {
+  node.textContent = text;
+  node.hidden = !text;
+}
+
+// ---------------------------------------------------------------- routing
+
+const TABS = ["keys", "logs"];
+
+function currentTab() {
+  const m = /^#\/settings\/developer\/(keys|logs)/.exec(location.hash);
+  return m ? m[1] : "keys";
+}
+
+function route() {
+  if (!session.token) {
+    showSignin();
+    return;
+  }
+  $("#signin-view").hidden = true;
+  $("#settings-view").hidden = false;
+  $("#signout").hidden = false;
+  selectTab(currentTab(), false);
+}
+
+function selectTab(name, focus) {
+  for (const t of TABS) {
+    const tab = $(`#tab-${t}`);
+    const on = t === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $(`#panel-${t}`).hidden = !on;
+  }
+  if (focus) $(`#tab-${name}`).focus();
+  const hash = `#/settings/developer/${name}`;
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+  if (name === "keys") loadKeys();
+  else logs.show();
+}
+
+function setupTabs() {
+  for (const t of TABS) {
+    $(`#tab-${t}`).addEventListener("click", () => selectTab(t, false));
+  }
+  $(".tabs").addEventListener("keydown", (e) => {
+    const i = TABS.indexOf(currentTab());
+    let j = -1;
+    if (e.key === "ArrowRight") j = (i + 1) % TABS.length;
+    else if (e.key === "ArrowLeft") j = (i + TABS.length - 1) % TABS.length;
+    else if (e.key === "Home") j = 0;
+    else if (e.key === "End") j = TABS.length - 1;
+    if (j < 0) return;
+    e.preventDefault();
+    selectTab(TABS[j], true);
+  });
+}
+
+// ---------------------------------------------------------------- sign in
+
+function showSignin(message = "") {
+  closeMenu();
+  for (const d of $$("dialog[open]")) d.close();
+  $("#settings-view").hidden = true;
+  $("#signout").hidden = true;
+  $("#signin-view").hidden = false;
+  showBanner($("#signin-error"), message);
+  $("#token").value = "";
+  $("#token").focus();
+}
+
+function setupSignin() {
+  const form = $("#signin-form");
+  const input = $("#token");
+  $("#token-toggle").addEventListener("click", (e) => {
+    const show = input.type === "password";
+    input.type = show ? "text" : "password";
+    e.currentTarget.textContent = show ? "Hide" : "Show";
+    e.currentTarget.setAttribute("aria-pressed", String(show));
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const token = input.value.trim();
+    const errBox = $("#signin-error");
+    if (!token) {
+      showBanner(errBox, "Enter the admin token.");
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    const btn = $('[data-testid="signin-submit"]');
+    btn.disabled = true;
+    btn.textContent = "Signing in…";
+    try {
+      await api.verifyToken(token);
+      session.token = token;
+      input.value = "";
+      input.removeAttribute("aria-invalid");
+      showBanner(errBox, "");
+      state.keysLoaded = false;
+      route();
+      $("#main").focus();
+    } catch (err) {
+      input.setAttribute("aria-invalid", "true");
+      showBanner(errBox, err.status === 401
+        ? "That admin token is not valid for this daemon. Check for typos, or use the token printed when the daemon first started."
+        : errorText(err));
+      input.select();
+    } finally {
+      btn.disabled = false;
+      btn.textContent = "Sign in";
+    }
+  });
+  $("#signout").addEventListener("click", () => {
+    session.token = "";
+    state.keys = [];
+    state.keysById.clear();
+    state.keysLoaded = false;
+    $("#keys-body").replaceChildren();
+    $("#logs-body").replaceChildren();
+    logs.reset();
+    showSignin();
+  });
+  hooks.onUnauthorized = () => {
+    session.token = "";
+    showSignin("Your admin token is no longer accepted. Sign in again.");
+  };
+}
+
+// ---------------------------------------------------------------- keys
+
+let keysSeq = 0;
+
+async function loadKeys() {
+  const seq = ++keysSeq;
+  const loading = $("#keys-loading");
+  loading.hidden = state.keysLoaded;
+  try {
+    const keys = await api.listKeys();
+    if (seq !== keysSeq) return;
+    setKeys(keys);
+    showBanner($("#keys-error"), "");
+  } catch (err) {
+    if (seq !== keysSeq || err.status === 401) return;
+    showBanner($("#keys-error"), "Could not load API keys. " + errorText(err));
+  } finally {
+    if (seq === keysSeq) loading.hidden = true;
+  }
+}
+
+function setKeys(keys) {
+  keys.sort((a, b) => (b.created_at || "").localeCompare(a.created_at || ""));
+  state.keys = keys;
+  state.keysById = new Map(keys.map((k) => [k.id, k]));
+  state.keysLoaded = true;
+  renderKeys();
+  logs.renderKeyOptions();
+}
+
+function statusBadge(status) {
+  const s = status || "active";
+  const label = { active: "Active", revoked: "Revoked", expired: "Expired" }[s] || s;
+  return el("span", { class: `badge badge-${s}`, "data-testid": "key-status" }, label);
+}
+
+function renderKeys() {
+  const body = $("#keys-body");
+  const keys = state.keys;
+  $("#keys-empty").hidden = keys.length > 0;
+  $(".keys-table").hidden = keys.length === 0;
+  body.replaceChildren(...keys.map((k) => {
+    const entries = k.allowlist || [];
+    const scopes = k.scopes || [];
+    const status = k.status || "active";
+    const menuBtn = el("button", {
+      type: "button", class: "icon-btn kebab", "aria-haspopup": "menu", "aria-expanded": "false",
+      "aria-label": `Actions for ${k.name || k.id}`, "data-testid": "key-menu-button",
+    }, el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-fill" },
+      el("circle", { cx: "10", cy: "4", r: "1.6" }), el("circle", { cx: "10", cy: "10", r: "1.6" }),
+      el("circle", { cx: "10", cy: "16", r: "1.6" })));
+    menuBtn.addEventListener("click", () => toggleMenu(menuBtn, k));
+    return el("tr", { "data-testid": "key-row", "data-key-id": k.id, class: status !== "active" ? "inactive" : null },
+      el("td", { "data-label": "Name", class: "cell-name" },
+        el("span", { class: "key-name", "data-testid": "key-name" }, k.name || "(unnamed)"),
+        k.description ? el("span", { class: "key-desc muted" }, k.description) : null),
+      el("td", { "data-label": "Key" }, el("code", { class: "hint-code", "data-testid": "key-hint", title: "Key prefix; the full secret is never stored" }, `${k.hint || "kg_"}…`)),
+      el("td", { "data-label": "Scopes" }, scopes.length
+        ? el("span", { class: "chips" }, scopes.map((s) => el("span", { class: "chip" }, s)))
+        : el("span", { class: "muted" }, "None")),
+      el("td", { "data-label": "IP allowlist", "data-testid": "key-allowlist" }, entries.length
+        ? el("span", { class: "allow-count", title: entries.map((e) => e.label ? `${e.cidr} (${e.label})` : e.cidr).join("\n") },
+          el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("path", { d: "M10 2l6 3v5c0 4-3 7-6 8-3-1-6-4-6-8V5z" })),
+          `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`)
+        : el("span", { class: "muted" }, "All IPs")),
+      el("td", { "data-label": "Created", class: "nowrap" }, timeEl(k.created_at, fmtDate(k.created_at))),
+      el("td", { "data-label": "Last used", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
+      el("td", { "data-label": "Status" }, statusBadge(status)),
+      el("td", { class: "cell-actions" }, menuBtn));
+  }));
+}
+
+// ---------------------------------------------------------------- menu
+
+let menuFor = null;
+
+function toggleMenu(button, key) {
+  if (menuFor && menuFor.button === button) { closeMenu(true); return; }
+  closeMenu();
+  const menu = $("#menu");
+  menuFor = { button, key };
+  $('[data-menu="revoke"]', menu).hidden = (key.status || "active") !== "active";
+  menu.hidden = false;
+  button.setAttribute("aria-expanded", "true");
+  placeMenu();
+  menuItems()[0].focus({ preventScroll: true });
+}
+
+// placeMenu puts the open menu under (or above) its button.
+function placeMenu() {
+  if (!menuFor) return;
+  const menu = $("#menu");
+  const r = menuFor.button.getBoundingClientRect();
+  const w = menu.offsetWidth;
+  const h = menu.offsetHeight;
+  let top = r.bottom + 4;
+  if (top + h > window.innerHeight - 8) top = Math.max(8, r.top - h - 4);
+  menu.style.top = `${top}px`;
+  menu.style.left = `${Math.max(8, Math.min(window.innerWidth - w - 8, r.right - w))}px`;
+}
+
+function menuItems() {
+  return $$("#menu [role=menuitem]").filter((b) => !b.hidden);
+}
+
+function closeMenu(refocus = false) {
+  if (!menuFor) return;
+  $("#menu").hidden = true;
+  menuFor.button.setAttribute("aria-expanded", "false");
+  if (refocus) menuFor.button.focus();
+  menuFor = null;
+}
+
+function setupMenu() {
+  const menu = $("#menu");
+  menu.addEventListener("keydown", (e) => {
+    const items = menuItems();
+    const i = items.indexOf(document.activeElement);
+    if (e.key === "ArrowDown") { e.preventDefault(); items[(i + 1) % items.length].focus(); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); items[(i - 1 + items.length) % items.length].focus(); }
+    else if (e.key === "Home") { e.preventDefault(); items[0].focus(); }
+    else if (e.key === "End") { e.preventDefault(); items[items.length - 1].focus(); }
+    else if (e.key === "Escape") { e.preventDefault(); closeMenu(true); }
+    else if (e.key === "Tab") closeMenu();
+  });
+  menu.addEventListener("click", (e) => {
+    const item = e.target.closest("[data-menu]");
+    if (!item || !menuFor) return;
+    const { key, button } = menuFor;
+    closeMenu();
+    if (item.dataset.menu === "allowlist") openAllowlist(key, button);
+    else openRevoke(key, button);
+  });
+  document.addEventListener("pointerdown", (e) => {
+    if (menuFor && !menu.contains(e.target) && !menuFor.button.contains(e.target)) closeMenu();
+  });
+  window.addEventListener("resize", placeMenu);
+  document.addEventListener("scroll", placeMenu, true);
+}
+
+// ---------------------------------------------------------------- dialogs
+
+let returnFocus = null;
+
+function openDialog(dialog, opener) {
+  returnFocus = opener || document.activeElement;
+  showBanner($("[data-form-error]", dialog) || el("div"), "");
+  dialog.showModal();
+}
+
+function setupDialogs() {
+  for (const d of $$("dialog")) {
+    d.addEventListener("click", (e) => {
+      if (e.target.closest("[data-close]")) d.close();
+    });
+    d.addEventListener("close", () => {
+      if (returnFocus && document.contains(returnFocus)) returnFocus.focus();
+    });
+  }
+}
+
+function setBusy(button, busy, text) {
+  if (busy) {
+    button.dataset.text = button.textContent;
+    button.textContent = text;
+    button.disabled = true;
+  } else {
+    button.textContent = button.dataset.text || button.textContent;
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- create
+
+let createEditor;
+
+function setupCreate() {
+  const dialog = $("#create-dialog");
+  const form = $("#create-form");
+  createEditor = new AllowlistEditor($('[data-allowlist="create"]', dialog));
+  const open = (e) => {
+    form.reset();
+    createEditor.setEntries([]);
+    $("#c-name-error").hidden = true;
+    $("#c-name").removeAttribute("aria-invalid");
+    openDialog(dialog, e.currentTarget);
+    $("#c-name").focus();
+  };
+  $("#create-key").addEventListener("click", open);
+  $('[data-action="create-key"]').addEventListener("click", open);
+  $("#c-name").addEventListener("input", () => {
+    if ($("#c-name").value.trim()) {
+      $("#c-name-error").hidden = true;
+      $("#c-name").removeAttribute("aria-invalid");
+    }
+  });
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const errBox = $("[data-form-error]", dialog);
+    showBanner(errBox, "");
+    const name = $("#c-name").value.trim();
+    const { errors } = createEditor.showErrors();
+    if (!name) {
+      const ne = $("#c-name-error");
+      ne.textContent = "Give the key a name, so that you can tell it apart later.";
+      ne.hidden = false;
+      $("#c-name").setAttribute("aria-invalid", "true");
+    }
+    if (!name || errors) {
+      if (errors) showBanner(errBox, `Fix ${errors === 1 ? "the highlighted entry" : `the ${errors} highlighted entries`} in the IP allowlist before creating the key.`);
+      if (!name) $("#c-name").focus();
+      else createEditor.focusFirstError();
+      return;
+    }
+    const scopes = [...new Set($("#c-scopes").value.split(/[\s,]+/).filter(Boolean))];
+    const body = {
+      name,
+      description: $("#c-description").value.trim(),
+      scopes,
+      allowlist: createEditor.entries().map(({ cidr, label }) => ({ cidr, label })),
+    };
+    const btn = $('[data-testid="create-submit"]');
+    setBusy(btn, true, "Creating…");
+    try {
+      const created = await api.createKey(body);
+      dialog.close();
+      showSecret(created);
+      loadKeys();
+    } catch (err) {
+      if (err.status === 401) return;
+      if (err.details.length) {
+        const placed = createEditor.applyServerErrors(err.details);
+        showBanner(errBox, placed === err.details.length
+          ? `The server rejected ${placed === 1 ? "an allowlist entry" : `${placed} allowlist entries`}: see the highlighted ${placed === 1 ? "row" : "rows"}. Nothing was created.`
+          : `${errorText(err)} ${err.details.map((d) => sentence(d.message)).join(" ")}`);
+        createEditor.focusFirstError();
+      } else {
+        showBanner(errBox, errorText(err));
+      }
+    } finally {
+      setBusy(btn, false);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- secret
+
+function showSecret(key) {
+  const dialog = $("#secret-dialog");
+  $("#secret-name").textContent = key.name;
+  $("#secret-value").value = key.secret || "";
+  $("#secret-copied").textContent = "";
+  const entries = key.allowlist || [];
+  $("#secret-summary").replaceChildren(
+    el("dl", {},
+      el("dt", {}, "Key prefix"), el("dd", {}, el("code", {}, `${key.hint || ""}…`)),
+      el("dt", {}, "Scopes"), el("dd", {}, (key.scopes || []).join(", ") || "None"),
+      el("dt", {}, "IP allowlist"), el("dd", {}, entries.length
+        ? el("ul", { class: "plain" }, entries.map((e) => el("li", {}, el("code", {}, e.cidr), e.label ? ` — ${e.label}` : "")))
+        : "All IPs")));
+  openDialog(dialog, $("#create-key"));
+  $("#secret-value").select();
+  $("#secret-copy").focus();
+}
+
+function setupSecret() {
+  const dialog = $("#secret-dialog");
+  // Escape must not throw away a secret that cannot be shown again.
+  dialog.addEventListener("cancel", (e) => e.preventDefault());
+  $("#secret-copy").addEventListener("click", async () => {
+    const input = $("#secret-value");
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(input.value);
+      ok = true;
+    } catch {
+      input.select();
+      ok = document.execCommand && document.execCommand("copy");
+    }
+    $("#secret-copied").textContent = ok ? "Copied to the clipboard." : "Copy failed: select the secret and copy it by hand.";
+    if (ok) $("#secret-copy").textContent = "Copied";
+  });
+  $("#secret-done").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    $("#secret-value").value = "";
+    $("#secret-copy").textContent = "Copy";
+  });
+}
+
+// ---------------------------------------------------------------- allowlist
+
+const edit = {
+  key: null,
+  editor: null,
+  original: [],
+  recent: null, // Map ip -> {count, last, addr}, or null when unknown
+  confirming: false,
+};
+
+function setupAllowlist() {
+  const dialog = $("#allowlist-dialog");
+  edit.editor = new AllowlistEditor($('[data-allowlist="edit"]', dialog), {
+    onChange: () => { resetConfirm(); renderImpact(); },
+  });
+  $("#allowlist-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveAllowlist();
+  });
+}
+
+async function openAllowlist(key, opener) {
+  const dialog = $("#allowlist-dialog");
+  edit.key = key;
+  edit.recent = undefined;
+  edit.original = key.allowlist || [];
+  edit.editor.setEntries(edit.original);
+  resetConfirm();
+  $("#allowlist-key").replaceChildren(el("strong", {}, key.name), " · ", el("code", {}, `${key.hint || ""}…`));
+  renderImpact();
+  openDialog(dialog, opener);
+  const first = $('[data-testid="al-cidr"]', dialog) || $('[data-testid="al-add"]', dialog);
+  first.focus();
+  const [entries, recent] = await Promise.allSettled([api.getAllowlist(key.id), recentIPs(key.id)]);
+  if (edit.key !== key) return;
+  if (entries.status === "fulfilled" && !dialog.querySelector("input:focus:not(:placeholder-shown)")) {
+    edit.original = entries.value;
+    if (JSON.stringify(edit.editor.entries().map(({ cidr, label }) => [cidr, label])) ===
+        JSON.stringify((key.allowlist || []).map((e) => [e.cidr, e.label || ""]))) {
+      edit.editor.setEntries(entries.value);
+    }
+  }
+  edit.recent = recent.status === "fulfilled" ? recent.value : null;
+  renderImpact();
+}
+
+// recentIPs collects the distinct client IPs of a key's recent requests.
+async function recentIPs(keyID) {
+  const res = await api.logs({ key_id: keyID, limit: 500 });
+  const ips = new Map();
+  for (const it of res.items || []) {
+    if (!it.ip) continue;
+    let r = ips.get(it.ip);
+    if (!r) {
+      const addr = parseAddr(it.ip);
+      if (!addr) continue;
+      r = { ip: it.ip, addr, count: 0, last: it.time, allowed: 0 };
+      ips.set(it.ip, r);
+    }
+    r.count++;
+    if (it.status >= 200 && it.status < 300) r.allowed++;
+    if ((it.time || "") > (r.last || "")) r.last = it.time;
+  }
+  return ips;
+}
+
+function originalPrefixes() {
+  return edit.original.map((e) => parseEntry(e.cidr).prefix).filter(Boolean);
+}
+
+function impact() {
+  const rows = edit.editor.entries();
+  const prefixes = edit.editor.prefixes();
+  const result = { empty: rows.length === 0, wasEmpty: edit.original.length === 0, blocked: [], allowed: [] };
+  if (!edit.recent) return result;
+  const before = originalPrefixes();
+  for (const r of edit.recent.values()) {
+    const ok = rows.length === 0 || prefixes.some((p) => contains(p, r.addr));
+    const wasOK = before.length === 0 || before.some((p) => contains(p, r.addr));
+    (ok ? result.allowed : result.blocked).push({ ...r, wasOK });
+  }
+  result.blocked.sort((a, b) => (b.last || "").localeCompare(a.last || ""));
+  return result;
+}
+
+function renderImpact() {
+  const box = $("#impact");
+  const im = impact();
+  const parts = [];
+  let kind = "info";
+  if (im.empty) {
+    kind = im.wasEmpty ? "info" : "warning";
+    parts.push(el("p", { "data-testid": "impact-empty" }, el("strong", {}, "An empty list allows all IPs."),
+      im.wasEmpty ? " Add entries to restrict this key." : " Saving removes every restriction: the key will work from any IP address."));
+  } else if (edit.recent === undefined) {
+    parts.push(el("p", { class: "muted" }, "Checking this key's recent client IPs…"));
+  } else if (edit.recent === null) {
+    parts.push(el("p", {}, "Could not read the usage logs to check this list against the key's recent client IPs. Make sure your server IPs are correct before saving."));
+  } else if (edit.recent.size === 0) {
+    parts.push(el("p", {}, "This key has no recent requests, so nothing can be checked against its client IPs yet. Make sure your server IPs are correct before saving: wrong entries will block your own requests."));
+  } else if (im.blocked.length) {
+    kind = "warning";
+    parts.push(el("p", {}, el("strong", {},
+      `This list would block ${im.blocked.length} of the key's ${edit.recent.size} recent client ${edit.recent.size === 1 ? "IP" : "IPs"}:`)));
+    parts.push(el("ul", { class: "ip-list", "data-testid": "impact-blocked" }, im.blocked.slice(0, 8).map((b) =>
+      el("li", { "data-ip": b.ip },
+        el("code", {}, b.ip),
+        el("span", { class: "muted" }, ` ${b.count} ${b.count === 1 ? "request" : "requests"}, last ${fmtAgo(b.last).toLowerCase()}`),
+        b.wasOK ? el("span", { class: "badge badge-warn" }, "currently allowed") : null))));
+    if (im.blocked.length > 8) parts.push(el("p", { class: "muted" }, `…and ${im.blocked.length - 8} more.`));
+  } else {
+    kind = "ok";
+    parts.push(el("p", { "data-testid": "impact-ok" },
+      `All ${edit.recent.size} recent client ${edit.recent.size === 1 ? "IP" : "IPs"} of this key stay allowed.`));
+  }
+  box.className = `impact impact-${kind}`;
+  box.replaceChildren(el("h3", {}, "What this change means"), ...parts,
+    el("p", { class: "fine-print" }, "Changes apply to the next request checked by this daemon, and within 10 seconds everywhere."));
+}
+
+function resetConfirm() {
+  edit.confirming = false;
+  $("#allowlist-confirm").hidden = true;
+  $("#allowlist-save").textContent = "Save";
+  $("#allowlist-save").classList.remove("btn-danger");
+}
+
+async function saveAllowlist() {
+  const dialog = $("#allowlist-dialog");
+  const errBox = $("[data-form-error]", dialog);
+  showBanner(errBox, "");
+  const { errors } = edit.editor.showErrors();
+  if (errors) {
+    showBanner(errBox, `Nothing was saved. Fix ${errors === 1 ? "the highlighted entry" : `the ${errors} highlighted entries`} first.`);
+    edit.editor.focusFirstError();
+    return;
+  }
+  const im = impact();
+  const risky = im.blocked.some((b) => b.wasOK) || (im.empty && !im.wasEmpty);
+  if (risky && !edit.confirming) {
+    edit.confirming = true;
+    const text = im.empty
+      ? "Saving an empty list lets this key be used from any IP address."
+      : `Saving blocks ${im.blocked.filter((b) => b.wasOK).map((b) => b.ip).join(", ")}, which used this key successfully. Save anyway?`;
+    $("#allowlist-confirm-text").textContent = text;
+    $("#allowlist-confirm").hidden = false;
+    const save = $("#allowlist-save");
+    save.textContent = "Save anyway";
+    save.classList.add("btn-danger");
+    save.focus();
+    return;
+  }
+  const btn = $("#allowlist-save");
+  setBusy(btn, true, "Saving…");
+  try {
+    await api.putAllowlist(edit.key.id, edit.editor.entries());
+    const name = edit.key.name;
+    dialog.close();
+    toast(`IP allowlist of "${name}" saved. It applies to the next request.`);
+    loadKeys();
+  } catch (err) {
+    if (err.status === 401) return;
+    if (err.details.length) {
+      const placed = edit.editor.applyServerErrors(err.details);
+      showBanner(errBox, placed === err.details.length
+        ? `Nothing was saved: the server rejected ${placed === 1 ? "an entry" : `${placed} entries`}; see the highlighted ${placed === 1 ? "row" : "rows"}.`
+        : `Nothing was saved. ${errorText(err)} ${err.details.map((d) => sentence(d.message)).join(" ")}`);
+      edit.editor.focusFirstError();
+    } else {
+      showBanner(errBox, `Nothing was saved. ${errorText(err)}`);
+    }
+  } finally {
+    setBusy(btn, false);
+    resetConfirm();
+  }
+}
+
+// ---------------------------------------------------------------- revoke
+
+let revoking = null;
+
+function openRevoke(key, opener) {
+  revoking = key;
+  $("#revoke-name").textContent = key.name;
+  $("#revoke-hint").textContent = `${key.hint || ""}…`;
+  openDialog($("#revoke-dialog"), opener);
+  $('#revoke-dialog [data-close]').focus();
+}
+
+function setupRevoke() {
+  const dialog = $("#revoke-dialog");
+  $("#revoke-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const btn = $('[data-testid="revoke-confirm"]');
+    setBusy(btn, true, "Revoking…");
+    try {
+      await api.revokeKey(revoking.id);
+      dialog.close();
+      toast(`"${revoking.name}" was revoked.`);
+      loadKeys();
+    } catch (err) {
+      if (err.status !== 401) showBanner($("[data-form-error]", dialog), errorText(err));
+    } finally {
+      setBusy(btn, false);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- logs
+
+const PAGE_SIZE = 50;
+const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+
+const logs = {
+  cursors: [""], // cursor of each visited page; the last is the current one
+  next: "",
+  params: null, // filters of the table as shown; Export uses exactly these
+  seq: 0,
+  shown: false,
+
+  reset() {
+    this.cursors = [""];
+    this.next = "";
+    this.params = null;
+    this.shown = false;
+  },
+
+  show() {
+    if (!state.keysLoaded) loadKeys();
+    if (!this.shown) {
+      this.shown = true;
+      this.apply();
+    }
+  },
+
+  renderKeyOptions() {
+    const sel = $("#f-key");
+    const cur = sel.value;
+    sel.replaceChildren(el("option", { value: "" }, "All keys"),
+      ...state.keys.map((k) => el("option", { value: k.id },
+        `${k.name} (${k.hint || k.id}…)${(k.status || "active") !== "active" ? ` · ${k.status}` : ""}`)));
+    sel.value = state.keysById.has(cur) ? cur : "";
+    if (this.params) this.renderRows(this.items || []);
+  },
+
+  // filters reads the filter form into API query parameters, or returns
+  // an error message.
+  filters() {
+    const p = {
+      key_id: $("#f-key").value,
+      method: $("#f-method").value,
+      status: $("#f-status").value,
+    };
+    const range = $("#f-range").value;
+    if (RANGES[range]) {
+      p.from = new Date(Date.now() - RANGES[range]).toISOString();
+    } else if (range === "custom") {
+      const from = $("#f-from").value, to = $("#f-to").value;
+      if (from) p.from = new Date(from).toISOString();
+      if (to) p.to = new Date(to).toISOString();
+      if (from && to && new Date(from) > new Date(to)) return { error: "The start of the time range is after its end." };
+    }
+    return { params: p };
+  },
+
+  // apply re-reads the filters and loads the first page.
+  apply() {
+    const { params, error } = this.filters();
+    if (error) { showBanner($("#logs-error"), error); return; }
+    this.params = params;
+    this.cursors = [""];
+    this.load();
+  },
+
+  async load() {
+    const seq = ++this.seq;
+    const cursor = this.cursors[this.cursors.length - 1];
+    $("#logs-loading").hidden = false;
+    try {
+      const res = await api.logs({ ...this.params, limit: PAGE_SIZE, cursor });
+      if (seq !== this.seq) return;
+      this.items = res.items || [];
+      this.next = res.next_cursor || "";
+      showBanner($("#logs-error"), "");
+      this.renderRows(this.items);
+    } catch (err) {
+      if (seq !== this.seq || err.status === 401) return;
+      showBanner($("#logs-error"), "Could not load the usage logs. " + errorText(err));
+    } finally {
+      if (seq === this.seq) $("#logs-loading").hidden = true;
+    }
+  },
+
+  renderRows(items) {
+    const filtered = Object.entries(this.params || {}).some(([, v]) => v);
+    $("#logs-empty").hidden = items.length > 0;
+    $(".logs-table").hidden = items.length === 0;
+    $("#logs-empty-title").textContent = filtered ? "No requests match these filters" : "No requests logged yet";
+    $("#logs-empty-text").textContent = filtered
+      ? "Try a wider time range, or clear the filters."
+      : "Every request checked with an API key, allowed or blocked, appears here within a couple of seconds.";
+    $("#logs-body").replaceChildren(...items.map((it) => {
+      const key = state.keysById.get(it.key_id);
+      const s = Number(it.status);
+      const cls = s >= 200 && s < 300 ? "ok" : s === 401 ? "unauth" : s === 403 ? "forbidden" : "other";
+      return el("tr", { "data-testid": "log-row", "data-status": it.status, "data-ip": it.ip, "data-key-id": it.key_id || "" },
+        el("td", { "data-label": "Time", class: "nowrap" }, timeEl(it.time, fmtTime(it.time))),
+        el("td", { "data-label": "API key", class: "cell-key" }, key
+          ? el("span", { class: "log-key", title: `${key.name} · ${key.hint || ""}… · ${it.key_id}` }, key.name)
+          : it.key_id ? el("code", {}, it.key_id) : el("span", { class: "muted", title: "The request carried no valid key" }, "Unknown key")),
+        el("td", { "data-label": "IP address" }, el("code", {}, it.ip || "—")),
+        el("td", { "data-label": "Method" }, el("span", { class: "method" }, it.method || "—")),
+        el("td", { "data-label": "Path", class: "cell-path" }, el("code", { title: it.path || "" }, it.path || "—")),
+        el("td", { "data-label": "Status" }, el("span", { class: `status status-${cls}`, "data-testid": "log-status" }, String(it.status))),
+        el("td", { "data-label": "Error code" }, it.code ? el("code", { class: "err-code" }, it.code) : el("span", { class: "muted" }, "—")));
+    }));
+    const page = this.cursors.length - 1;
+    const first = page * PAGE_SIZE + 1;
+    $("#logs-pager").hidden = items.length === 0 && page === 0;
+    $("#logs-range").textContent = items.length
+      ? `Showing ${first}–${first + items.length - 1}${this.next ? "" : " (end of results)"}`
+      : "No more results";
+    $("#logs-prev").disabled = page === 0;
+    $("#logs-next").disabled = !this.next;
+  },
+
+  async exportCSV(button) {
+    if (!this.params) this.apply();
+    setBusy(button, true, "Exporting…");
+    try {
+      const res = await api.exportCSV(this.params);
+      const blob = await res.blob();
+      const cd = res.headers.get("Content-Disposition") || "";
+      const m = /filename="?([^";]+)"?/.exec(cd);
+      const stamp = new Date().toISOString().replace(/[:]/g, "").replace(/\..*$/, "Z");
+      const name = m ? m[1] : `keygate-usage-logs-${stamp}.csv`;
+      const url = URL.createObjectURL(new Blob([blob], { type: "text/csv" }));
+      const a = el("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 30000);
+      toast(`Exported ${name}.`);
+    } catch (err) {
+      if (err.status !== 401) showBanner($("#logs-error"), "Export failed. " + errorText(err));
+    } finally {
+      setBusy(button, false);
+    }
+  },
+};
+
+function setupLogs() {
+  const form = $("#logs-filters");
+  form.addEventListener("submit", (e) => { e.preventDefault(); logs.apply(); });
+  form.addEventListener("change", (e) => {
+    if (e.target.id === "f-range") {
+      const custom = e.target.value === "custom";
+      for (const f of $$(".custom-range")) f.hidden = !custom;
+      if (custom && !$("#f-from").value) {
+        const d = new Date(Date.now() - 86400e3);
+        $("#f-from").value = toLocalInput(d);
+      }
+    }
+    logs.apply();
+  });
+  $("#filters-reset").addEventListener("click", () => {
+    form.reset();
+    for (const f of $$(".custom-range")) f.hidden = true;
+    logs.apply();
+  });
+  $("#logs-refresh").addEventListener("click", () => { loadKeys(); logs.apply(); });
+  $("#logs-next").addEventListener("click", () => {
+    if (!logs.next) return;
+    logs.cursors.push(logs.next);
+    logs.load();
+  });
+  $("#logs-prev").addEventListener("click", () => {
+    if (logs.cursors.length <= 1) return;
+    logs.cursors.pop();
+    logs.load();
+  });
+  $("#logs-export").addEventListener("click", (e) => logs.exportCSV(e.currentTarget));
+}
+
+function toLocalInput(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// ---------------------------------------------------------------- start
+
+function start() {
+  setupSignin();
+  setupTabs();
+  setupMenu();
+  setupDialogs();
+  setupCreate();
+  setupSecret();
+  setupAllowlist();
+  setupRevoke();
+  setupLogs();
+  window.addEventListener("hashchange", () => { if (session.token) selectTab(currentTab(), false); });
+  route();
+  document.documentElement.dataset.ready = "true";
+}
+
+start();

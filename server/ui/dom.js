@@ -1,0 +1,65 @@
+// Small DOM helpers. Text is always set as text, never as HTML, so values
+// from the API (names, labels, paths) cannot inject markup.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const SVG_TAGS = new Set(["svg", "path", "circle", "rect"]);
+
+// el creates an element with attributes and children (strings, nodes,
+// arrays; null and false are skipped).
+export function el(tag, attrs = {}, ...children) {
+  const node = SVG_TAGS.has(tag) ? document.createElementNS(SVG_NS, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "value" && "value" in node) node.value = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(node, c);
+    else node.append(c instanceof Node ? c : String(c));
+  }
+}
+
+// sentence turns an API message into a sentence: capital first letter,
+// final full stop.
+export function sentence(s) {
+  if (!s) return "";
+  s = s[0].toUpperCase() + s.slice(1);
+  return /[.!?]$/.test(s) ? s : s + ".";
+}
+
+const dateFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+const timeFmt = new Intl.DateTimeFormat(undefined, {
+  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+const rel = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+export function isSet(t) {
+  return !!t && !t.startsWith("0001-01-01");
+}
+
+export function fmtDate(t) { return isSet(t) ? dateFmt.format(new Date(t)) : "—"; }
+export function fmtTime(t) { return isSet(t) ? timeFmt.format(new Date(t)) : "—"; }
+export function fmtFull(t) { return isSet(t) ? fullFmt.format(new Date(t)) : ""; }
+
+export function fmtAgo(t, now = Date.now()) {
+  if (!isSet(t)) return "Never";
+  const s = Math.round((new Date(t).getTime() - now) / 1000);
+  const a = Math.abs(s);
+  if (a < 45) return "Just now";
+  if (a < 3600) return rel.format(Math.round(s / 60), "minute");
+  if (a < 86400) return rel.format(Math.round(s / 3600), "hour");
+  if (a < 86400 * 30) return rel.format(Math.round(s / 86400), "day");
+  return dateFmt.format(new Date(t));
+}
+
+// timeEl renders a <time> with the full date as its tooltip.
+export function timeEl(t, text) {
+  return el("time", { datetime: isSet(t) ? t : null, title: fmtFull(t) || null }, text);
+}
