@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// client talks to a running daemon's management API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// clientFlags adds the connection flags to fs; call build after parsing.
+func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+	srv := fs.String("server", "http://127.0.0.1:8080", "base URL of the daemon's management API")
+	tok := fs.String("admin-token", "", "admin token (default: read from the token file in --data)")
+	data := fs.String("data", "./data", "data directory whose admin-token file is used when --admin-token is empty")
+	return func() (*client, error) {
+		t := *tok
+		if t == "" {
+			b, err := os.ReadFile(filepath.Join(*data, tokenFile))
+			if err != nil {
+				return nil, usagef("no admin token: pass --admin-token or set KEYGATE_ADMIN_TOKEN (no token file in %s)", *data)
+			}
+			t = strings.TrimSpace(string(b))
+		}
+		return &client{base: strings.TrimRight(*srv, "/"), token: t, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	}
+}
+
+// apiError is an error answer of the daemon.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Details []struct {
+		Index      int    `json:"index"`
+		Input      string `json:"input"`
+		Rule       string `json:"rule"`
+		Message    string `json:"message"`
+		Suggestion string `json:"suggestion"`
+	}
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s: %s", e.Status, e.Code, e.Message)
+	for _, d := range e.Details {
+		fmt.Fprintf(&b, "\n  entry %d %q (%s): %s", d.Index+1, d.Input, d.Rule, d.Message)
+		if d.Suggestion != "" {
+			fmt.Fprintf(&b, " — suggestion: %s", d.Suggestion)
+		}
+	}
+	return b.String()
+}
+
+// do sends one request and decodes a JSON answer into out (unless nil).
+func (c *client) do(method, path string, in, out any) error {
+	res, err := c.send(method, path, in)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, res.Body)
+		return err
+	}
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+// send sends one request and returns a 2xx response for the caller to
+// read and close; anything else becomes an *apiError.
+func (c *client) send(method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the keygate daemon at %s: %w", c.base, err)
+	}
+	if res.StatusCode/100 == 2 {
+		return res, nil
+	}
+	defer res.Body.Close()
+	var eb struct{ Error apiError }
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if json.Unmarshal(b, &eb) != nil || eb.Error.Code == "" {
+		return nil, &apiError{Status: res.StatusCode, Code: http.StatusText(res.StatusCode), Message: strings.TrimSpace(string(b))}
+	}
+	eb.Error.Status = res.StatusCode
+	return nil, &eb.Error
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// entryArg parses "CIDR" or "CIDR=LABEL".
+func entryArg(s string) map[string]string {
+	cidr, label, _ := strings.Cut(s, "=")
+	return map[string]string{"cidr": strings.TrimSpace(cidr), "label": label}
+}
+
+func keysCmd(args []string, w io.Writer) error {
+	if len(args) == 0 {
+		return usagef("keys: want create, list, show or revoke")
+	}
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	build := clientFlags(fs)
+	switch args[0] {
+	case "create":
+		name := fs.String("name", "", "key name (required)")
+		desc := fs.String("description", "", "description")
+		expires := fs.String("expires", "", "expiry time, RFC 3339")
+		var scopes listFlag
+		var allow repeatFlag
+		fs.Var(&scopes, "scope", "scope the key grants (repeatable, or comma-separated)")
+		fs.Var(&allow, "allow", "allowlist entry CIDR or CIDR=LABEL (repeatable)")
+		if _, err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		c, err := build()
+		if err != nil {
+			return err
+		}
+		body := map[string]any{"name": *name, "description": *desc, "scopes": []string(scopes)}
+		entries := []map[string]string{}
+		for _, a := range allow {
+			entries = append(entries, entryArg(a))
+		}
+		body["allowlist"] = entries
+		if *expires != "" {
+			t, err := time.Parse(time.RFC3339, *expires)
+			if err != nil {
+				return usagef("--expires %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", *expires)
+			}
+			body["expires_at"] = t
+		}
+		var out map[string]any
+		if err := c.do("POST", "/v1/keys", body, &out); err != nil {
+			return err
+		}
+		if err := printJSON(w, out); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "\nThe secret above is shown only this once: store it now.\n")
+		return err
+	case "list":
+		if _, err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		c, err := build()
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Items []struct {
+				ID, Name, Status, Hint string
+				Scopes                 []string
+				Allowlist              []any
+				CreatedAt              time.Time `json:"created_at"`
+			}
+		}
+		if err := c.do("GET", "/v1/keys", nil, &out); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tHINT\tSCOPES\tALLOWLIST\tCREATED")
+		for _, k := range out.Items {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%d\t%s\n", k.ID, k.Name, k.Status, k.Hint, strings.Join(k.Scopes, ","), len(k.Allowlist), k.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "show", "revoke":
+		if _, err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usagef("keys %s: want exactly one key id", args[0])
+		}
+		c, err := build()
+		if err != nil {
+			return err
+		}
+		method := "GET"
+		if args[0] == "revoke" {
+			method = "DELETE"
+		}
+		var out map[string]any
+		if err := c.do(method, "/v1/keys/"+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
+			return err
+		}
+		return printJSON(w, out)
+	}
+	return usagef("keys: unknown subcommand %q: want create, list, show or revoke", args[0])
+}
+
+func allowlistCmd(args []string, w io.Writer) error {
+	if len(args) == 0 {
+		return usagef("allowlist: want list, add, remove or replace")
+	}
+	fs := flag.NewFlagSet("allowlist "+args[0], flag.ContinueOnError)
+	build := clientFlags(fs)
+	label := fs.String("label", "", "label of the entry (add)")
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usagef("allowlist %s: want a key id", args[0])
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	base := "/v1/keys/" + url.PathEscape(rest[0]) + "/allowlist"
+	var out any
+	switch args[0] {
+	case "list":
+		err = c.do("GET", base, nil, &out)
+	case "add":
+		if len(rest) != 2 {
+			return usagef("allowlist add: want KEY_ID CIDR")
+		}
+		e := entryArg(rest[1])
+		if *label != "" {
+			e["label"] = *label
+		}
+		err = c.do("POST", base, e, &out)
+	case "remove":
+		if len(rest) != 2 {
+			return usagef("allowlist remove: want KEY_ID ENTRY_ID|CIDR")
+		}
+		id := rest[1]
+		if !strings.HasPrefix(id, "ent_") {
+			// Find the entry by its address or range.
+			var cur struct {
+				Entries []struct{ ID, CIDR string }
+			}
+			if err := c.do("GET", base, nil, &cur); err != nil {
+				return err
+			}
+			id = ""
+			for _, e := range cur.Entries {
+				if e.CIDR == rest[1] || strings.TrimSuffix(strings.TrimSuffix(e.CIDR, "/32"), "/128") == rest[1] {
+					id = e.ID
+				}
+			}
+			if id == "" {
+				return fmt.Errorf("key %s has no allowlist entry %s", rest[0], rest[1])
+			}
+		}
+		err = c.do("DELETE", base+"/"+url.PathEscape(id), nil, &out)
+	case "replace":
+		entries := []map[string]string{}
+		for _, a := range rest[1:] {
+			entries = append(entries, entryArg(a))
+		}
+		err = c.do("PUT", base, map[string]any{"entries": entries}, &out)
+	default:
+		return usagef("allowlist: unknown subcommand %q: want list, add, remove or replace", args[0])
+	}
+	if err != nil {
+		return err
+	}
+	return printJSON(w, out)
+}
+
+func logsCmd(args []string, w io.Writer) error {
+	if len(args) == 0 || (args[0] != "query" && args[0] != "export") {
+		return usagef("logs: want query or export")
+	}
+	fs := flag.NewFlagSet("logs "+args[0], flag.ContinueOnError)
+	build := clientFlags(fs)
+	q := map[string]*string{}
+	for _, name := range []string{"key-id", "method", "status", "from", "to", "limit", "cursor"} {
+		q[name] = fs.String(name, "", "filter: "+name)
+	}
+	outPath := fs.String("o", "", "export: write the CSV to this file instead of standard output")
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	v := url.Values{}
+	for name, p := range q {
+		if *p != "" {
+			v.Set(strings.ReplaceAll(name, "-", "_"), *p)
+		}
+	}
+	qs := ""
+	if len(v) > 0 {
+		qs = "?" + v.Encode()
+	}
+	if args[0] == "query" {
+		var out any
+		if err := c.do("GET", "/v1/logs"+qs, nil, &out); err != nil {
+			return err
+		}
+		return printJSON(w, out)
+	}
+	res, err := c.send("GET", "/v1/logs/export.csv"+qs, nil)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	dst := w
+	if *outPath != "" {
+		f, err := os.Create(*outPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		dst = f
+	}
+	if _, err := io.Copy(dst, res.Body); err != nil {
+		return errors.Join(errors.New("export interrupted"), err)
+	}
+	if f, ok := dst.(*os.File); ok && *outPath != "" {
+		return f.Sync()
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+// Command keygate is the keygate daemon and its admin client.
+//
+//	keygate serve [flags]        run the daemon
+//	keygate keys ...             manage keys of a running daemon
+//	keygate allowlist ...        manage a key's IP allowlist
+//	keygate logs ...             query or export usage logs
+//	keygate version              print the version
+//
+// Every flag can also be given in the environment as KEYGATE_<FLAG> (upper
+// case, dashes as underscores); a flag on the command line wins.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `keygate — API-key authorization daemon
+
+Usage:
+  keygate serve [--addr 127.0.0.1:8080] [--admin-addr ADDR] [--data ./data]
+                [--admin-token TOKEN] [--trusted-proxies CIDR,...]
+                [--allow-private-ranges] [--config FILE]
+  keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339]
+  keygate keys list | show ID | revoke ID
+  keygate allowlist list ID
+  keygate allowlist add ID CIDR [--label L]
+  keygate allowlist remove ID ENTRY_ID|CIDR
+  keygate allowlist replace ID [CIDR[=LABEL]]...
+  keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--from T] [--to T] [--limit N] [--cursor C]
+  keygate logs export [same filters] [-o FILE]
+  keygate version
+
+The admin commands talk to a running daemon: --server (default
+http://127.0.0.1:8080) and --admin-token (default: the token file in --data).
+Every flag can also come from the environment as KEYGATE_<FLAG>, e.g.
+KEYGATE_ADMIN_TOKEN.
+`
+
+// run executes one command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serveCmd(args[1:], stdout, stderr)
+	case "keys":
+		err = keysCmd(args[1:], stdout)
+	case "allowlist":
+		err = allowlistCmd(args[1:], stdout)
+	case "logs":
+		err = logsCmd(args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "keygate %s (%s)\n", version, runtime.Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "keygate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "keygate: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake on the command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// parseFlags parses args into fs, then fills every flag not given on the
+// command line from KEYGATE_<FLAG> when that is set. It returns the names
+// of the flags set either way.
+func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := "KEYGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %v", env, v, err))
+			}
+			set[f.Name] = true
+		}
+	})
+	return set, errors.Join(errs...)
+}
+
+// listFlag is a repeatable flag that also splits on commas.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// repeatFlag is a repeatable flag that keeps each value whole.
+type repeatFlag []string
+
+func (l *repeatFlag) String() string     { return strings.Join(*l, " ") }
+func (l *repeatFlag) Set(v string) error { *l = append(*l, v); return nil }

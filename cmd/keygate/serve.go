@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/keygate/keygate/server"
+	"github.com/keygate/keygate/store"
+)
+
+// Config is the daemon's whole configuration: the server's settings plus
+// the data directory. A config file (--config) holds it as JSON:
+//
+//	{"addr": "0.0.0.0:8080", "admin_addr": "127.0.0.1:8081", "data": "/var/lib/keygate",
+//	 "trusted_proxies": ["10.0.0.0/8"], "real_ip_headers": ["X-Real-IP"],
+//	 "allow_private_ranges": false,
+//	 "routes": [{"method": "POST", "prefix": "/orders", "scope": "orders:write"}]}
+//
+// Command-line flags win over the environment, which wins over the file.
+type Config struct {
+	server.Config
+	// Data is the Badger data directory; default "./data".
+	Data string `json:"data"`
+}
+
+// tokenFile is the name of the generated admin token in the data directory.
+const tokenFile = "admin-token"
+
+// Validate reports every problem at once. An empty admin token is fine
+// here: one is generated on first start.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	sc := c.Config
+	if sc.AdminToken == "" {
+		sc.AdminToken = "placeholder-for-validation"
+	}
+	if err := sc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// loadServeConfig builds the configuration from the file, the environment
+// and the command line.
+func loadServeConfig(args []string) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var (
+		addr       = fs.String("addr", server.DefaultAddr, "check (and, without --admin-addr, management) listen address")
+		adminAddr  = fs.String("admin-addr", "", "separate listen address for the management API and the UI")
+		data       = fs.String("data", "./data", "data directory (Badger)")
+		adminToken = fs.String("admin-token", "", "management API bearer token (generated on first start if empty)")
+		trusted    listFlag
+		private    = fs.Bool("allow-private-ranges", false, "accept private, loopback and other non-public ranges in allowlists")
+		configPath = fs.String("config", "", "JSON config file with the same settings plus route rules")
+	)
+	fs.Var(&trusted, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed")
+	set, err := parseFlags(fs, args)
+	if err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, usagef("serve: unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Config{Config: server.Config{Addr: server.DefaultAddr}, Data: "./data"}
+	if *configPath != "" {
+		b, err := os.ReadFile(*configPath)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", *configPath, err)
+		}
+	}
+	if set["addr"] {
+		cfg.Addr = *addr
+	}
+	if set["admin-addr"] {
+		cfg.AdminAddr = *adminAddr
+	}
+	if set["data"] {
+		cfg.Data = *data
+	}
+	if set["admin-token"] {
+		cfg.AdminToken = *adminToken
+	}
+	if set["trusted-proxies"] {
+		cfg.TrustedProxies = trusted
+	}
+	if set["allow-private-ranges"] {
+		cfg.AllowPrivateRanges = *private
+	}
+	return cfg, cfg.Validate()
+}
+
+// adminToken returns the configured token, or the one saved in the data
+// directory, or a new one it saves there (mode 0600). generated reports
+// the last case, the only time the token is printed.
+func adminToken(cfg Config) (tok string, generated bool, err error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, false, nil
+	}
+	path := filepath.Join(cfg.Data, tokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if tok = strings.TrimSpace(string(b)); tok == "" {
+			return "", false, fmt.Errorf("admin token file %s is empty: delete it to generate a new token", path)
+		}
+		return tok, false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	tok = "kga_" + rand.Text()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("saving the admin token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", false, err
+	}
+	return tok, true, f.Close()
+}
+
+func serveCmd(args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadServeConfig(args)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	tok, generated, err := adminToken(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.AdminToken = tok
+	cfg.Version = version
+	cfg.Logger = logger
+
+	st, err := store.Open(store.DefaultOptions(cfg.Data).WithLogger(logger))
+	if err != nil {
+		return fmt.Errorf("opening the store in %s: %w", cfg.Data, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := server.New(ctx, cfg.Config, storeAdapter{st})
+	if err == nil {
+		var ls server.Listeners
+		if ls, err = srv.Listen(); err == nil {
+			printBanner(stdout, cfg, ls, tok, generated)
+			err = srv.Serve(ctx, ls)
+			logger.Info("stopped serving; flushing the usage log and closing the store")
+		}
+	}
+	if ferr := st.FlushLogs(); ferr != nil && err == nil {
+		err = fmt.Errorf("flushing the usage log: %w", ferr)
+	}
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the store: %w", cerr)
+	}
+	return err
+}
+
+func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, generated bool) {
+	check := "http://" + ls.Check.Addr().String()
+	admin := check
+	if ls.Admin != nil {
+		admin = "http://" + ls.Admin.Addr().String()
+	}
+	fmt.Fprintf(w, "keygate %s\n", version)
+	fmt.Fprintf(w, "  web UI:          %s/\n", admin)
+	fmt.Fprintf(w, "  management API:  %s/v1/keys\n", admin)
+	fmt.Fprintf(w, "  check API:       %s/v1/check  (forward-auth: %s/v1/authz)\n", check, check)
+	fmt.Fprintf(w, "  data directory:  %s\n", cfg.Data)
+	if generated {
+		fmt.Fprintf(w, "  admin token:     %s\n", tok)
+		fmt.Fprintf(w, "                   (generated; saved in %s, mode 0600; shown only this once)\n", filepath.Join(cfg.Data, tokenFile))
+	} else if cfg.AdminToken == "" || fileHasToken(cfg.Data, tok) {
+		fmt.Fprintf(w, "  admin token:     in %s\n", filepath.Join(cfg.Data, tokenFile))
+	} else {
+		fmt.Fprintf(w, "  admin token:     as configured\n")
+	}
+	if f, ok := w.(*os.File); ok {
+		f.Sync()
+	}
+}
+
+func fileHasToken(dir, tok string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, tokenFile))
+	return err == nil && strings.TrimSpace(string(b)) == tok
+}

@@ -1,0 +1,83 @@
+//go:build !race
+
+package server
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// TestNoAllocs proves that a check, through the fasthttp handler, does not
+// allocate in steady state: forward-auth allowed and denied (with trusted
+// proxies and X-Forwarded-For), and POST /v1/check.
+func TestNoAllocs(t *testing.T) {
+	st := newFakeStore()
+	st.discardLogs = true
+	s, err := New(context.Background(), Config{
+		AdminToken:     testToken,
+		TrustedProxies: []string{"10.0.0.0/8"},
+		Routes:         []Route{{Prefix: "/orders", Scope: "orders:read"}},
+	}, st)
+	must(t, err)
+	secret, hint := engine.NewSecret()
+	entries, err := engine.Policy{}.BuildAllowlist([]engine.EntryInput{{CIDR: "203.0.113.0/24"}, {CIDR: "2001:db8::/48"}})
+	must(t, err)
+	s.eng.Put(&engine.Key{ID: engine.NewKeyID(), Name: "k", Scopes: []string{"orders:read", "x"},
+		Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries})
+	h := s.CheckHandler()
+	peer := &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 4000}
+
+	authz := func(xff string, key string) func(*fasthttp.Request) {
+		return func(req *fasthttp.Request) {
+			req.Header.SetMethod("GET")
+			req.SetRequestURI("/v1/authz")
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("X-Forwarded-Method", "GET")
+			req.Header.Set("X-Forwarded-Uri", "/orders/17?page=2")
+			req.Header.Add("X-Forwarded-For", "198.51.100.7")
+			req.Header.Add("X-Forwarded-For", xff+", 10.0.0.1")
+		}
+	}
+	check := func(ip string) func(*fasthttp.Request) {
+		return func(req *fasthttp.Request) {
+			req.Header.SetMethod("POST")
+			req.SetRequestURI("/v1/check")
+			req.SetBodyString(`{"key":"` + secret + `","ip":"` + ip + `","scope":"orders:read","method":"GET","path":"/orders/\u0031"}`)
+		}
+	}
+	tests := []struct {
+		name  string
+		setup func(*fasthttp.Request)
+		want  int
+	}{
+		{"authz allowed", authz("203.0.113.9", secret), 200},
+		{"authz denied ip", authz("192.0.2.1", secret), 403},
+		{"authz invalid key", authz("203.0.113.9", secret[:len(secret)-1]+"x"), 401},
+		{"check allowed v6", check("2001:db8::77"), 200},
+		{"check denied ip", check("198.51.100.1"), 403},
+	}
+	for _, tt := range tests {
+		var req fasthttp.Request
+		tt.setup(&req)
+		body := append([]byte(nil), req.Body()...)
+		var ctx fasthttp.RequestCtx
+		run := func() {
+			// The check decodes its body in place; restore it each time.
+			ctx.Request.SetBody(body)
+			ctx.Response.Reset()
+			h(&ctx)
+		}
+		ctx.Init(&req, peer, nil)
+		run()
+		if got := ctx.Response.StatusCode(); got != tt.want {
+			t.Fatalf("%s: status %d, want %d: %s", tt.name, got, tt.want, ctx.Response.Body())
+		}
+		if n := testing.AllocsPerRun(1000, run); n != 0 {
+			t.Errorf("%s: %v allocations per check, want 0", tt.name, n)
+		}
+	}
+}
