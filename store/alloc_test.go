@@ -1,0 +1,42 @@
+//go:build !race
+
+package store
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestNoAllocsAppendLog proves that AppendLog, which runs on the check
+// path, does not allocate: neither when it buffers a record nor when it
+// drops one.
+func TestNoAllocsAppendLog(t *testing.T) {
+	// No flush during the measurement: the writer's own allocations would
+	// be counted too.
+	s := openTest(t, DefaultOptions("").WithInMemory(true).WithLogBuffer(1<<12).WithFlushInterval(time.Hour))
+	method, path := []byte("GET"), []byte("/v1/orders/12345?expand=items")
+	e := &LogEntry{
+		Time:    time.Now(),
+		KeyID:   "key_0123456789abcdef",
+		EntryID: "ent_0123456789ab",
+		IP:      netip.MustParseAddr("2001:db8::1"),
+		Method:  method,
+		Path:    path,
+		Status:  403,
+		Code:    "IP_NOT_ALLOWED",
+		Latency: 12 * time.Microsecond,
+	}
+	if n := testing.AllocsPerRun(1000, func() { s.AppendLog(e) }); n != 0 {
+		t.Errorf("AppendLog (buffering): %v allocs, want 0", n)
+	}
+	for s.LogStats().Queued < 1<<12 {
+		s.AppendLog(e)
+	}
+	if n := testing.AllocsPerRun(1000, func() { s.AppendLog(e) }); n != 0 {
+		t.Errorf("AppendLog (dropping): %v allocs, want 0", n)
+	}
+	if s.LogStats().Dropped == 0 {
+		t.Error("full buffer dropped nothing")
+	}
+}
