@@ -135,7 +135,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8080", a.name, a.v))
 		}
 	}
-	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 		errs = append(errs, fmt.Errorf("admin-addr %q is the same as addr: leave it empty to serve management on addr", c.AdminAddr))
 	}
 	switch {

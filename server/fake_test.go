@@ -23,6 +23,8 @@ type fakeStore struct {
 	logs    []LogRecord
 	// discardLogs makes AppendLog a no-op, for allocation tests.
 	discardLogs bool
+	// panicOnList makes ListKeys panic, to test recovery.
+	panicOnList bool
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }
@@ -70,6 +72,9 @@ func (f *fakeStore) GetKey(_ context.Context, id string) (*engine.Key, error) {
 }
 
 func (f *fakeStore) ListKeys(context.Context) ([]*engine.Key, error) {
+	if f.panicOnList {
+		panic("fake: ListKeys panics")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]*engine.Key, 0, len(f.order))
@@ -191,3 +196,7 @@ func (f *fakeStore) logCount() int {
 	defer f.mu.Unlock()
 	return len(f.logs)
 }
+
+type engineKey = engine.Key
+
+func sleepMS(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// slowWalkXFF is the obviously-correct reference for walkXFF.
+func slowWalkXFF(lines []string, trusted proxySet) netip.Addr {
+	hops := strings.Split(strings.Join(lines, ","), ",")
+	var last netip.Addr
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.Trim(hops[i], " \t")
+		if h == "" || strings.Contains(h, "%") || len(h) > maxAddrText {
+			return netip.Addr{}
+		}
+		a, err := netip.ParseAddr(h)
+		if err != nil {
+			return netip.Addr{}
+		}
+		a = a.Unmap()
+		if !trusted.contains(a) {
+			return a
+		}
+		last = a
+	}
+	return last
+}
+
+var fuzzTrusted = proxySet{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.1/32")}
+
+func TestWalkXFF(t *testing.T) {
+	tests := []struct {
+		lines []string
+		want  string // "" is the invalid address
+	}{
+		{[]string{"203.0.113.5"}, "203.0.113.5"},
+		{[]string{"203.0.113.5, 10.0.0.1"}, "203.0.113.5"},
+		{[]string{"1.1.1.1, 203.0.113.5, 10.0.0.1, 192.0.2.1"}, "203.0.113.5"},
+		{[]string{"1.1.1.1", "203.0.113.5,10.9.9.9"}, "203.0.113.5"},
+		{[]string{"10.0.0.2", "10.0.0.3"}, "10.0.0.2"},
+		{[]string{"203.0.113.5, junk, 10.0.0.1"}, ""},
+		{[]string{"junk, 203.0.113.5"}, "203.0.113.5"},
+		{[]string{""}, ""},
+		{[]string{"203.0.113.5,"}, ""},
+		{[]string{"::ffff:203.0.113.5"}, "203.0.113.5"},
+		{[]string{"::ffff:10.0.0.1, 2001:db8::9"}, "10.0.0.1"},
+		{[]string{"[2001:db9::1]"}, ""},
+		{[]string{"\t203.0.113.5 \t"}, "203.0.113.5"},
+	}
+	for _, tt := range tests {
+		lines := make([][]byte, len(tt.lines))
+		for i, l := range tt.lines {
+			lines[i] = []byte(l)
+		}
+		got := walkXFF(lines, fuzzTrusted)
+		gs := ""
+		if got.IsValid() {
+			gs = got.String()
+		}
+		if gs != tt.want {
+			t.Errorf("walkXFF(%q) = %q, want %q", tt.lines, gs, tt.want)
+		}
+		if ref := slowWalkXFF(tt.lines, fuzzTrusted); ref != got {
+			t.Errorf("walkXFF(%q) = %v, reference %v", tt.lines, got, ref)
+		}
+	}
+}
+
+// FuzzWalkXFF checks the X-Forwarded-For walk against the reference.
+func FuzzWalkXFF(f *testing.F) {
+	for _, s := range []string{"203.0.113.5", "1.1.1.1, 10.0.0.1", "a,,b", "2001:db8::1%eth0, 10.0.0.1", "::ffff:10.1.1.1", "1.2.3.4:80"} {
+		f.Add(s, "10.0.0.7")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		lines := []string{a, b}
+		bl := [][]byte{[]byte(a), []byte(b)}
+		got := walkXFF(bl, fuzzTrusted)
+		if want := slowWalkXFF(lines, fuzzTrusted); got != want {
+			t.Fatalf("walkXFF(%q) = %v, want %v", lines, got, want)
+		}
+		if got.IsValid() && (got.Is4In6() || got.Zone() != "") {
+			t.Fatalf("walkXFF(%q) = %v: not canonical", lines, got)
+		}
+	})
+}
+
+func TestParseCheckRequest(t *testing.T) {
+	tests := []struct {
+		in                           string
+		key, ip, scope, method, path string
+		bad                          bool
+	}{
+		{in: `{"key":"k","ip":"1.2.3.4"}`, key: "k", ip: "1.2.3.4"},
+		{in: ` { "ip" : "::1" , "key":"k" ,"scope":"s","method":"GET","path":"/p" } `, key: "k", ip: "::1", scope: "s", method: "GET", path: "/p"},
+		{in: `{"key":"\"\\\/\b\f\n\r\t","ip":"x"}`, key: "\"\\/\b\f\n\r\t", ip: "x"},
+		{in: `{"key":"\u00e9\ud83d\ude00\ud800x","ip":"x"}`, key: "é😀\ufffdx", ip: "x"},
+		{in: `{"key":"k","ip":"x","scope":null}`, key: "k", ip: "x"},
+		{in: `{"key":null,"ip":"x"}`, bad: true},
+		{in: `{"key":"k","ip":"x","scope":true}`, bad: true},
+		{in: `{"key":"k","ip":"x"`, bad: true},
+		{in: `{"key":"k\u00","ip":"x"}`, bad: true},
+		{in: "{\"key\":\"k\x01\",\"ip\":\"x\"}", bad: true},
+		{in: "{\"key\":\"k\xff\",\"ip\":\"x\"}", bad: true},
+		{in: `{"key":"k","ip":"x"}{}`, bad: true},
+		{in: `{"k\u0065y":"k","ip":"x"}`, key: "k", ip: "x"},
+		{in: `{}`, bad: true},
+	}
+	for _, tt := range tests {
+		var r checkRequest
+		msg := parseCheckRequest([]byte(tt.in), &r)
+		if (msg != "") != tt.bad {
+			t.Errorf("%s: message %q, want bad=%v", tt.in, msg, tt.bad)
+			continue
+		}
+		if tt.bad {
+			continue
+		}
+		got := []string{string(r.key), string(r.ip), string(r.scope), string(r.method), string(r.path)}
+		want := []string{tt.key, tt.ip, tt.scope, tt.method, tt.path}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%s: field %d = %q, want %q", tt.in, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// refCheck decodes a check request with encoding/json, refusing what the
+// hand-written parser refuses: duplicates, unknown fields, non-strings.
+func refCheck(in []byte) (map[string]string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	out := map[string]string{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		name := k.(string)
+		switch name {
+		case "key", "ip", "scope", "method", "path":
+		default:
+			return nil, false
+		}
+		if _, dup := out[name]; dup {
+			return nil, false
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		switch v := v.(type) {
+		case string:
+			if len(v) > maxCheckField {
+				return nil, false
+			}
+			out[name] = v
+		case nil:
+			if name == "key" || name == "ip" {
+				return nil, false
+			}
+			out[name] = ""
+		default:
+			return nil, false
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, false
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, false
+	}
+	if _, ok := out["key"]; !ok {
+		return nil, false
+	}
+	if _, ok := out["ip"]; !ok {
+		return nil, false
+	}
+	return out, true
+}
+
+// FuzzParseCheckRequest compares the allocation-free parser with
+// encoding/json on valid UTF-8 input.
+func FuzzParseCheckRequest(f *testing.F) {
+	for _, s := range []string{`{"key":"k","ip":"1.2.3.4"}`, `{"key":"\ud83d\ude00","ip":"x","scope":null}`, `{"key":"a\nb","ip":"x","path":"/\u0000"}`, `{"ip":"x","key":"k","key":"j"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !utf8.Valid(in) {
+			return
+		}
+		want, wantOK := refCheck(in)
+		var r checkRequest
+		msg := parseCheckRequest(bytes.Clone(in), &r)
+		if (msg == "") != wantOK {
+			t.Fatalf("%q: parser message %q, encoding/json ok=%v", in, msg, wantOK)
+		}
+		if !wantOK {
+			return
+		}
+		got := map[string]string{"key": string(r.key), "ip": string(r.ip), "scope": string(r.scope), "method": string(r.method), "path": string(r.path)}
+		for k, v := range want {
+			if got[k] != v {
+				t.Fatalf("%q: %s = %q, encoding/json %q", in, k, got[k], v)
+			}
+		}
+	})
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", "q\"b\\", "ctl\x00\x1f", "é😀", "bad\xffutf8", "<&>"} {
+		b := appendJSONString(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Errorf("%q -> %s: %v", s, b, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(s, "\ufffd"); back != want {
+			t.Errorf("%q -> %s -> %q", s, b, back)
+		}
+	}
+}
