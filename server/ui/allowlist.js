@@ -181,12 +181,20 @@ export class AllowlistEditor {
 
     row.cidrInput = cidr;
     row.msgEl = msg;
+    row.msgSig = undefined;
     return el("div", { class: "al-row", role: "listitem", "data-testid": "al-row" },
       el("span", { class: "al-index", "aria-hidden": "true" }, `${i + 1}`),
       cidr, label, removeBtn, msg);
   }
 
   renderMessage(row, i, res, err, visible) {
+    // Re-render only on change: replacing a suggestion button between
+    // mousedown (which blurs the input and re-validates) and click would
+    // swallow the click.
+    const kind = err ? "error" : res.warning ? "warning" : res.cidr && (visible || row.cidr !== "") ? "ok" : "";
+    const sig = JSON.stringify([kind, err, kind === "warning" ? res.warning : null, kind === "ok" ? res.cidr : null]);
+    if (row.msgSig === sig) return;
+    row.msgSig = sig;
     const msg = row.msgEl;
     msg.className = "al-msg";
     row.cidrInput.removeAttribute("aria-invalid");
