@@ -330,11 +330,15 @@ func (w *logWriter) drain() {
 // seal writes the current segment, its index and the last-used times of
 // its keys in one transaction, and starts a new segment.
 func (w *logWriter) seal() {
-	g := &w.cur
-	defer g.reset()
 	id := w.nextSeg
 	w.nextSeg++
+	w.write(&w.cur, id)
+	w.cur.reset()
+}
 
+// write stores g as segment id, with its index and the last-used times of
+// its keys, in one transaction. Write errors are logged and counted.
+func (w *logWriter) write(g *segment, id uint64) {
 	w.body = g.encodeBody(w.body[:0])
 	val := compress(make([]byte, 0, len(w.body)/6+64), w.body)
 	idx := g.encodeIndex(nil)
