@@ -101,12 +101,28 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 // of the flags set either way.
 func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
+	// Flags may come after positional arguments ("allowlist add ID CIDR
+	// --label L"): parse, set the first positional aside, repeat.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
 		}
-		return nil, usagef("%v", err)
+		if fs.NArg() == 0 {
+			break
+		}
+		if i := len(args) - fs.NArg() - 1; i >= 0 && args[i] == "--" {
+			positional = append(positional, fs.Args()...)
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
+	// Leave the positional arguments in fs.Args().
+	fs.Parse(append([]string{"--"}, positional...))
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
