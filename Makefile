@@ -9,8 +9,11 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keygate
 
+# ARGS passes extra flags, e.g. make run ARGS='--trusted-proxies 10.0.0.0/8'.
+ARGS    ?=
+
 run: build
-	./$(BIN) serve
+	./$(BIN) serve $(ARGS)
 
 test:
 	$(GO) vet ./...
@@ -23,6 +26,8 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime 60s ./engine/
 	$(GO) test -run '^$$' -fuzz FuzzTrie -fuzztime 60s ./engine/
+	$(GO) test -run '^$$' -fuzz FuzzWalkXFF -fuzztime 30s ./server/
+	$(GO) test -run '^$$' -fuzz FuzzParseCheckRequest -fuzztime 30s ./server/
 
 clean:
 	rm -rf bin
