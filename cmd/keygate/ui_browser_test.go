@@ -330,6 +330,9 @@ func retype(sel css, text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(setInput(sel, ""), chromedp.SendKeys(sel, text))
 }
 
+// keysLoaded waits until the key list has been fetched and drawn.
+var keysLoaded = wait(`!document.querySelector('[data-testid=panel-keys]').hasAttribute('aria-busy') && document.querySelector('[data-testid=key-row]')`)
+
 func setSelect(sel css, value string) chromedp.Action[chromedp.Void] {
 	return js(fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event("change", {bubbles: true})); })()`, string(sel), value))
 }
@@ -448,7 +451,7 @@ func (b *browserRun) steps(t *testing.T) {
 	// would now be blocked, and asks for confirmation.
 	b.do(t, "open the key menu",
 		chromedp.Reload(),
-		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
+		keysLoaded,
 		chromedp.Click(css(`[data-testid=key-menu-button]`)),
 		chromedp.WaitVisible(css(`[data-testid=key-menu]`)),
 	)
@@ -505,7 +508,7 @@ func (b *browserRun) steps(t *testing.T) {
 	d.api(t, "GET", "/v1/logs?status=403", nil, &want)
 	b.do(t, "filter by status 403",
 		setSelect(css(`[data-testid=filter-status]`), "403"),
-		wait(fmt.Sprintf(`(() => { const r = [...document.querySelectorAll('[data-testid=log-row]')]; return r.length === %d && r.every(e => e.dataset.status === "403"); })()`, len(want.Items))),
+		wait(fmt.Sprintf(`!document.querySelector('[data-testid=panel-logs]').hasAttribute('aria-busy') && (() => { const r = [...document.querySelectorAll('[data-testid=log-row]')]; return r.length === %d && r.every(e => e.dataset.status === "403"); })()`, len(want.Items))),
 	)
 	var shownIPs []string
 	b.eval(t, `[...document.querySelectorAll('[data-testid=log-row]')].map(e => e.dataset.ip)`, &shownIPs)
@@ -546,6 +549,7 @@ func (b *browserRun) steps(t *testing.T) {
 	b.do(t, "phone width",
 		viewport(390, 844),
 		chromedp.Click(css(`[data-testid=tab-keys]`)),
+		keysLoaded,
 		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
 	)
 	b.shot(t, "phone-keys")
@@ -563,14 +567,17 @@ func (b *browserRun) steps(t *testing.T) {
 	)
 	b.shot(t, "phone-logs")
 
-	// Revoke with the keyboard: menu button, arrow to Revoke, confirm.
+	// Revoke with the keyboard: menu button, arrows to Revoke, confirm.
 	b.do(t, "revoke from the keyboard",
 		viewport(1280, 800),
 		chromedp.Click(css(`[data-testid=tab-keys]`)),
+		keysLoaded,
 		chromedp.Focus(css(`[data-testid=key-menu-button]`)),
 		chromedp.KeyEvent("\r"),
 		wait(`document.activeElement?.dataset.testid === 'menu-allowlist'`),
 		chromedp.KeyEvent(kb.ArrowDown),
+		wait(`document.activeElement?.dataset.testid === 'menu-logs'`),
+		chromedp.KeyEvent(kb.End),
 		wait(`document.activeElement?.dataset.testid === 'menu-revoke'`),
 		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(css(`[data-testid=revoke-dialog]`)),
@@ -600,6 +607,7 @@ func (b *browserRun) invalidEntries(t *testing.T, keyID string) {
 	t.Helper()
 	b.do(t, "open the allowlist editor again",
 		chromedp.Click(css(`[data-testid=tab-keys]`)),
+		keysLoaded,
 		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
 		chromedp.Click(css(`[data-testid=key-menu-button]`)),
 		chromedp.Click(css(`[data-testid=menu-allowlist]`)),

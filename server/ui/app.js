@@ -20,9 +20,9 @@ const state = {
 
 function toast(text, kind = "ok") {
   const t = el("div", { class: `toast toast-${kind}`, "data-testid": "toast" }, text);
-  $("#toasts").append(t);
-  setTimeout(() => t.classList.add("leaving"), 4500);
-  setTimeout(() => t.remove(), 5000);
+  $("#toasts").replaceChildren(t);
+  setTimeout(() => t.classList.add("leaving"), 3600);
+  setTimeout(() => t.remove(), 4000);
 }
 
 function errorText(err) {
@@ -169,6 +169,7 @@ async function loadKeys() {
   const seq = ++keysSeq;
   const loading = $("#keys-loading");
   loading.hidden = state.keysLoaded;
+  $("#panel-keys").setAttribute("aria-busy", "true");
   try {
     const keys = await api.listKeys();
     if (seq !== keysSeq) return;
@@ -178,7 +179,10 @@ async function loadKeys() {
     if (seq !== keysSeq || err.status === 401) return;
     showBanner($("#keys-error"), "Could not load API keys. " + errorText(err));
   } finally {
-    if (seq === keysSeq) loading.hidden = true;
+    if (seq === keysSeq) {
+      loading.hidden = true;
+      $("#panel-keys").removeAttribute("aria-busy");
+    }
   }
 }
 
@@ -292,6 +296,7 @@ function setupMenu() {
     const { key, button } = menuFor;
     closeMenu();
     if (item.dataset.menu === "allowlist") openAllowlist(key, button);
+    else if (item.dataset.menu === "logs") logs.showKey(key.id);
     else openRevoke(key, button);
   });
   document.addEventListener("pointerdown", (e) => {
@@ -322,13 +327,19 @@ function setupDialogs() {
   }
 }
 
+const busyContent = new WeakMap();
+
+// setBusy disables a button while its request runs, with a progress label;
+// its own content (icons included) comes back afterwards.
 function setBusy(button, busy, text) {
   if (busy) {
-    button.dataset.text = button.textContent;
+    if (!busyContent.has(button)) busyContent.set(button, [...button.childNodes]);
     button.textContent = text;
     button.disabled = true;
   } else {
-    button.textContent = button.dataset.text || button.textContent;
+    const saved = busyContent.get(button);
+    if (saved) button.replaceChildren(...saved);
+    busyContent.delete(button);
     button.disabled = false;
   }
 }
@@ -686,6 +697,14 @@ const logs = {
     }
   },
 
+  // showKey opens the logs filtered to one key.
+  showKey(id) {
+    this.shown = true;
+    selectTab("logs", true);
+    $("#f-key").value = id;
+    this.apply();
+  },
+
   renderKeyOptions() {
     const sel = $("#f-key");
     const cur = sel.value;
@@ -729,6 +748,7 @@ const logs = {
     const seq = ++this.seq;
     const cursor = this.cursors[this.cursors.length - 1];
     $("#logs-loading").hidden = false;
+    $("#panel-logs").setAttribute("aria-busy", "true");
     try {
       const res = await api.logs({ ...this.params, limit: PAGE_SIZE, cursor });
       if (seq !== this.seq) return;
@@ -740,7 +760,10 @@ const logs = {
       if (seq !== this.seq || err.status === 401) return;
       showBanner($("#logs-error"), "Could not load the usage logs. " + errorText(err));
     } finally {
-      if (seq === this.seq) $("#logs-loading").hidden = true;
+      if (seq === this.seq) {
+        $("#logs-loading").hidden = true;
+        $("#panel-logs").removeAttribute("aria-busy");
+      }
     }
   },
 
