@@ -254,12 +254,12 @@ func (w *logWriter) err() error { return w.finalErr }
 
 // run drains the buffer into segments until Close. A segment is written
 // when it is full, or FlushInterval after its first record was taken from
-// the buffer; the buffer is looked at every tick (at most a quarter of
-// FlushInterval, at most 250ms) and whenever it holds notifyAt records.
+// the buffer; the buffer is looked at every tick (a quarter of
+// FlushInterval) and whenever it holds notifyAt records.
 func (w *logWriter) run() {
 	defer w.s.wg.Done()
 	interval := w.s.opts.FlushInterval
-	tick := time.NewTicker(min(max(interval/4, time.Millisecond), 250*time.Millisecond))
+	tick := time.NewTicker(max(interval/4, time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
