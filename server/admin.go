@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -722,12 +721,4 @@ func parseTime(v string) (time.Time, error) {
 		return time.Time{}, errors.New("bad time")
 	}
 	return t, nil
-}
-
-// addrString formats an address for messages; the zero address is "".
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }
