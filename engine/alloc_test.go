@@ -15,7 +15,7 @@ func TestNoAllocs(t *testing.T) {
 	secret, openSecret, scope := []byte(s), []byte(os), []byte("read")
 	u, _ := NewSecret()
 	unknown, garbage := []byte(u), []byte("garbage")
-	c := compile(k)
+	c := NewMatcher(k.Allowlist)
 	tests := []struct {
 		name string
 		fn   func()
@@ -27,8 +27,8 @@ func TestNoAllocs(t *testing.T) {
 		{"Check unknown", func() { e.Check(unknown, nil, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
 		{"Check garbage", func() { e.Check(garbage, nil, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
 		{"Check empty allowlist", func() { e.Check(openSecret, nil, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
-		{"Contains v4", func() { c.match(netip.AddrFrom4([4]byte{203, 0, 113, 1})) }},
-		{"Contains v4-mapped", func() { c.match(netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 203, 15: 1})) }},
+		{"Contains v4", func() { c.Match(netip.AddrFrom4([4]byte{203, 0, 113, 1})) }},
+		{"Contains v4-mapped", func() { c.Match(netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 203, 15: 1})) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(1000, tt.fn); n != 0 {

@@ -79,30 +79,50 @@ type Result struct {
 	Entry *Entry
 }
 
-// compiled is a key with its allowlist compiled for matching.
-type compiled struct {
-	key    *Key
+// Matcher is an allowlist compiled for matching: one path-compressed radix
+// trie per address family. It is immutable and safe for concurrent use.
+type Matcher struct {
 	v4, v6 trie
 }
 
-func compile(k *Key) *compiled {
-	c := &compiled{key: k}
-	c.v4, c.v6 = buildTries(k.Allowlist)
-	return c
+// NewMatcher compiles entries. The entries need not be canonical: each
+// prefix is masked, and an IPv4-mapped prefix is treated as the IPv4 prefix
+// it carries. Invalid prefixes never match. Match reports indexes into
+// entries.
+func NewMatcher(entries []Entry) *Matcher {
+	m := &Matcher{}
+	m.v4, m.v6 = buildTries(entries)
+	return m
 }
 
-// match returns the index of the allowlist entry that admits addr, or -1.
-// A zoned address never matches; an IPv4-mapped address matches as IPv4.
-func (c *compiled) match(addr netip.Addr) int {
+// Match returns the index of the most specific entry containing addr, or -1.
+// A zoned address never matches; an IPv4-mapped IPv6 address matches as the
+// IPv4 address it carries. Match does not allocate.
+func (m *Matcher) Match(addr netip.Addr) int {
 	if !addr.IsValid() || addr.Zone() != "" {
 		return -1
 	}
 	addr = addr.Unmap()
 	hi, lo := split128(addr)
 	if addr.Is4() {
-		return c.v4.lookup(hi, lo)
+		return m.v4.lookup(hi, lo)
 	}
-	return c.v6.lookup(hi, lo)
+	return m.v6.lookup(hi, lo)
+}
+
+// Contains reports whether any entry contains addr; see Match.
+func (m *Matcher) Contains(addr netip.Addr) bool { return m.Match(addr) >= 0 }
+
+// compiled is a key with its allowlist compiled for matching.
+type compiled struct {
+	key *Key
+	m   Matcher
+}
+
+func compile(k *Key) *compiled {
+	c := &compiled{key: k}
+	c.m.v4, c.m.v6 = buildTries(k.Allowlist)
+	return c
 }
 
 // Snapshot is an immutable view of every key. It is safe for concurrent use;
@@ -210,7 +230,7 @@ func (s *Snapshot) Check(secret, scope []byte, addr netip.Addr, now time.Time) R
 	if len(k.Allowlist) == 0 {
 		return Result{Decision: Allow, Key: k}
 	}
-	if i := c.match(addr); i >= 0 {
+	if i := c.m.Match(addr); i >= 0 {
 		return Result{Decision: Allow, Key: k, Entry: &k.Allowlist[i]}
 	}
 	return Result{Decision: DenyIP, Key: k}

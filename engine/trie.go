@@ -10,11 +10,27 @@ import (
 // laid out flat in depth-first order so a lookup walks a few adjacent
 // 24-byte nodes with no pointers to chase.
 //
+// The top of the trie is level-compressed (as in Nilsson and Karlsson's
+// LC-trie): below the prefix every entry shares (the root's), a jump table
+// indexed by the next stride bits holds, for each value of those bits, the
+// best entry already decided and the node where the binary walk resumes. A
+// lookup therefore costs one compare, one table load and a node or two,
+// instead of one node per level.
+//
 // Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
 // the top 32 bits of hi. A lookup compares the whole node prefix at every
 // step, so the skipped bits of path compression need no separate check.
 type trie struct {
-	nodes []node // nodes[0] is the root; empty means no entries
+	nodes  []node // nodes[0] is the root; empty means no entries
+	jump   []jumpSlot
+	skip   uint8 // bits before the jump table's stride: the root's prefix length
+	stride uint8 // 0: no jump table
+}
+
+// jumpSlot is the state of the binary walk after the stride's bits.
+type jumpSlot struct {
+	entry int16 // best entry decided within the stride, or -1
+	next  int16 // node to resume at, or -1
 }
 
 // node is one trie node (24 bytes). child indexes are -1 when absent. A
@@ -45,6 +61,16 @@ func bitAt(hi, lo uint64, i uint8) uint8 {
 	return uint8(lo>>((127-i)&63)) & 1
 }
 
+// bitsAt returns the n bits (1..63) starting at bit p of the 128-bit value.
+func bitsAt(hi, lo uint64, p, n uint8) uint64 {
+	// Go defines shifts by 64 or more as zero, which covers p == 0.
+	x := lo << (p - 64)
+	if p < 64 {
+		x = hi<<p | lo>>(64-p)
+	}
+	return x >> (64 - n)
+}
+
 // matches reports whether (hi, lo) lies within the node's prefix.
 func (n *node) matches(hi, lo uint64) bool {
 	if n.bits <= 64 {
@@ -60,8 +86,17 @@ func (t *trie) lookup(hi, lo uint64) int {
 	if len(nodes) == 0 {
 		return -1
 	}
-	best := -1
-	i := 0
+	best, i := -1, 0
+	if t.stride > 0 {
+		if !nodes[0].matches(hi, lo) {
+			return -1
+		}
+		s := t.jump[bitsAt(hi, lo, t.skip, t.stride)&uint64(len(t.jump)-1)]
+		best, i = int(s.entry), int(s.next)
+		if i < 0 {
+			return best
+		}
+	}
 	for {
 		n := &nodes[i]
 		if !n.matches(hi, lo) {
@@ -151,8 +186,9 @@ func insert(root **buildNode, hi, lo uint64, b uint8, entry int) {
 	}
 }
 
-// flatten lays the build trie out in depth-first order.
-func flatten(root *buildNode) trie {
+// flatten lays the build trie of entries prefixes, over an address family
+// of width bits, out in depth-first order and adds its jump table.
+func flatten(root *buildNode, entries int, width uint8) trie {
 	if root == nil {
 		return trie{}
 	}
@@ -170,7 +206,56 @@ func flatten(root *buildNode) trie {
 		return int16(i)
 	}
 	walk(root)
-	return trie{nodes: nodes}
+	t := trie{nodes: nodes}
+	t.buildJump(entries, width)
+	return t
+}
+
+// buildJump adds the jump table when the trie has enough entries to profit:
+// a stride of about log2(entries)+1 bits after the root's prefix.
+func (t *trie) buildJump(entries int, width uint8) {
+	if entries < 3 {
+		return
+	}
+	root := &t.nodes[0]
+	stride := min(uint8(bits.Len(uint(entries)))+1, 6, width-root.bits)
+	if stride == 0 {
+		return
+	}
+	t.skip, t.stride = root.bits, stride
+	t.jump = make([]jumpSlot, 1<<stride)
+	end := root.bits + stride
+	for v := range t.jump {
+		// The address whose bits after the root's prefix are v, then zeros.
+		hi, lo := root.hi, root.lo
+		if p := root.bits; p < 64 {
+			shift := 64 - int(p) - int(stride)
+			if shift >= 0 {
+				hi |= uint64(v) << shift
+			} else {
+				hi |= uint64(v) >> -shift
+				lo |= uint64(v) << (64 + shift)
+			}
+		} else {
+			lo |= uint64(v) << (128 - int(end))
+		}
+		slot := jumpSlot{entry: -1, next: -1}
+		for i := int16(0); i >= 0; {
+			n := &t.nodes[i]
+			if n.bits >= end {
+				slot.next = i
+				break
+			}
+			if !n.matches(hi, lo) {
+				break
+			}
+			if n.entry >= 0 {
+				slot.entry = n.entry
+			}
+			i = n.child[bitAt(hi, lo, n.bits)]
+		}
+		t.jump[v] = slot
+	}
 }
 
 // buildTries compiles an allowlist into one trie per address family. The
@@ -179,6 +264,7 @@ func flatten(root *buildNode) trie {
 // ignored (they never match).
 func buildTries(entries []Entry) (v4, v6 trie) {
 	var r4, r6 *buildNode
+	var n4, n6 int
 	for i, e := range entries {
 		p := e.Prefix
 		if !p.IsValid() || i >= maxTrieEntries {
@@ -194,9 +280,11 @@ func buildTries(entries []Entry) (v4, v6 trie) {
 		hi, lo := split128(a)
 		if a.Is4() {
 			insert(&r4, hi, lo, uint8(b), i)
+			n4++
 		} else {
 			insert(&r6, hi, lo, uint8(b), i)
+			n6++
 		}
 	}
-	return flatten(r4), flatten(r6)
+	return flatten(r4, n4, 32), flatten(r6, n6, 128)
 }

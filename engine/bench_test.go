@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"testing"
+)
+
+// maskedScan is the strongest simple alternative: a linear scan over
+// prefixes held as masked integers.
+type maskedScan struct {
+	v4 []struct{ addr, mask uint32 }
+	v6 []struct{ hi, lo, mhi, mlo uint64 }
+}
+
+func newMaskedScan(entries []Entry) *maskedScan {
+	m := &maskedScan{}
+	for _, e := range entries {
+		hi, lo := split128(e.Prefix.Addr())
+		b := uint8(e.Prefix.Bits())
+		if e.Prefix.Addr().Is4() {
+			mk := uint32(mask(b) >> 32)
+			m.v4 = append(m.v4, struct{ addr, mask uint32 }{uint32(hi>>32) & mk, mk})
+			continue
+		}
+		mhi, mlo := mask(min(b, 64)), uint64(0)
+		if b > 64 {
+			mlo = mask(b - 64)
+		}
+		m.v6 = append(m.v6, struct{ hi, lo, mhi, mlo uint64 }{hi & mhi, lo & mlo, mhi, mlo})
+	}
+	return m
+}
+
+func (m *maskedScan) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	hi, lo := split128(a)
+	if a.Is4() {
+		v := uint32(hi >> 32)
+		for _, p := range m.v4 {
+			if v&p.mask == p.addr {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range m.v6 {
+		if hi&p.mhi == p.hi && lo&p.mlo == p.lo {
+			return true
+		}
+	}
+	return false
+}
+
+// netipScan is the textbook approach: netip.Prefix.Contains in a loop.
+type netipScan []netip.Prefix
+
+func (s netipScan) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// benchEntries returns n random public prefixes of one family (/16../32 or
+// /40../128) and probe addresses that hit and miss them.
+func benchEntries(r *rand.Rand, n int, v6 bool) (entries []Entry, hits, misses []netip.Addr) {
+	for len(entries) < n {
+		var a netip.Addr
+		var bits int
+		if v6 {
+			var b [16]byte
+			b[0], b[1] = 0x2a, byte(r.IntN(256))
+			for i := 2; i < 16; i++ {
+				b[i] = byte(r.Uint32())
+			}
+			a, bits = netip.AddrFrom16(b), 40+r.IntN(89)
+		} else {
+			a, bits = netip.AddrFrom4([4]byte{byte(1 + r.IntN(9)), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())}), 16+r.IntN(17)
+		}
+		entries = append(entries, Entry{Prefix: netip.PrefixFrom(a, bits).Masked()})
+	}
+	ref := NewMatcher(entries)
+	for len(hits) < 64 {
+		p := entries[r.IntN(n)].Prefix
+		if p.Bits() < p.Addr().BitLen() {
+			hits = append(hits, lastAddr(p))
+		} else {
+			hits = append(hits, p.Addr())
+		}
+	}
+	for len(misses) < 64 {
+		h := hits[r.IntN(len(hits))]
+		var a netip.Addr
+		if v6 {
+			b := h.As16()
+			b[15] ^= 0x55
+			b[7] ^= byte(r.Uint32())
+			a = netip.AddrFrom16(b)
+		} else {
+			b := h.As4()
+			b[1] ^= byte(r.Uint32())
+			b[3] ^= 0x55
+			a = netip.AddrFrom4(b)
+		}
+		if !ref.Contains(a) {
+			misses = append(misses, a)
+		}
+	}
+	return entries, hits, misses
+}
+
+type containser interface{ Contains(netip.Addr) bool }
+
+// BenchmarkContains compares the trie with the two linear scans on the same
+// data in the same run.
+func BenchmarkContains(b *testing.B) {
+	for _, fam := range []string{"v4", "v6"} {
+		for _, n := range []int{1, 5, 20} {
+			r := rand.New(rand.NewPCG(uint64(n), 7))
+			entries, hits, misses := benchEntries(r, n, fam == "v6")
+			pfx := make(netipScan, len(entries))
+			for i, e := range entries {
+				pfx[i] = e.Prefix
+			}
+			impls := []struct {
+				name string
+				m    containser
+			}{{"trie", NewMatcher(entries)}, {"masked-scan", newMaskedScan(entries)}, {"netip-scan", pfx}}
+			for _, probe := range []struct {
+				name  string
+				addrs []netip.Addr
+				want  bool
+			}{{"hit", hits, true}, {"miss", misses, false}} {
+				for _, impl := range impls {
+					for _, a := range probe.addrs {
+						if impl.m.Contains(a) != probe.want {
+							b.Fatalf("%s: Contains(%s) != %v", impl.name, a, probe.want)
+						}
+					}
+					b.Run(fmt.Sprintf("%s/%d/%s/%s", fam, n, probe.name, impl.name), func(b *testing.B) {
+						b.ReportAllocs()
+						i := 0
+						for b.Loop() {
+							impl.m.Contains(probe.addrs[i&63])
+							i++
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// benchKeys builds n keys with entries random prefixes each.
+func benchKeys(r *rand.Rand, n, entries int) ([]*Key, [][]byte) {
+	keys := make([]*Key, n)
+	secrets := make([][]byte, n)
+	for i := range keys {
+		e, _, _ := benchEntries(r, entries, i%2 == 1)
+		for j := range e {
+			e[j].ID = fmt.Sprintf("ent_%012d", j)
+		}
+		s, hint := NewSecret()
+		secrets[i] = []byte(s)
+		keys[i] = &Key{ID: fmt.Sprintf("key_%016d", i), Name: "bench", Scopes: []string{"read"}, Hash: HashSecret(secrets[i]), Hint: hint, Allowlist: e}
+	}
+	return keys, secrets
+}
+
+// BenchmarkCheck measures the full decision: format check, SHA-256, key
+// lookup among n keys, scope and allowlist.
+func BenchmarkCheck(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		r := rand.New(rand.NewPCG(3, uint64(n)))
+		keys, secrets := benchKeys(r, n, 5)
+		e := New()
+		e.Load(keys, 1)
+		addrs := make([]netip.Addr, 1024)
+		for i := range addrs {
+			addrs[i] = lastAddr(keys[i%n].Allowlist[i%5].Prefix)
+		}
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			scope := []byte("read")
+			i := 0
+			for b.Loop() {
+				j := i & 1023
+				if e.Check(secrets[j%n], scope, addrs[j], now).Decision != Allow {
+					b.Fatal("not allowed")
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkPublish measures replacing one key's allowlist among n keys: the
+// cost of a management change becoming live.
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{1000, 100000, 1000000} {
+		if testing.Short() && n > 100000 {
+			continue
+		}
+		r := rand.New(rand.NewPCG(4, uint64(n)))
+		keys, _ := benchKeys(r, n, 5)
+		e := New()
+		e.Load(keys, 1)
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := keys[i%n].Clone()
+				k.Name = "edited"
+				e.Put(k)
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkMemoryPerKey reports the heap held per key at 1M keys with 5
+// entries each, everything included (key data, tries, index).
+func BenchmarkMemoryPerKey(b *testing.B) {
+	const n = 1000000
+	for b.Loop() {
+		r := rand.New(rand.NewPCG(5, 5))
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		keys, _ := benchKeys(r, n, 5)
+		e := New()
+		e.Load(keys, 1)
+		keys = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/key")
+		runtime.KeepAlive(e)
+	}
+}
