@@ -613,6 +613,7 @@ func (b *browserRun) invalidEntries(t *testing.T, keyID string) {
 		chromedp.Click(css(`[data-testid=menu-allowlist]`)),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`document.querySelectorAll('[data-testid=allowlist-dialog] [data-testid=al-row]').length === 2`),
+		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),
 		// Host bits set: an error with the masked network as suggestion.
 		retype(row("allowlist-dialog", 1, "al-cidr"), "203.0.113.5/24"),
 		// A private address: a warning here, the server decides.

@@ -469,13 +469,14 @@ const edit = {
   editor: null,
   original: [],
   recent: null, // Map ip -> {count, last, addr}, or null when unknown
+  dirty: false, // the user has changed the list since it opened
   confirming: false,
 };
 
 function setupAllowlist() {
   const dialog = $("#allowlist-dialog");
   edit.editor = new AllowlistEditor($('[data-allowlist="edit"]', dialog), {
-    onChange: () => { resetConfirm(); renderImpact(); },
+    onChange: () => { edit.dirty = true; resetConfirm(); renderImpact(); },
   });
   $("#allowlist-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -486,6 +487,7 @@ function setupAllowlist() {
 async function openAllowlist(key, opener) {
   const dialog = $("#allowlist-dialog");
   edit.key = key;
+  edit.dirty = false;
   edit.recent = undefined;
   edit.original = key.allowlist || [];
   edit.editor.setEntries(edit.original);
@@ -497,12 +499,11 @@ async function openAllowlist(key, opener) {
   first.focus();
   const [entries, recent] = await Promise.allSettled([api.getAllowlist(key.id), recentIPs(key.id)]);
   if (edit.key !== key) return;
-  if (entries.status === "fulfilled" && !dialog.querySelector("input:focus:not(:placeholder-shown)")) {
+  // The list may have changed since the key list was loaded: show the
+  // stored one, unless the user has started editing.
+  if (entries.status === "fulfilled") {
     edit.original = entries.value;
-    if (JSON.stringify(edit.editor.entries().map(({ cidr, label }) => [cidr, label])) ===
-        JSON.stringify((key.allowlist || []).map((e) => [e.cidr, e.label || ""]))) {
-      edit.editor.setEntries(entries.value);
-    }
+    if (!edit.dirty) edit.editor.setEntries(entries.value);
   }
   edit.recent = recent.status === "fulfilled" ? recent.value : null;
   renderImpact();
