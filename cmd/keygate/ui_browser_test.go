@@ -560,11 +560,21 @@ func (b *browserRun) steps(t *testing.T) {
 		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),
 	)
 	b.shot(t, "phone-allowlist")
-	b.do(t, "phone logs",
+	b.do(t, "phone: menu -> View usage logs",
 		chromedp.Click(css(`[data-testid=allowlist-dialog] [data-close]`)),
-		chromedp.Click(css(`[data-testid=tab-logs]`)),
-		chromedp.WaitVisible(css(`[data-testid=log-row]`)),
+		chromedp.WaitNotVisible(css(`[data-testid=allowlist-dialog]`)),
+		chromedp.Click(css(`[data-testid=key-menu-button]`)),
+		chromedp.Click(css(`[data-testid=menu-logs]`)),
+		wait(fmt.Sprintf(`document.querySelector('[data-testid=filter-key]').value === %q`, keyID)),
+		wait(`!document.querySelector('[data-testid=panel-logs]').hasAttribute('aria-busy') && document.querySelector('[data-testid=log-row]')`),
 	)
+	var keyIDs []string
+	b.eval(t, `[...document.querySelectorAll('[data-testid=log-row]')].map(e => e.dataset.keyId)`, &keyIDs)
+	for _, id := range keyIDs {
+		if id != keyID {
+			t.Errorf("logs opened from the key menu show a row of key %q, want only %q", id, keyID)
+		}
+	}
 	b.shot(t, "phone-logs")
 
 	// Revoke with the keyboard: menu button, arrows to Revoke, confirm.
