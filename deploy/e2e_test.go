@@ -1,0 +1,670 @@
+// Package deploy_test runs the proxy configurations shipped in deploy/
+// end to end: a real nginx, Caddy and HAProxy from the distribution's
+// packages, each listening on loopback in front of an upstream this test
+// runs, asking a keygate daemon built from ./cmd/keygate. Clients connect
+// from distinct loopback addresses (127.0.0.2, 127.0.0.3, ...) so that each
+// proxy sees, and keygate decides on, a different client IP.
+//
+// The configurations are the shipped files with only their addresses
+// substituted (see render). A missing proxy binary fails the test: CI
+// installs them (.ci/run), and a skipped proxy test would prove nothing.
+package deploy_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/engine"
+)
+
+// keygateBin is the daemon built once for all tests.
+var keygateBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "keygate-deploy")
+	if err != nil {
+		panic(err)
+	}
+	keygateBin = filepath.Join(dir, "keygate")
+	out, err := exec.Command("go", "build", "-o", keygateBin, "../cmd/keygate").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building keygate: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const adminToken = "deploy-e2e-admin-token-0123456789"
+
+// The denial bodies a client must receive through every proxy.
+var (
+	bodyIPNotAllowed = `{"error":{"code":"IP_NOT_ALLOWED","message":"Request IP address is not in the API key's allowlist"}}`
+	bodyInvalidKey   = `{"error":{"code":"INVALID_KEY","message":"` + engine.DenyInvalidKey.Message() + `"}}`
+	bodyScope        = `{"error":{"code":"INSUFFICIENT_SCOPE","message":"` + engine.DenyScope.Message() + `"}}`
+)
+
+func TestNginx(t *testing.T) {
+	bin := need(t, "nginx", "nginx")
+	h := newHarness(t)
+	dir := t.TempDir()
+	conf := render(t, "nginx/keygate.conf", map[string]string{
+		"listen 80;":             "listen " + h.proxyAddr + ";",
+		"server 127.0.0.1:8080;": "server " + h.kg.addr + ";",
+		"server 127.0.0.1:9000;": "server " + h.upstreamAddr + ";",
+	})
+	write(t, filepath.Join(dir, "keygate.conf"), conf)
+	// The main context is the test's: the shipped file is what goes into
+	// conf.d/, and this is the nginx.conf around it, with every path in the
+	// temporary directory.
+	main := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log notice;
+events { worker_connections 64; }
+http {
+    access_log %[1]s/access.log;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/keygate.conf;
+}
+`, dir)
+	write(t, filepath.Join(dir, "nginx.conf"), main)
+	h.startProxy(bin, []string{"-e", filepath.Join(dir, "error.log"), "-p", dir + "/", "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;"},
+		nil, filepath.Join(dir, "error.log"))
+	h.run()
+}
+
+func TestCaddy(t *testing.T) {
+	bin := need(t, "caddy", "caddy")
+	h := newHarness(t)
+	dir := t.TempDir()
+	_, port, _ := net.SplitHostPort(h.proxyAddr)
+	conf := render(t, "caddy/Caddyfile", map[string]string{
+		"admin localhost:2019":         "admin off",
+		"\n:80 {":                      "\nhttp://127.0.0.1:" + port + " {",
+		"bind 0.0.0.0":                 "bind 127.0.0.1",
+		"forward_auth 127.0.0.1:8080":  "forward_auth " + h.kg.addr,
+		"reverse_proxy 127.0.0.1:9000": "reverse_proxy " + h.upstreamAddr,
+	})
+	file := filepath.Join(dir, "Caddyfile")
+	write(t, file, conf)
+	env := []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir}
+	h.startProxy(bin, []string{"run", "--config", file, "--adapter", "caddyfile"}, env, "")
+	h.run()
+}
+
+func TestHAProxy(t *testing.T) {
+	bin := need(t, "haproxy", "haproxy")
+	h := newHarness(t)
+	dir := t.TempDir()
+	lua, err := filepath.Abs(filepath.Join("haproxy", "keygate.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := render(t, "haproxy/haproxy.cfg", map[string]string{
+		"/etc/haproxy/keygate.lua":       lua,
+		"bind :80":                       "bind " + h.proxyAddr,
+		"http://127.0.0.1:8080/v1/authz": "http://" + h.kg.addr + "/v1/authz",
+		"server api1 127.0.0.1:9000":     "server api1 " + h.upstreamAddr,
+	})
+	file := filepath.Join(dir, "haproxy.cfg")
+	write(t, file, conf)
+	h.startProxy(bin, []string{"-db", "-f", file}, nil, "")
+	h.run()
+}
+
+// need returns the path of a proxy binary, failing the test when it is
+// missing: CI installs the proxies, so a missing one is a broken setup.
+func need(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	// Debian puts nginx and haproxy in /usr/sbin, which a user's PATH may
+	// lack.
+	if p := filepath.Join("/usr/sbin", name); isExecutable(p) {
+		return p
+	}
+	t.Fatalf("%s not found (%v): install it with apt-get install -y --no-install-recommends %s (.ci/run does)", name, err, pkg)
+	return ""
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// render returns the shipped file deploy/<name> with each key of subst
+// replaced by its value. Each key must occur exactly once, so the test
+// fails when the shipped file changes under it instead of testing
+// something else.
+func render(t *testing.T, name string, subst map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for from, to := range subst {
+		if n := strings.Count(s, from); n != 1 {
+			t.Fatalf("%s: %q occurs %d times, want exactly once", name, from, n)
+		}
+		s = strings.Replace(s, from, to, 1)
+	}
+	return s
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// harness is one keygate, one upstream and one proxy between them and the
+// clients.
+type harness struct {
+	t            *testing.T
+	kg           *keygate
+	upstreamAddr string
+	upstream     *upstream
+	proxyAddr    string
+	proxyURL     string
+
+	want []logWant // the checks keygate must have logged
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, proxyAddr: freeAddr(t)}
+	h.proxyURL = "http://" + h.proxyAddr
+	h.kg = startKeygate(t)
+	h.upstream, h.upstreamAddr = startUpstream(t)
+	return h
+}
+
+// keygate is a running keygate daemon.
+type keygate struct {
+	addr string // host:port of its only listener
+	url  string
+	stop func() // ends the daemon (idempotent)
+}
+
+var reCheck = regexp.MustCompile(`check API:\s+http://(\S+)/v1/check`)
+
+// startKeygate runs keygate on a free loopback port with a temporary data
+// directory, trusting 127.0.0.1 (the proxy) and accepting loopback
+// allowlist entries. One route rule needs the "admin" scope for /admin.
+func startKeygate(t *testing.T) *keygate {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "keygate.json")
+	write(t, cfg, `{"routes":[{"prefix":"/admin","scope":"admin"}]}`)
+	cmd := exec.Command(keygateBin, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
+		"--admin-token", adminToken, "--allow-private-ranges", "--trusted-proxies", "127.0.0.1/32", "--config", cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	addr := make(chan string, 1)
+	var banner syncBuffer
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			banner.Write([]byte(sc.Text() + "\n"))
+			if m := reCheck.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { cmd.Wait(); close(exited) }()
+	var once sync.Once
+	kg := keygate{stop: func() { once.Do(func() { stop(t, "keygate", cmd, exited, &stderr) }) }}
+	t.Cleanup(kg.stop)
+	select {
+	case kg.addr = <-addr:
+	case <-exited:
+		t.Fatalf("keygate exited before serving\nstdout:\n%s\nstderr:\n%s", banner.String(), stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("keygate did not start\nstdout:\n%s\nstderr:\n%s", banner.String(), stderr.String())
+	}
+	kg.url = "http://" + kg.addr
+	waitHTTP(t, kg.url+"/readyz")
+	return &kg
+}
+
+// stop ends a process started by a test, with SIGTERM to its process
+// group (nginx's workers among it) and SIGKILL if it lingers, and logs
+// its output when the test failed.
+func stop(t *testing.T, name string, cmd *exec.Cmd, exited <-chan struct{}, out fmt.Stringer) {
+	pgid := cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-exited
+	}
+	if t.Failed() {
+		t.Logf("%s output:\n%s", name, out.String())
+	}
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready: %v", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// upstream is the protected API: it answers every request with what it
+// received, as JSON.
+type upstream struct {
+	mu   sync.Mutex
+	hits int
+}
+
+type echo struct {
+	Method string      `json:"method"`
+	URI    string      `json:"uri"`
+	Header http.Header `json:"header"`
+}
+
+func startUpstream(t *testing.T) (*upstream, string) {
+	t.Helper()
+	u := &upstream{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.hits++
+		u.mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(echo{Method: r.Method, URI: r.RequestURI, Header: r.Header})
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return u, l.Addr().String()
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.hits
+}
+
+// startProxy runs a proxy in the foreground in its own process group and
+// waits until it accepts connections. logFile, if set, is shown with the
+// process output when the test fails.
+func (h *harness) startProxy(bin string, args, env []string, logFile string) {
+	t := h.t
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	logs := stringer(func() string {
+		s := out.String()
+		if logFile != "" {
+			b, _ := os.ReadFile(logFile)
+			s += "\n" + logFile + ":\n" + string(b)
+		}
+		return s
+	})
+	t.Cleanup(func() { stop(t, filepath.Base(bin), cmd, exited, logs) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", h.proxyAddr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before listening on %s:\n%s", bin, h.proxyAddr, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening on %s after 10 s: %v\n%s", bin, h.proxyAddr, err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type stringer func() string
+
+func (f stringer) String() string { return f() }
+
+// client returns an HTTP client whose connections come from the loopback
+// address ip, so the proxy sees ip as the client.
+func client(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			DialContext:       d.DialContext,
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// send makes one request through the proxy from client address ip, and
+// records the check keygate must log for it.
+func (h *harness) send(ip, method, uri string, hdr ...string) reply {
+	t := h.t
+	t.Helper()
+	req, err := http.NewRequest(method, h.proxyURL+uri, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := client(ip).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s from %s: %v", method, uri, ip, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _, _ := strings.Cut(uri, "?")
+	h.want = append(h.want, logWant{IP: ip, Method: method, Path: path, Status: resp.StatusCode})
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// allowed asserts that r is the upstream's echo and returns it.
+func (h *harness) allowed(what string, r reply) echo {
+	t := h.t
+	t.Helper()
+	var e echo
+	if r.status != 200 {
+		t.Fatalf("%s: status %d, want 200; body %s", what, r.status, r.body)
+	}
+	if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Method == "" {
+		t.Fatalf("%s: not the upstream's echo (%v): %s", what, err, r.body)
+	}
+	return e
+}
+
+// denied asserts that r is keygate's denial, body byte for byte.
+func (h *harness) denied(what string, r reply, status int, body string) {
+	t := h.t
+	t.Helper()
+	if r.status != status || strings.TrimSpace(r.body) != body {
+		t.Errorf("%s: got %d %s\nwant %d %s", what, r.status, r.body, status, body)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
+	}
+	if status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("%s: WWW-Authenticate %q, want a Bearer challenge", what, r.header.Get("WWW-Authenticate"))
+	}
+}
+
+// identity asserts the identity headers the upstream received: exactly
+// one value each (none for an empty one).
+func (h *harness) identity(what string, e echo, id, name, scopes string) {
+	t := h.t
+	t.Helper()
+	for _, c := range []struct{ header, want string }{
+		{"X-Keygate-Key-Id", id}, {"X-Keygate-Key-Name", name}, {"X-Keygate-Scopes", scopes},
+	} {
+		got := e.Header.Values(c.header)
+		ok := len(got) == 1 && got[0] == c.want || c.want == "" && (len(got) == 0 || len(got) == 1 && got[0] == "")
+		if !ok {
+			t.Errorf("%s: upstream got %s %q, want %q", what, c.header, got, c.want)
+		}
+	}
+}
+
+// admin calls keygate's management API and decodes the answer into out.
+func (h *harness) admin(method, path string, body any, out any) {
+	t := h.t
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, h.kg.url+path, rd)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+type key struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Secret string `json:"secret"`
+}
+
+func (h *harness) createKey(name string, scopes []string, cidrs ...string) key {
+	entries := []map[string]string{}
+	for _, c := range cidrs {
+		entries = append(entries, map[string]string{"cidr": c, "label": "test"})
+	}
+	var k key
+	h.admin("POST", "/v1/keys", map[string]any{"name": name, "scopes": scopes, "allowlist": entries}, &k)
+	if k.Secret == "" {
+		h.t.Fatalf("created key %s has no secret", name)
+	}
+	return k
+}
+
+// run walks one proxy through every case. Each step depends on the keys
+// and allowlists the steps before it left, so it is one sequence, not
+// subtests.
+func (h *harness) run() {
+	t := h.t
+	const (
+		ipA, ipB, ipC = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+		forged        = "key_forged0000000"
+	)
+	alice := h.createKey("alice", []string{"orders:read"}, ipA)
+	bob := h.createKey("bob", nil) // no scopes, no allowlist: any address
+
+	// A valid key from an allowed address reaches the upstream with the
+	// identity headers set, by Authorization and by X-API-Key.
+	e := h.allowed("alice from allowed IP", h.send(ipA, "GET", "/orders/1?page=2", "Authorization", "Bearer "+alice.Secret))
+	if e.Method != "GET" || e.URI != "/orders/1?page=2" {
+		t.Errorf("upstream got %s %s, want GET /orders/1?page=2", e.Method, e.URI)
+	}
+	h.identity("alice from allowed IP", e, alice.ID, "alice", "orders:read")
+	e = h.allowed("alice with X-API-Key", h.send(ipA, "POST", "/orders", "X-API-Key", alice.Secret))
+	h.identity("alice with X-API-Key", e, alice.ID, "alice", "orders:read")
+
+	// Invalid or missing key: 401 with keygate's JSON body.
+	h.denied("unknown key", h.send(ipA, "GET", "/orders/1", "Authorization", "Bearer kg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 401, bodyInvalidKey)
+	h.denied("no key", h.send(ipB, "GET", "/orders/1"), 401, bodyInvalidKey)
+
+	// A valid key from an address outside its allowlist: 403, exactly
+	// the contract's body.
+	h.denied("alice from blocked IP", h.send(ipB, "GET", "/orders/1", "Authorization", "Bearer "+alice.Secret), 403, bodyIPNotAllowed)
+
+	// A client cannot choose the address keygate decides on.
+	h.denied("alice from blocked IP, forged X-Forwarded-For", h.send(ipB, "GET", "/orders/1",
+		"Authorization", "Bearer "+alice.Secret,
+		"X-Forwarded-For", ipA, "X-Real-IP", ipA, "Forwarded", "for="+ipA), 403, bodyIPNotAllowed)
+	h.denied("alice from blocked IP, forged X-Forwarded-For list", h.send(ipB, "GET", "/orders/1",
+		"Authorization", "Bearer "+alice.Secret,
+		"X-Forwarded-For", ipA+", 127.0.0.1", "X-Forwarded-For", "127.0.0.1"), 403, bodyIPNotAllowed)
+
+	// Nor the identity the upstream sees: keygate's values replace forged
+	// ones, also when keygate's value is empty (bob has no scopes).
+	forgery := []string{"X-Keygate-Key-Id", forged, "X-Keygate-Key-Name", "root", "X-Keygate-Scopes", "admin"}
+	e = h.allowed("bob with forged identity", h.send(ipC, "GET", "/orders/1", append([]string{"Authorization", "Bearer " + bob.Secret}, forgery...)...))
+	h.identity("bob with forged identity", e, bob.ID, "bob", "")
+	e = h.allowed("alice with forged identity", h.send(ipA, "GET", "/orders/1", append([]string{"X-API-Key", alice.Secret}, forgery...)...))
+	h.identity("alice with forged identity", e, alice.ID, "alice", "orders:read")
+
+	// Nor the request keygate's route rules see: /admin needs "admin".
+	h.denied("alice on /admin, forged original URI", h.send(ipA, "GET", "/admin/users",
+		"Authorization", "Bearer "+alice.Secret,
+		"X-Forwarded-Uri", "/orders/1", "X-Original-URI", "/orders/1",
+		"X-Forwarded-Method", "HEAD", "X-Original-Method", "HEAD"), 403, bodyScope)
+
+	// Management changes are honoured on the very next request.
+	before := h.upstream.count()
+	h.admin("PUT", "/v1/keys/"+alice.ID+"/allowlist", map[string]any{"entries": []map[string]string{{"cidr": ipB}}}, nil)
+	h.allowed("alice from newly allowed IP", h.send(ipB, "GET", "/orders/2", "Authorization", "Bearer "+alice.Secret))
+	h.denied("alice from formerly allowed IP", h.send(ipA, "GET", "/orders/2", "Authorization", "Bearer "+alice.Secret), 403, bodyIPNotAllowed)
+	h.admin("DELETE", "/v1/keys/"+bob.ID, nil, nil)
+	h.denied("bob after revocation", h.send(ipC, "GET", "/orders/1", "Authorization", "Bearer "+bob.Secret), 401, bodyInvalidKey)
+	if got := h.upstream.count() - before; got != 1 {
+		t.Errorf("upstream got %d requests after the allowlist change, want 1: denials must not reach it", got)
+	}
+
+	h.checkLogs()
+
+	// keygate down: the request is refused, never let through.
+	h.kg.stop()
+	before = h.upstream.count()
+	if r := h.send(ipA, "GET", "/orders/3", "Authorization", "Bearer "+alice.Secret); r.status < 500 {
+		t.Errorf("keygate down: got %d %s, want a 5xx", r.status, r.body)
+	}
+	if h.upstream.count() != before {
+		t.Errorf("keygate down: the request reached the upstream")
+	}
+}
+
+// logWant is what keygate must have logged for one request.
+type logWant struct {
+	IP     string `json:"ip"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Status int    `json:"status"`
+}
+
+func (l logWant) String() string {
+	return l.IP + " " + l.Method + " " + l.Path + " " + strconv.Itoa(l.Status)
+}
+
+// checkLogs asserts that keygate logged every request sent through the
+// proxy, once, with the client's real address, and nothing else.
+func (h *harness) checkLogs() {
+	t := h.t
+	want := make([]string, len(h.want))
+	for i, w := range h.want {
+		want[i] = w.String()
+	}
+	sort.Strings(want)
+	var got []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var page struct {
+			Items []logWant `json:"items"`
+		}
+		h.admin("GET", "/v1/logs?limit=1000", nil, &page)
+		got = got[:0]
+		for _, it := range page.Items {
+			got = append(got, it.String())
+		}
+		sort.Strings(got)
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("usage log does not match the requests sent\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
