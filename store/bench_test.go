@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -104,7 +103,7 @@ func BenchmarkLogIngest(b *testing.B) {
 	for b.Loop() {
 		if i&1023 == 0 {
 			for s.LogStats().Queued > limit {
-				runtime.Gosched()
+				time.Sleep(100 * time.Microsecond)
 			}
 		}
 		s.AppendLog(&entries[i&(len(entries)-1)])

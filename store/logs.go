@@ -325,6 +325,13 @@ func (w *logWriter) drain() {
 			return
 		}
 	}
+	// Budget spent with records left: come back after serving the other
+	// cases, as AppendLog will not wake us (it does so only when the
+	// buffer fills up to notifyAt).
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
 }
 
 // seal writes the current segment, its index and the last-used times of

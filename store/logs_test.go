@@ -448,3 +448,20 @@ func TestCursorRoundTrip(t *testing.T) {
 		require.Equal(t, p, got)
 	}
 }
+
+// TestWriterKeepsDraining: with the buffer kept nearly full, the writer
+// must keep draining by itself, without a tick (here hours away).
+func TestWriterKeepsDraining(t *testing.T) {
+	s := openTest(t, DefaultOptions("").WithInMemory(true).WithLogBuffer(256).WithFlushInterval(4*time.Hour))
+	e := &LogEntry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/"), Status: 200}
+	deadline := time.Now().Add(10 * time.Second)
+	for range 50_000 {
+		for s.LogStats().Queued > 250 {
+			require.True(t, time.Now().Before(deadline), "writer stalled: %+v", s.LogStats())
+			time.Sleep(50 * time.Microsecond)
+		}
+		s.AppendLog(e)
+	}
+	require.NoError(t, s.FlushLogs())
+	assert.Equal(t, uint64(50_000), s.LogStats().Written)
+}
