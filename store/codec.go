@@ -96,6 +96,11 @@ func encodeKey(b []byte, k *engine.Key) []byte {
 type decoder struct {
 	b   []byte
 	err error
+	// str, when set, holds the whole input as one string; strings are
+	// then cut from it instead of allocated one by one, which makes
+	// loading a million keys several times faster. They keep the whole
+	// input alive, which for a key is about the size of its strings.
+	str string
 }
 
 func (d *decoder) fail(what string) {
@@ -145,7 +150,17 @@ func (d *decoder) bytes(n uint64) []byte {
 	return v
 }
 
-func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.str == "" {
+		return string(d.bytes(n))
+	}
+	off := len(d.str) - len(d.b)
+	if d.bytes(n) == nil {
+		return ""
+	}
+	return d.str[off : off+int(n)]
+}
 
 // count reads a length that must not exceed the bytes left, each element
 // taking at least min bytes, so that garbage cannot make us allocate much.
@@ -177,7 +192,7 @@ func (d *decoder) time() time.Time {
 }
 
 func decodeKey(b []byte) (*engine.Key, error) {
-	d := decoder{b: b}
+	d := decoder{b: b, str: string(b)}
 	k, err := d.key()
 	if err == nil && len(d.b) != 0 {
 		err = fmt.Errorf("%w: trailing bytes after key", ErrCorrupt)
