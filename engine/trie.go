@@ -19,7 +19,8 @@ import (
 //
 // Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
 // the top 32 bits of hi. A lookup compares the whole node prefix at every
-// step, so the skipped bits of path compression need no separate check.
+// entry node, so the skipped bits of path compression need no separate
+// check.
 type trie struct {
 	nodes  []node // nodes[0] is the root; empty means no entries
 	jump   []jumpSlot
@@ -99,10 +100,13 @@ func (t *trie) lookup(hi, lo uint64) int {
 	}
 	for {
 		n := &nodes[i]
-		if !n.matches(hi, lo) {
-			return best
-		}
+		// Only entry nodes are compared: a branch node that does not
+		// match has no matching descendants, and the next entry node
+		// below it (every leaf is one) fails its compare.
 		if n.entry >= 0 {
+			if !n.matches(hi, lo) {
+				return best
+			}
 			best = int(n.entry)
 		}
 		c := n.child[bitAt(hi, lo, n.bits)]
