@@ -85,8 +85,8 @@ func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (Cha
 	if err := s.usable(ctx); err != nil {
 		return Change{}, err
 	}
-	if k == nil || k.ID == "" {
-		return Change{}, errors.New("store: key without an id")
+	if k == nil || k.ID == "" || k.Hash == (engine.Hash{}) {
+		return Change{}, errors.New("store: a new key needs an id and a hash")
 	}
 	return s.commit(ActionCreate, actor, k.ID, func(txn *badger.Txn) (*engine.Key, *engine.Key, error) {
 		_, err := txn.Get(keyOf(prefixKey, k.ID))
@@ -140,6 +140,9 @@ func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (befor
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return Change{}, ErrClosed
+	}
+	if err := s.checkSpace(); err != nil {
+		return Change{}, err
 	}
 	var c Change
 	err := s.db.Update(func(txn *badger.Txn) error {

@@ -373,21 +373,24 @@ func (w *logWriter) write(g *segment, id uint64) {
 	}
 	w.usedMu.RUnlock()
 
-	err := w.s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
-			return err
-		}
-		if err := txn.Set(seqKey(prefixIndex, id), idx); err != nil {
-			return err
-		}
-		for _, i := range newer {
-			v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
-			if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
+	err := w.s.checkSpace()
+	if err == nil {
+		err = w.s.db.Update(func(txn *badger.Txn) error {
+			if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
+			if err := txn.Set(seqKey(prefixIndex, id), idx); err != nil {
+				return err
+			}
+			for _, i := range newer {
+				v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
+				if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		w.writeErrors.Add(uint64(g.n))
 		err = fmt.Errorf("store: write log segment: %w", err)

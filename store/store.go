@@ -64,6 +64,9 @@ var (
 	ErrBadFilter = errors.New("store: bad log filter")
 	// ErrCorrupt: stored data could not be decoded.
 	ErrCorrupt = errors.New("store: corrupt data")
+	// ErrNoSpace: the file system holding the data directory has less
+	// free space than Options.MinFreeSpace; nothing was written.
+	ErrNoSpace = errors.New("store: not enough free disk space")
 )
 
 // Defaults for the zero values of Options fields.
@@ -72,6 +75,7 @@ const (
 	DefaultSegmentRecords = 4096
 	DefaultFlushInterval  = time.Second
 	DefaultRetention      = 30 * 24 * time.Hour
+	DefaultMinFreeSpace   = 64 << 20
 )
 
 // gcInterval is how often expired log segments are removed and Badger's
@@ -102,6 +106,18 @@ type Options struct {
 	// Retention is the age after which log segments expire (default 30
 	// days).
 	Retention time.Duration
+	// MinFreeSpace is the free space, in bytes, that the file system
+	// holding Dir must keep: below it, key changes fail with ErrNoSpace and
+	// usage-log segments are not written (their records are counted in
+	// LogStats.WriteErrors), until space returns. Default 64 MiB; negative
+	// disables the check.
+	//
+	// The reserve is what keeps a full disk from killing the process:
+	// Badger writes through memory-mapped, sparsely allocated files, and
+	// touching a page the file system cannot back is a SIGBUS, not an
+	// error. It should exceed the largest write Badger makes at once (a
+	// memtable flush, about 64 MiB at most).
+	MinFreeSpace int64
 	// Logger receives the store's and Badger's messages (default: none).
 	Logger *slog.Logger
 }
@@ -131,6 +147,9 @@ func (o Options) WithFlushInterval(d time.Duration) Options { o.FlushInterval = 
 
 // WithRetention returns a copy of o with Retention set.
 func (o Options) WithRetention(d time.Duration) Options { o.Retention = d; return o }
+
+// WithMinFreeSpace returns a copy of o with MinFreeSpace set.
+func (o Options) WithMinFreeSpace(n int64) Options { o.MinFreeSpace = n; return o }
 
 // WithLogger returns a copy of o with Logger set.
 func (o Options) WithLogger(l *slog.Logger) Options { o.Logger = l; return o }
@@ -165,10 +184,28 @@ func (o Options) withDefaults() Options {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
+	if o.MinFreeSpace == 0 {
+		o.MinFreeSpace = DefaultMinFreeSpace
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// checkSpace reports ErrNoSpace when the data directory's file system has
+// less free space than the reserve. When free space cannot be read, it lets
+// the write go ahead.
+func (s *Store) checkSpace() error {
+	if s.opts.InMemory || s.opts.MinFreeSpace < 0 {
+		return nil
+	}
+	free, err := freeSpace(s.opts.Dir)
+	if err != nil || free >= uint64(s.opts.MinFreeSpace) {
+		return nil
+	}
+	return fmt.Errorf("%w: %d bytes free on the file system of %s, %d kept in reserve; free some space (nothing was written)",
+		ErrNoSpace, free, s.opts.Dir, s.opts.MinFreeSpace)
 }
 
 // Store is an open data directory. It is safe for concurrent use.

@@ -1,0 +1,9 @@
+//go:build !(linux || darwin)
+
+package store
+
+import "errors"
+
+// freeSpace is not implemented on this platform: the reserve is not
+// enforced.
+func freeSpace(string) (uint64, error) { return 0, errors.ErrUnsupported }

@@ -1,0 +1,50 @@
+package store
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/engine"
+)
+
+// TestLowDiskSpace: below the free-space reserve key changes fail with
+// ErrNoSpace and change nothing, log records are counted as write errors,
+// and both work again once space returns, without reopening.
+func TestLowDiskSpace(t *testing.T) {
+	s := openTest(t, DefaultOptions(t.TempDir()))
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	k := testKey(r, 0)
+	_, err := s.CreateKey(ctx, k, "t")
+	require.NoError(t, err)
+
+	s.opts.MinFreeSpace = math.MaxInt64 // no file system has that much free
+	_, err = s.CreateKey(ctx, testKey(r, 1), "t")
+	require.ErrorIs(t, err, ErrNoSpace)
+	_, err = s.UpdateKey(ctx, k.ID, "t", func(k *engine.Key) error { k.Name = "changed"; return nil })
+	require.ErrorIs(t, err, ErrNoSpace)
+	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	require.ErrorIs(t, s.FlushLogs(), ErrNoSpace)
+	st := s.LogStats()
+	require.Equal(t, uint64(1), st.WriteErrors)
+	require.Equal(t, uint64(0), st.Written)
+
+	keys, seq, err := s.LoadAll(ctx)
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	require.Equal(t, uint64(1), seq)
+	require.Equal(t, k.Name, keys[0].Name)
+
+	s.opts.MinFreeSpace = 1 // space is back
+	_, err = s.UpdateKey(ctx, k.ID, "t", func(k *engine.Key) error { k.Name = "changed"; return nil })
+	require.NoError(t, err)
+	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	require.NoError(t, s.FlushLogs())
+	require.Equal(t, uint64(1), s.LogStats().Written)
+}
