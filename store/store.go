@@ -78,9 +78,9 @@ const (
 	DefaultMinFreeSpace   = 64 << 20
 )
 
-// gcInterval is how often expired log segments are removed and Badger's
-// value log is garbage-collected.
-const gcInterval = 10 * time.Minute
+// DefaultMaintenanceInterval is how often, by default, expired log
+// segments are removed and Badger's value log is garbage-collected.
+const DefaultMaintenanceInterval = 10 * time.Minute
 
 // Options configure a Store. Zero values of the fields mean the defaults;
 // build them with DefaultOptions and the WithX methods, each of which
@@ -106,6 +106,9 @@ type Options struct {
 	// Retention is the age after which log segments expire (default 30
 	// days).
 	Retention time.Duration
+	// MaintenanceInterval is how often retention and value-log GC run
+	// (default DefaultMaintenanceInterval).
+	MaintenanceInterval time.Duration
 	// MinFreeSpace is the free space, in bytes, that the file system
 	// holding Dir must keep: below it, key changes fail with ErrNoSpace and
 	// usage-log segments are not written (their records are counted in
@@ -148,6 +151,9 @@ func (o Options) WithFlushInterval(d time.Duration) Options { o.FlushInterval = 
 // WithRetention returns a copy of o with Retention set.
 func (o Options) WithRetention(d time.Duration) Options { o.Retention = d; return o }
 
+// WithMaintenanceInterval returns a copy of o with MaintenanceInterval set.
+func (o Options) WithMaintenanceInterval(d time.Duration) Options { o.MaintenanceInterval = d; return o }
+
 // WithMinFreeSpace returns a copy of o with MinFreeSpace set.
 func (o Options) WithMinFreeSpace(n int64) Options { o.MinFreeSpace = n; return o }
 
@@ -167,6 +173,8 @@ func (o Options) Validate() error {
 		return errors.New("store: options: FlushInterval must not be negative")
 	case o.Retention < 0:
 		return errors.New("store: options: Retention must not be negative")
+	case o.MaintenanceInterval < 0:
+		return errors.New("store: options: MaintenanceInterval must not be negative")
 	}
 	return nil
 }
@@ -183,6 +191,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
+	}
+	if o.MaintenanceInterval == 0 {
+		o.MaintenanceInterval = DefaultMaintenanceInterval
 	}
 	if o.MinFreeSpace == 0 {
 		o.MinFreeSpace = DefaultMinFreeSpace
@@ -323,11 +334,12 @@ func (s *Store) unlock() {
 	}
 }
 
-// maintain runs retention and value-log GC every gcInterval until Close.
+// maintain runs retention and value-log GC every MaintenanceInterval until
+// Close.
 func (s *Store) maintain() {
 	defer s.wg.Done()
 	s.expire(time.Now())
-	t := time.NewTicker(gcInterval)
+	t := time.NewTicker(s.opts.MaintenanceInterval)
 	defer t.Stop()
 	for {
 		select {
