@@ -224,18 +224,20 @@ func (s *Store) scan(ctx context.Context, f *filter, fn func(g *segment, i int, 
 			start = seqKey(prefixIndex, f.cursor.seg)
 		}
 		var (
-			x     segIndex
-			g     segment
-			buf   []byte
-			vkey  = make([]byte, len(prefixSegment)+8)
-			count int
+			x    segIndex
+			g    segment
+			buf  []byte
+			vkey = make([]byte, len(prefixSegment)+8)
 		)
 		copy(vkey, prefixSegment)
 		for it.Seek(start); it.Valid(); it.Next() {
-			if count++; count&63 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			// Checked per segment so that a cancelled request or Close
+			// ends a long export promptly.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if s.closed.Load() {
+				return ErrClosed
 			}
 			item := it.Item()
 			k := item.Key()
