@@ -33,7 +33,7 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
 	case errors.As(err, &fe), errors.Is(err, store.ErrBadFilter):
 		return fmt.Errorf("%w: %w", server.ErrBadRequest, err)
-	case errors.Is(err, store.ErrClosed):
+	case errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrNoSpace):
 		return fmt.Errorf("%w: %w", server.ErrUnavailable, err)
 	}
 	return err

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/store"
@@ -33,6 +34,18 @@ type Config struct {
 	server.Config
 	// Data is the Badger data directory; default "./data".
 	Data string `json:"data"`
+	// MinFreeSpace is the free disk space, in bytes, kept in reserve on the
+	// data directory's file system: below it management writes fail with
+	// 503 and usage-log records are counted as write errors. 0 means
+	// store.DefaultMinFreeSpace (64 MiB); negative disables the reserve.
+	MinFreeSpace int64 `json:"min_free_space"`
+	// LogRetention is how long usage-log records are kept; 0 means
+	// store.DefaultRetention (30 days).
+	LogRetention time.Duration `json:"-"`
+	// MaintenanceInterval is how often retention and value-log GC run; 0
+	// means store.DefaultMaintenanceInterval. Set only by a hidden flag,
+	// for soak tests.
+	MaintenanceInterval time.Duration `json:"-"`
 }
 
 // tokenFile is the name of the generated admin token in the data directory.
@@ -44,6 +57,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Data == "" {
 		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	if c.LogRetention < 0 {
+		errs = append(errs, errors.New("log-retention must not be negative"))
+	}
+	if c.MaintenanceInterval < 0 {
+		errs = append(errs, errors.New("maintenance-interval must not be negative"))
 	}
 	sc := c.Config
 	if sc.AdminToken == "" {
@@ -67,6 +86,9 @@ func loadServeConfig(args []string) (Config, error) {
 		trusted    listFlag
 		private    = fs.Bool("allow-private-ranges", false, "accept private, loopback and other non-public ranges in allowlists")
 		configPath = fs.String("config", "", "JSON config file with the same settings plus route rules")
+		minFree    = fs.Int64("min-free-space", 0, "free disk space in bytes kept in reserve; below it writes fail with 503 (0: 64 MiB, negative: off)")
+		retention  = fs.Duration("log-retention", 0, "how long usage-log records are kept (0: 30 days)")
+		maintain   = fs.Duration("maintenance-interval", 0, "") // hidden: retention and GC period, for soak tests
 	)
 	fs.Var(&trusted, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed")
 	set, err := parseFlags(fs, args)
@@ -105,6 +127,15 @@ func loadServeConfig(args []string) (Config, error) {
 	}
 	if set["allow-private-ranges"] {
 		cfg.AllowPrivateRanges = *private
+	}
+	if set["min-free-space"] {
+		cfg.MinFreeSpace = *minFree
+	}
+	if set["log-retention"] {
+		cfg.LogRetention = *retention
+	}
+	if set["maintenance-interval"] {
+		cfg.MaintenanceInterval = *maintain
 	}
 	return cfg, cfg.Validate()
 }
@@ -158,7 +189,8 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	cfg.Version = version
 	cfg.Logger = logger
 
-	st, err := store.Open(store.DefaultOptions(cfg.Data).WithLogger(logger))
+	st, err := store.Open(store.DefaultOptions(cfg.Data).WithLogger(logger).
+		WithMinFreeSpace(cfg.MinFreeSpace).WithRetention(cfg.LogRetention).WithMaintenanceInterval(cfg.MaintenanceInterval))
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", cfg.Data, err)
 	}
