@@ -204,7 +204,7 @@ func (s *Store) AppendLog(e *LogEntry) {
 }
 
 // FlushLogs writes every buffered record to disk now. It returns an error
-// if a segment could not be written (its records are counted in
+// if a segment it wrote could not be written (its records are counted in
 // LogStats.WriteErrors) or ErrClosed.
 func (s *Store) FlushLogs() error {
 	if s.closed.Load() {
@@ -282,8 +282,11 @@ func (w *logWriter) run() {
 }
 
 // flush drains the buffer and writes the current segment; it returns the
-// first write error since the previous flush.
+// first error of those writes. Errors of earlier background writes are
+// not repeated: they were logged and counted when they happened, and a
+// later flush that succeeds (say, once disk space returned) is a success.
 func (w *logWriter) flush() error {
+	w.lastErr = nil
 	w.drain()
 	if w.cur.n > 0 {
 		w.seal()

@@ -41,6 +41,11 @@ func TestLowDiskSpace(t *testing.T) {
 	require.Equal(t, uint64(1), seq)
 	require.Equal(t, k.Name, keys[0].Name)
 
+	// A background write fails too; it is counted, not reported by a
+	// later flush that succeeds.
+	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	require.Eventually(t, func() bool { return s.LogStats().WriteErrors == 2 }, 5*time.Second, 5*time.Millisecond)
+
 	s.opts.MinFreeSpace = 1 // space is back
 	_, err = s.UpdateKey(ctx, k.ID, "t", func(k *engine.Key) error { k.Name = "changed"; return nil })
 	require.NoError(t, err)
