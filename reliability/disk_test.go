@@ -1,0 +1,236 @@
+package reliability_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDiskFull runs the daemon on a 16 MiB tmpfs, fills it, and checks
+// that management writes fail with 503 and change nothing, checks keep
+// answering from memory, unwritable usage-log records are counted, and
+// that everything works again once space returns, without a restart.
+// It needs root (mount); it is skipped, saying why, when mount fails.
+func TestDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	data := filepath.Join(mnt, "data")
+	// A 4 MiB reserve suits a 16 MiB file system (the default is 64 MiB).
+	d := start(t, data, "--min-free-space", "4194304")
+	k := createKey(t, d, "full", "203.0.113.5")
+	revoked := createKey(t, d, "revoked", "203.0.113.6")
+	must(t, "DELETE", d.url+"/v1/keys/"+revoked.id, adminToken, nil)
+
+	// Leave about 2 MiB: under the reserve.
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for free(t, mnt) > 2<<20 {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	t.Logf("filled the tmpfs: %d bytes free", free(t, mnt))
+	before := metrics(t, d)
+
+	writes := []struct{ method, path, body string }{
+		{"POST", "/v1/keys", `{"name":"x","allowlist":[{"cidr":"203.0.113.7"}]}`},
+		{"PUT", "/v1/keys/" + k.id + "/allowlist", `{"entries":[{"cidr":"198.51.100.0/24"}]}`},
+		{"POST", "/v1/keys/" + k.id + "/allowlist", `{"cidr":"198.51.100.9"}`},
+		{"PATCH", "/v1/keys/" + k.id, `{"name":"renamed"}`},
+		{"DELETE", "/v1/keys/" + k.id, ``},
+	}
+	for _, w := range writes {
+		r := must(t, w.method, d.url+w.path, adminToken, w.body)
+		if r.status != 503 || !bytes.Contains(r.body, []byte("UNAVAILABLE")) || !bytes.Contains(r.body, []byte("disk space")) {
+			t.Errorf("%s %s on a full disk: %d %s, want 503 UNAVAILABLE naming disk space", w.method, w.path, r.status, r.body)
+		}
+	}
+	// Nothing changed, and checks answer from memory.
+	r := must(t, "GET", d.url+"/v1/keys", adminToken, nil)
+	if n := strings.Count(string(r.body), `"id":"key_`); n != 2 || bytes.Contains(r.body, []byte("renamed")) || bytes.Contains(r.body, []byte("198.51.100")) {
+		t.Errorf("keys changed by refused writes: %s", r.body)
+	}
+	const n = 300
+	for i := range n {
+		ip, want := "203.0.113.5", 200
+		switch i % 3 {
+		case 1:
+			ip, want = "198.51.100.9", 403
+		case 2:
+			if s, err := check(d, revoked.secret, "203.0.113.6"); err != nil || s != 401 {
+				t.Fatalf("revoked key on a full disk: %d %v", s, err)
+			}
+			continue
+		}
+		if s, err := check(d, k.secret, ip); err != nil || s != want {
+			t.Fatalf("check on a full disk: %d %v, want %d", s, err, want)
+		}
+	}
+	// The records of those checks cannot be written: counted.
+	var after map[string]float64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after = metrics(t, d)
+		if after["keygate_usage_log_write_errors_total"]-before["keygate_usage_log_write_errors_total"] >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lost := after["keygate_usage_log_write_errors_total"] - before["keygate_usage_log_write_errors_total"]
+	if lost != n || after["keygate_usage_log_written_total"] != before["keygate_usage_log_written_total"] {
+		t.Errorf("usage log on a full disk: write errors +%v, written +%v; want +%d and +0", lost,
+			after["keygate_usage_log_written_total"]-before["keygate_usage_log_written_total"], n)
+	}
+	t.Logf("full disk: %d management writes refused with 503, %d checks answered, %v log records counted as write errors", len(writes), n, lost)
+
+	// Space returns: writes and logging resume without a restart.
+	os.Remove(filler)
+	r = must(t, "PUT", d.url+"/v1/keys/"+k.id+"/allowlist", adminToken, `{"entries":[{"cidr":"198.51.100.0/24"}]}`)
+	if r.status != 200 {
+		t.Fatalf("write after space returned: %d %s", r.status, r.body)
+	}
+	if s, _ := check(d, k.secret, "198.51.100.9"); s != 200 {
+		t.Errorf("check after the write: %d", s)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for logCount(t, d, k.id) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no usage-log record written after space returned")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.term(t)
+	d = start(t, data, "--min-free-space", "4194304")
+	if s, _ := check(d, k.secret, "198.51.100.9"); s != 200 {
+		t.Errorf("after restart: %d", s)
+	}
+}
+
+func free(t *testing.T, dir string) int64 {
+	t.Helper()
+	out, err := exec.Command("df", "-B1", "--output=avail", dir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	fmt.Sscan(strings.Fields(string(out))[1], &n)
+	return n
+}
+
+// TestCorruption flips bytes in the store's files and restarts: the daemon
+// must refuse to start with a clear error, or start and answer so that no
+// check is allowed that the intact data would deny: never a silent allow.
+func TestCorruption(t *testing.T) {
+	golden := t.TempDir()
+	d := start(t, golden)
+	type probe struct {
+		secret, ip string
+		allowed    bool
+	}
+	var probes []probe
+	for i := range 20 {
+		k := createKey(t, d, fmt.Sprintf("k%d", i), fmt.Sprintf("203.0.113.%d", 10+i), fmt.Sprintf("2001:db8:%x::/48", i))
+		probes = append(probes,
+			probe{k.secret, fmt.Sprintf("203.0.113.%d", 10+i), true},
+			probe{k.secret, fmt.Sprintf("203.0.113.%d", 11+i), false},
+			probe{k.secret, fmt.Sprintf("203.0.113.%d", 9+i), false},
+			probe{k.secret, fmt.Sprintf("2001:db8:%x::1", i+1), false})
+		if i%4 == 0 {
+			must(t, "DELETE", d.url+"/v1/keys/"+k.id, adminToken, nil)
+			for j := len(probes) - 4; j < len(probes); j++ {
+				probes[j].allowed = false
+			}
+		}
+	}
+	probes = append(probes, probe{"kg_" + strings.Repeat("A", 37), "203.0.113.10", false})
+	for range 200 {
+		check(d, probes[0].secret, "203.0.113.10")
+	}
+	d.term(t)
+
+	files, _ := os.ReadDir(golden)
+	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
+	var refused, started, trials int
+	for _, fe := range files {
+		name := fe.Name()
+		if name == "LOCK" || name == "keygate.lock" || fe.IsDir() {
+			continue
+		}
+		for trial := range 6 {
+			dir := t.TempDir()
+			copyDir(t, golden, dir)
+			p := filepath.Join(dir, name)
+			b, _ := os.ReadFile(p)
+			if len(b) == 0 {
+				continue
+			}
+			// Flip bytes: a few random ones, or a run of 64.
+			if trial%2 == 0 {
+				for range 1 + rng.IntN(8) {
+					b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+				}
+			} else {
+				at := rng.IntN(len(b))
+				for j := at; j < min(at+64, len(b)); j++ {
+					b[j] ^= 0xff
+				}
+			}
+			os.WriteFile(p, b, 0o600)
+			trials++
+			d, err := tryStart(dir)
+			if err != nil {
+				refused++
+				if !strings.Contains(err.Error(), "opening the store") && !strings.Contains(err.Error(), "keygate:") {
+					t.Errorf("%s: refused without a clear error: %v", name, err)
+				}
+				continue
+			}
+			started++
+			for _, p := range probes {
+				s, err := check(d, p.secret, p.ip)
+				if err != nil {
+					break // the daemon died on the damage: fails closed
+				}
+				if s == 200 && !p.allowed {
+					t.Errorf("%s trial %d: silent allow: key %s… from %s", name, trial, p.secret[:10], p.ip)
+				}
+			}
+			d.kill()
+		}
+	}
+	t.Logf("corruption: %d trials over %d files: %d refused to start with an error, %d started; no check allowed that the intact data denies", trials, len(files), refused, started)
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	es, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
