@@ -86,7 +86,12 @@ func start(t testing.TB, data string, args ...string) *daemon {
 // tryStart is start without a test: it returns an error (with the
 // process's output) if the daemon exits or does not come up in 20 s.
 func tryStart(data string, args ...string) (*daemon, error) {
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--admin-token", adminToken}, args...)...)
+	return startProc(data, append([]string{"--admin-token", adminToken}, args...)...)
+}
+
+// startProc starts "keygate serve" on a free port over data with args.
+func startProc(data string, args ...string) (*daemon, error) {
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, args...)...)
 	cmd.Env = os.Environ()
 	d := &daemon{cmd: cmd, data: data, exited: make(chan struct{})}
 	pr, pw := io.Pipe()
