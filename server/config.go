@@ -55,6 +55,10 @@ type Config struct {
 	// MaxBodyBytes bounds a request's body; larger is answered with 413.
 	// Default 64 KiB.
 	MaxBodyBytes int `json:"-"`
+	// MaxConns bounds the open connections of each listener; a connection
+	// beyond it is answered with 503 UNAVAILABLE and closed. Default
+	// DefaultMaxConns.
+	MaxConns int `json:"max_conns"`
 	// PollInterval is how often the store is asked for changes made by
 	// other daemons; default 1s.
 	PollInterval time.Duration `json:"-"`
@@ -105,6 +109,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 10
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
 	}
@@ -147,6 +154,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("admin-token has the form of an API key: an API key is never an admin token; use a different token"))
 	case strings.ContainsAny(c.AdminToken, " \t\r\n"):
 		errs = append(errs, errors.New("admin-token must not contain whitespace"))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("max-conns %d must not be negative", c.MaxConns))
 	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, err)

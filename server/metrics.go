@@ -62,6 +62,8 @@ type metrics struct {
 	requests   [numHandlers][500]atomic.Uint64
 	panics     atomic.Uint64
 	pollErrors atomic.Uint64
+	// connsRejected counts connections refused over Config.MaxConns.
+	connsRejected atomic.Uint64
 }
 
 func (m *metrics) observeDecision(o outcome, d time.Duration) {
@@ -120,6 +122,9 @@ func (m *metrics) write(w *bufio.Writer, g gauges, version string) {
 
 	fmt.Fprintf(w, "# HELP keygate_http_panics_total Handler panics recovered and answered with 500.\n# TYPE keygate_http_panics_total counter\n")
 	fmt.Fprintf(w, "keygate_http_panics_total %d\n", m.panics.Load())
+
+	fmt.Fprintf(w, "# HELP keygate_http_connections_rejected_total Connections answered with 503 because the listener had MaxConns open.\n# TYPE keygate_http_connections_rejected_total counter\n")
+	fmt.Fprintf(w, "keygate_http_connections_rejected_total %d\n", m.connsRejected.Load())
 
 	fmt.Fprintf(w, "# HELP keygate_keys Keys loaded in the engine, revoked and expired ones included.\n# TYPE keygate_keys gauge\n")
 	fmt.Fprintf(w, "keygate_keys %d\n", g.keys)

@@ -287,11 +287,14 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.poll(pollCtx) })
 
+	limit := func(ln net.Listener) net.Listener {
+		return &limitListener{Listener: ln, max: int64(s.cfg.MaxConns), rejected: &s.metrics.connsRejected}
+	}
 	servers := []*fasthttp.Server{s.httpServer(s.CheckHandler(), "check")}
-	lns := []net.Listener{ls.Check}
+	lns := []net.Listener{limit(ls.Check)}
 	if ls.Admin != nil {
 		servers = append(servers, s.httpServer(s.AdminHandler(), "admin"))
-		lns = append(lns, ls.Admin)
+		lns = append(lns, limit(ls.Admin))
 	}
 	errc := make(chan error, len(servers))
 	for i := range servers {
