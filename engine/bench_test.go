@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// benchEntries returns n random public prefixes of one family (/16../32 or
-// /40../128) and probe addresses that hit and miss them.
-func benchEntries(r *rand.Rand, n int, v6 bool) (entries []Entry, hits, misses []netip.Addr) {
+// benchPrefixes returns n random public prefixes of one family (/16../32 or
+// /40../128).
+func benchPrefixes(r *rand.Rand, n int, v6 bool) []Entry {
+	var entries []Entry
 	for len(entries) < n {
 		var a netip.Addr
 		var bits int
@@ -26,6 +27,13 @@ func benchEntries(r *rand.Rand, n int, v6 bool) (entries []Entry, hits, misses [
 		}
 		entries = append(entries, Entry{Prefix: netip.PrefixFrom(a, bits).Masked()})
 	}
+	return entries
+}
+
+// benchEntries returns benchPrefixes and 64 addresses that hit and 64 that
+// miss them.
+func benchEntries(r *rand.Rand, n int, v6 bool) (entries []Entry, hits, misses []netip.Addr) {
+	entries = benchPrefixes(r, n, v6)
 	ref := NewMatcher(entries)
 	for len(hits) < 64 {
 		p := entries[r.IntN(n)].Prefix
@@ -86,7 +94,7 @@ func benchKeys(r *rand.Rand, n, entries int) ([]*Key, [][]byte) {
 	keys := make([]*Key, n)
 	secrets := make([][]byte, n)
 	for i := range keys {
-		e, _, _ := benchEntries(r, entries, i%2 == 1)
+		e := benchPrefixes(r, entries, i%2 == 1)
 		for j := range e {
 			e[j].ID = fmt.Sprintf("ent_%012d", j)
 		}

@@ -138,13 +138,19 @@ type Snapshot struct {
 	seq  uint64
 }
 
-type level [256]*leaf
+// level is the second level of the table. gen is the build that made it:
+// a builder changes in place only what its own build made.
+type level struct {
+	leaves [256]*leaf
+	gen    uint64
+}
 
 // leaf holds the keys whose hashes share their first two bytes. tags holds
 // bytes 2..9 of each hash so a scan touches one small array.
 type leaf struct {
 	tags []uint64
 	keys []*compiled
+	gen  uint64
 }
 
 func tagOf(h *Hash) uint64 {
@@ -166,7 +172,7 @@ func (s *Snapshot) find(h *Hash) *compiled {
 	if l == nil {
 		return nil
 	}
-	lf := l[h[1]]
+	lf := l.leaves[h[1]]
 	if lf == nil {
 		return nil
 	}
@@ -194,7 +200,7 @@ func (s *Snapshot) Range(fn func(*Key) bool) {
 		if l == nil {
 			continue
 		}
-		for _, lf := range l {
+		for _, lf := range l.leaves {
 			if lf == nil {
 				continue
 			}
@@ -301,16 +307,21 @@ func (e *Engine) Apply(seq uint64, put []*Key, remove []Hash) {
 }
 
 // builder makes a new snapshot from an old one by copy-on-write: each level
-// and leaf it changes is copied once per build, then changed in place.
+// and leaf it changes is copied once per build (stamped with the build's
+// generation), then changed in place.
 type builder struct {
-	root  *[256]*level
-	n     int
-	owned map[any]bool
+	root *[256]*level
+	n    int
+	gen  uint64
 }
+
+// generation numbers builds; writers are serialised, but a global counter
+// keeps stamps unique across engines too.
+var generation atomic.Uint64
 
 func newBuilder(s *Snapshot) *builder {
 	root := *s.root
-	return &builder{root: &root, n: s.n, owned: make(map[any]bool)}
+	return &builder{root: &root, n: s.n, gen: generation.Add(1)}
 }
 
 func (b *builder) finish(seq uint64) *Snapshot {
@@ -320,24 +331,23 @@ func (b *builder) finish(seq uint64) *Snapshot {
 // leafFor returns a writable leaf for h, copying as needed.
 func (b *builder) leafFor(h *Hash) *leaf {
 	l := b.root[h[0]]
-	if l == nil || !b.owned[l] {
+	if l == nil || l.gen != b.gen {
 		nl := new(level)
 		if l != nil {
 			*nl = *l
 		}
-		b.owned[nl] = true
+		nl.gen = b.gen
 		b.root[h[0]] = nl
 		l = nl
 	}
-	lf := l[h[1]]
-	if lf == nil || !b.owned[lf] {
-		nlf := new(leaf)
+	lf := l.leaves[h[1]]
+	if lf == nil || lf.gen != b.gen {
+		nlf := &leaf{gen: b.gen}
 		if lf != nil {
 			nlf.tags = append(make([]uint64, 0, len(lf.tags)+1), lf.tags...)
 			nlf.keys = append(make([]*compiled, 0, len(lf.keys)+1), lf.keys...)
 		}
-		b.owned[nlf] = true
-		l[h[1]] = nlf
+		l.leaves[h[1]] = nlf
 		lf = nlf
 	}
 	return lf
@@ -360,7 +370,7 @@ func (b *builder) put(k *Key) {
 }
 
 func (b *builder) remove(h *Hash) {
-	if l := b.root[h[0]]; l == nil || l[h[1]] == nil {
+	if l := b.root[h[0]]; l == nil || l.leaves[h[1]] == nil {
 		return
 	}
 	lf := b.leafFor(h)

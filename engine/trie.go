@@ -155,14 +155,26 @@ func maskTo(hi, lo uint64, b uint8) (uint64, uint64) {
 	return hi, lo & mask(b-64)
 }
 
+// arena hands out build nodes from one allocation: a trie of n entries
+// needs at most 2n-1 nodes.
+type arena []buildNode
+
+func (a *arena) new(n buildNode) *buildNode {
+	if len(*a) == cap(*a) {
+		return &n
+	}
+	*a = append(*a, n)
+	return &(*a)[len(*a)-1]
+}
+
 // insert adds the prefix (hi, lo)/b with the given entry index.
-func insert(root **buildNode, hi, lo uint64, b uint8, entry int) {
+func insert(ar *arena, root **buildNode, hi, lo uint64, b uint8, entry int) {
 	hi, lo = maskTo(hi, lo, b)
 	p := root
 	for {
 		cur := *p
 		if cur == nil {
-			*p = &buildNode{hi: hi, lo: lo, bits: b, entry: entry}
+			*p = ar.new(buildNode{hi: hi, lo: lo, bits: b, entry: entry})
 			return
 		}
 		c := min(commonBits(hi, lo, cur.hi, cur.lo), b, cur.bits)
@@ -175,14 +187,14 @@ func insert(root **buildNode, hi, lo uint64, b uint8, entry int) {
 		case c == cur.bits: // cur is an ancestor: descend
 			p = &cur.child[bitAt(hi, lo, c)]
 		case c == b: // the new prefix is an ancestor of cur
-			n := &buildNode{hi: hi, lo: lo, bits: b, entry: entry}
+			n := ar.new(buildNode{hi: hi, lo: lo, bits: b, entry: entry})
 			n.child[bitAt(cur.hi, cur.lo, c)] = cur
 			*p = n
 			return
 		default: // they diverge at bit c: add a branch node
 			bhi, blo := maskTo(hi, lo, c)
-			br := &buildNode{hi: bhi, lo: blo, bits: c, entry: -1}
-			br.child[bitAt(hi, lo, c)] = &buildNode{hi: hi, lo: lo, bits: b, entry: entry}
+			br := ar.new(buildNode{hi: bhi, lo: blo, bits: c, entry: -1})
+			br.child[bitAt(hi, lo, c)] = ar.new(buildNode{hi: hi, lo: lo, bits: b, entry: entry})
 			br.child[bitAt(cur.hi, cur.lo, c)] = cur
 			*p = br
 			return
@@ -196,7 +208,7 @@ func flatten(root *buildNode, entries int, width uint8) trie {
 	if root == nil {
 		return trie{}
 	}
-	var nodes []node
+	nodes := make([]node, 0, 2*entries)
 	var walk func(n *buildNode) int16
 	walk = func(n *buildNode) int16 {
 		i := len(nodes)
@@ -269,6 +281,7 @@ func (t *trie) buildJump(entries int, width uint8) {
 func buildTries(entries []Entry) (v4, v6 trie) {
 	var r4, r6 *buildNode
 	var n4, n6 int
+	ar := make(arena, 0, 2*len(entries))
 	for i, e := range entries {
 		p := e.Prefix
 		if !p.IsValid() || i >= maxTrieEntries {
@@ -283,10 +296,10 @@ func buildTries(entries []Entry) (v4, v6 trie) {
 		}
 		hi, lo := split128(a)
 		if a.Is4() {
-			insert(&r4, hi, lo, uint8(b), i)
+			insert(&ar, &r4, hi, lo, uint8(b), i)
 			n4++
 		} else {
-			insert(&r6, hi, lo, uint8(b), i)
+			insert(&ar, &r6, hi, lo, uint8(b), i)
 			n6++
 		}
 	}
