@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -175,7 +176,9 @@ func refCheck(in []byte) (map[string]string, bool) {
 	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
 		return nil, false
 	}
-	if _, err := dec.Token(); err == nil {
+	// Only the end of input may follow: trailing garbage is an error too,
+	// not just a second value.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, false
 	}
 	if _, ok := out["key"]; !ok {
