@@ -33,7 +33,7 @@ Usage:
   keygate serve [--addr 127.0.0.1:8080] [--admin-addr ADDR] [--data ./data]
                 [--admin-token TOKEN] [--trusted-proxies CIDR,...]
                 [--allow-private-ranges] [--config FILE]
-                [--min-free-space BYTES] [--log-retention DURATION]
+                [--min-free-space BYTES] [--log-retention DURATION] [--max-conns N]
   keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339]
   keygate keys list | show ID | revoke ID
   keygate allowlist list ID

@@ -89,6 +89,7 @@ func loadServeConfig(args []string) (Config, error) {
 		minFree    = fs.Int64("min-free-space", 0, "free disk space in bytes kept in reserve; below it writes fail with 503 (0: 64 MiB, negative: off)")
 		retention  = fs.Duration("log-retention", 0, "how long usage-log records are kept (0: 30 days)")
 		maintain   = fs.Duration("maintenance-interval", 0, "") // hidden: retention and GC period, for soak tests
+		maxConns   = fs.Int("max-conns", 0, "open connections per listener; more are answered with 503 (0: 10000)")
 	)
 	fs.Var(&trusted, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed")
 	set, err := parseFlags(fs, args)
@@ -133,6 +134,9 @@ func loadServeConfig(args []string) (Config, error) {
 	}
 	if set["log-retention"] {
 		cfg.LogRetention = *retention
+	}
+	if set["max-conns"] {
+		cfg.MaxConns = *maxConns
 	}
 	if set["maintenance-interval"] {
 		cfg.MaintenanceInterval = *maintain
