@@ -20,12 +20,23 @@ test:
 	$(GO) test -count=1 ./...
 	$(GO) test -race -count=1 -run 'Race|Concurrent' ./...
 
+# make soak: minutes of steady load on the real binary with a 60 s
+# usage-log retention and maintenance every 10 s, sampling memory, files
+# and disk every 10 s (SOAK=3m by default). Not part of make test.
+SOAK ?= 3m
+
+.PHONY: soak
+soak:
+	KEYGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./reliability/
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./engine/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime 60s ./engine/
 	$(GO) test -run '^$$' -fuzz FuzzTrie -fuzztime 60s ./engine/
+	$(GO) test -run '^$$' -fuzz FuzzValidSecretFormat -fuzztime 30s ./engine/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime 60s ./store/
 	$(GO) test -run '^$$' -fuzz FuzzWalkXFF -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz FuzzParseCheckRequest -fuzztime 30s ./server/
 
