@@ -4,7 +4,7 @@ BIN     := bin/keygate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test test-race bench fuzz clean
+.PHONY: build run test test-race bench bench-micro bench-load bench-store fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keygate
@@ -29,8 +29,37 @@ SOAK ?= 3m
 soak:
 	KEYGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./reliability/
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./engine/
+# make bench: every benchmark, bounded (about 6 minutes on 2 cores).
+# bench/ is its own module (peers such as OPA never become keygate's
+# dependencies), so `make test` never runs it. BENCH_OUT keeps binaries,
+# data, the perf profile and the outputs (*.txt).
+BENCHTIME ?= 300ms
+BENCH_OUT ?= /tmp/keygate-bench
+LOAD_ARGS ?=
+
+bench: bench-micro bench-store bench-load
+
+bench-micro bench-store bench-load: SHELL := /bin/bash -o pipefail
+
+# Engine benchmarks, bench/'s matchers side by side, and the engine's check
+# at 1k and 1M keys against the machine's memory latency.
+bench-micro:
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -benchtime $(BENCHTIME) ./engine/ | tee $(BENCH_OUT)/engine.txt
+	cd bench && $(GO) test -run '^$$' -bench 'Match|CheckKeys|MemLatency' -benchmem -cpu 1 -benchtime $(BENCHTIME) . | tee $(BENCH_OUT)/matchers.txt
+
+# Usage-log figures from the store: ingest, compression, filtered query
+# (over 1M records instead of the default 10M), CSV export.
+bench-store:
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench 'LogIngest|Compression|QueryOneKey|ExportCSV' -benchmem -cpu 1 -benchtime $(BENCHTIME) ./store/ -store.records=1000000 | tee $(BENCH_OUT)/store.txt
+
+# The daemons under load (keygate, net/http, OPA's server; servers on core
+# 0, the load generator on core 1, loopback only), propagation, and scale
+# at 10k/100k/1M keys: about 3 minutes. Needs taskset; perf is optional.
+bench-load:
+	@mkdir -p $(BENCH_OUT)
+	cd bench && $(GO) test -count=1 -timeout 20m -v -run '^TestLoad$$' . -args -load -load.out $(BENCH_OUT) $(LOAD_ARGS) | tee $(BENCH_OUT)/load.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime 60s ./engine/

@@ -1,0 +1,300 @@
+// Command loadgen sends check requests to one server over a fixed number
+// of keep-alive connections, each a closed loop (the next request leaves
+// when the previous answer is in), for a bounded time after a warm-up, and
+// checks every answer against the decision it must carry. It prints one
+// JSON object: requests/s, latency percentiles, errors, and the CPU time
+// it used itself (to tell when the generator, not the server, is the
+// limit).
+//
+//	loadgen -addr 127.0.0.1:8080 -kind check -probes probes.json -c 64 -d 5s
+//
+// Kinds: check (POST /v1/check, JSON), authz (GET /v1/authz, X-API-Key and
+// X-Forwarded-For: the server must trust 127.0.0.1), opa (POST
+// /v1/data/keygate/decision, {"input":{...}}, answer in the body).
+//
+// The client is a minimal HTTP/1.1 writer and reader over net.Conn with
+// every request serialised up front, so that as little as possible of
+// the generator's core goes to the generator.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/keygate/keygate/bench"
+)
+
+// Result is what loadgen prints.
+type Result struct {
+	Kind     string  `json:"kind"`
+	Conns    int     `json:"conns"`
+	Seconds  float64 `json:"seconds"`
+	Requests int     `json:"requests"`
+	RPS      float64 `json:"rps"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+	P999us   float64 `json:"p999_us"`
+	MaxUs    float64 `json:"max_us"`
+	Errors   int     `json:"errors"`
+	Wrong    int     `json:"wrong"`
+	// ClientCPU is the generator's CPU time during the measured window,
+	// as a fraction of the window (1.0 = one core busy).
+	ClientCPU float64 `json:"client_cpu"`
+	FirstErr  string  `json:"first_error,omitempty"`
+}
+
+type request struct {
+	raw  []byte
+	want int
+}
+
+func main() {
+	var (
+		addr   = flag.String("addr", "127.0.0.1:8080", "server address")
+		kind   = flag.String("kind", "check", "check, authz or opa")
+		probes = flag.String("probes", "probes.json", "probes file (JSON list of bench.Probe)")
+		conns  = flag.Int("c", 64, "connections, each one closed loop")
+		dur    = flag.Duration("d", 5*time.Second, "measured duration")
+		warm   = flag.Duration("warmup", time.Second, "warm-up before measuring")
+		maxReq = flag.Int("n", 5_000_000, "stop measuring after this many requests")
+		rate   = flag.Float64("rate", 0, "total requests/s (0: as fast as answers come)")
+	)
+	flag.Parse()
+	var ps []bench.Probe
+	if err := bench.ReadJSON(*probes, &ps); err != nil || len(ps) == 0 {
+		fatalf("reading probes: %v (%d)", err, len(ps))
+	}
+	reqs := make([]request, len(ps))
+	for i, p := range ps {
+		raw, err := build(*kind, p)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		reqs[i] = request{raw, p.Want}
+	}
+	res := run(*addr, *kind, reqs, *conns, *warm, *dur, *maxReq, *rate)
+	json.NewEncoder(os.Stdout).Encode(res)
+	if res.Errors > 0 || res.Wrong > 0 {
+		os.Exit(1)
+	}
+}
+
+func fatalf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "loadgen: "+f+"\n", a...)
+	os.Exit(2)
+}
+
+// build serialises one probe as a request of the given kind.
+func build(kind string, p bench.Probe) ([]byte, error) {
+	var b bytes.Buffer
+	body := func(path string, v any) {
+		j, _ := json.Marshal(v)
+		fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(j), j)
+	}
+	in := map[string]string{"key": p.Key, "ip": p.IP.String(), "method": p.Method, "path": p.Path}
+	switch kind {
+	case "check":
+		body("/v1/check", in)
+	case "opa":
+		body("/v1/data/keygate/decision", map[string]any{"input": in})
+	case "authz":
+		fmt.Fprintf(&b, "GET /v1/authz HTTP/1.1\r\nHost: bench\r\nX-API-Key: %s\r\nX-Forwarded-For: %s\r\nX-Forwarded-Method: %s\r\nX-Forwarded-Uri: %s\r\n\r\n", p.Key, p.IP, p.Method, p.Path)
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	return b.Bytes(), nil
+}
+
+type worker struct {
+	lat    []int64 // nanoseconds, measured window only
+	errors int
+	wrong  int
+	err    error
+}
+
+func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, maxReq int, rate float64) Result {
+	start := time.Now()
+	measureFrom, measureTo := start.Add(warm), start.Add(warm+dur)
+	ws := make([]worker, conns)
+	var wg sync.WaitGroup
+	var count atomic.Int64
+	for w := range ws {
+		wg.Go(func() {
+			ws[w].loop(addr, kind, reqs, w, conns, measureFrom, measureTo, rate, func() bool {
+				return count.Add(1) <= int64(maxReq)
+			})
+		})
+	}
+	time.Sleep(time.Until(measureFrom))
+	cpu0 := cpuTime()
+	wg.Wait()
+	end := time.Now()
+	if end.After(measureTo) {
+		end = measureTo
+	}
+	cpu1 := cpuTime()
+
+	var lat []int64
+	res := Result{Kind: kind, Conns: conns}
+	for _, w := range ws {
+		lat = append(lat, w.lat...)
+		res.Errors += w.errors
+		res.Wrong += w.wrong
+		if w.err != nil && res.FirstErr == "" {
+			res.FirstErr = w.err.Error()
+		}
+	}
+	slices.Sort(lat)
+	window := end.Sub(measureFrom).Seconds()
+	res.Seconds = window
+	res.Requests = len(lat)
+	res.RPS = float64(len(lat)) / window
+	res.ClientCPU = (cpu1 - cpu0).Seconds() / window
+	if len(lat) > 0 {
+		q := func(f float64) float64 { return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))]) / 1e3 }
+		res.P50us, res.P99us, res.P999us, res.MaxUs = q(0.5), q(0.99), q(0.999), float64(lat[len(lat)-1])/1e3
+	}
+	return res
+}
+
+func (w *worker) loop(addr, kind string, reqs []request, id, conns int, from, to time.Time, rate float64, more func() bool) {
+	w.lat = make([]int64, 0, 1<<16)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		w.errors++
+		w.err = err
+		return
+	}
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 16<<10)
+	var body []byte
+	var interval time.Duration
+	next := time.Now()
+	if rate > 0 {
+		interval = time.Duration(float64(conns) / rate * 1e9)
+		next = next.Add(time.Duration(id) * interval / time.Duration(conns))
+	}
+	// Each connection walks the probes from its own offset, so that all
+	// of them are used and the mix holds over any window.
+	for i := id * len(reqs) / conns; ; i++ {
+		if interval > 0 {
+			time.Sleep(time.Until(next))
+			next = next.Add(interval)
+		}
+		r := &reqs[i%len(reqs)]
+		t0 := time.Now()
+		if !t0.Before(to) {
+			return
+		}
+		if _, err := c.Write(r.raw); err != nil {
+			w.errors++
+			w.err = err
+			return
+		}
+		var status int
+		status, body, err = readResponse(br, body[:0])
+		t1 := time.Now()
+		if err != nil {
+			w.errors++
+			w.err = err
+			return
+		}
+		if got := answer(kind, status, body); got != r.want {
+			w.wrong++
+			if w.err == nil {
+				w.err = fmt.Errorf("want %d, got status %d body %.200s", r.want, status, body)
+			}
+		}
+		if !t0.Before(from) && t1.Before(to) {
+			if !more() {
+				return
+			}
+			w.lat = append(w.lat, int64(t1.Sub(t0)))
+		}
+	}
+}
+
+// answer returns the decision a response carries: its status, or for OPA
+// (always 200) the "status" field of the result.
+func answer(kind string, status int, body []byte) int {
+	if kind != "opa" || status != 200 {
+		return status
+	}
+	i := bytes.Index(body, []byte(`"status":`))
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(body[i+9 : min(len(body), i+12)]))
+	return n
+}
+
+var errChunked = errors.New("chunked responses are not supported")
+
+// readResponse reads one HTTP/1.1 response with a Content-Length body and
+// returns its status and body (appended to buf).
+func readResponse(br *bufio.Reader, buf []byte) (int, []byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, buf, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, buf, fmt.Errorf("bad status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, buf, fmt.Errorf("bad status line %q", line)
+	}
+	length := -1
+	for {
+		line, err = br.ReadSlice('\n')
+		if err != nil {
+			return 0, buf, err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := line[:colon]
+		val := bytes.TrimSpace(line[colon+1:])
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(val)); err != nil {
+				return 0, buf, fmt.Errorf("bad Content-Length %q", val)
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return 0, buf, errChunked
+		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(val, []byte("close")):
+			return 0, buf, errors.New("server closed the connection")
+		}
+	}
+	if length < 0 {
+		return 0, buf, errors.New("response without Content-Length")
+	}
+	n := len(buf)
+	buf = slices.Grow(buf, length)[:n+length]
+	_, err = io.ReadFull(br, buf[n:])
+	return status, buf, err
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
