@@ -29,7 +29,7 @@ SOAK ?= 3m
 soak:
 	KEYGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./reliability/
 
-# make bench: every benchmark, bounded (about 6 minutes on 2 cores).
+# make bench: every benchmark, bounded (about 5 minutes on 2 cores).
 # bench/ is its own module (peers such as OPA never become keygate's
 # dependencies), so `make test` never runs it. BENCH_OUT keeps binaries,
 # data, the perf profile and the outputs (*.txt).

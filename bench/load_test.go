@@ -61,7 +61,9 @@ func TestLoad(t *testing.T) {
 	logf(t, "machine: %s, %d CPUs; servers on core %s (GOMAXPROCS=1), load generator on core %s (GOMAXPROCS=1)", cpuModel(), nproc(), *serverCPU, *clientCPU)
 
 	// keygate, with keys created through its management API.
-	kg := startKeygate(t, bins, filepath.Join(dir, "kg-load"))
+	kgData := filepath.Join(dir, "kg-load")
+	must(t, os.RemoveAll(kgData)) // a fresh store: same key count in every run
+	kg := startKeygate(t, bins, kgData)
 	keys := GenLoadKeys(1, *loadKeys, 5)
 	start := time.Now()
 	createKeys(t, kg.addr, keys)
