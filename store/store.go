@@ -297,6 +297,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.logs.init(s)
+	// The start-up retention pass runs here rather than in maintain, so
+	// that it is over before Open returns and never races the caller's
+	// first writes.
+	s.expire(time.Now())
 	s.wg.Add(2)
 	go s.logs.run()
 	go s.maintain()
@@ -369,7 +373,6 @@ func (s *Store) unlock() {
 // Close.
 func (s *Store) maintain() {
 	defer s.wg.Done()
-	s.expire(time.Now())
 	t := time.NewTicker(s.opts.MaintenanceInterval)
 	defer t.Stop()
 	for {
