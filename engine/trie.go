@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"net/netip"
 )
@@ -121,14 +122,10 @@ func (t *trie) lookup(hi, lo uint64) int {
 func split128(a netip.Addr) (hi, lo uint64) {
 	if a.Is4() {
 		b := a.As4()
-		return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32, 0
+		return uint64(binary.BigEndian.Uint32(b[:])) << 32, 0
 	}
 	b := a.As16()
-	for i := 0; i < 8; i++ {
-		hi = hi<<8 | uint64(b[i])
-		lo = lo<<8 | uint64(b[8+i])
-	}
-	return hi, lo
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
 // buildNode is the pointer form of a node, used only while building.
