@@ -12,6 +12,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -113,14 +114,15 @@ func (m *Matcher) Match(addr netip.Addr) int {
 // Contains reports whether any entry contains addr; see Match.
 func (m *Matcher) Contains(addr netip.Addr) bool { return m.Match(addr) >= 0 }
 
-// compiled is a key with its allowlist compiled for matching.
+// compiled is a key, held by value so that a check reaches its hot fields
+// without another pointer, with its allowlist compiled for matching.
 type compiled struct {
-	key *Key
+	key Key
 	m   Matcher
 }
 
 func compile(k *Key) *compiled {
-	c := &compiled{key: k}
+	c := &compiled{key: *k}
 	c.m.v4, c.m.v6 = buildTries(k.Allowlist)
 	return c
 }
@@ -130,8 +132,8 @@ func compile(k *Key) *compiled {
 //
 // Keys are found by the SHA-256 of their secret, spread over a two-level
 // table indexed by the hash's first two bytes; publishing a change copies
-// only the path to the one leaf it touches (about 4 KiB), whatever the
-// number of keys.
+// only the root, one level and one bucket (about 8 KiB), whatever the number
+// of keys.
 type Snapshot struct {
 	root *[256]*level
 	n    int
@@ -139,24 +141,21 @@ type Snapshot struct {
 }
 
 // level is the second level of the table. gen is the build that made it:
-// a builder changes in place only what its own build made.
+// a builder changes in place only levels its own build made. Buckets are
+// never changed in place.
 type level struct {
-	leaves [256]*leaf
-	gen    uint64
+	buckets [256][]slot
+	gen     uint64
 }
 
-// leaf holds the keys whose hashes share their first two bytes. tags holds
-// bytes 2..9 of each hash so a scan touches one small array.
-type leaf struct {
-	tags []uint64
-	keys []*compiled
-	gen  uint64
+// slot is one key of a bucket; tag holds bytes 2..9 of its hash so that a
+// scan compares within one small array before following a pointer.
+type slot struct {
+	tag uint64
+	c   *compiled
 }
 
-func tagOf(h *Hash) uint64 {
-	return uint64(h[2])<<56 | uint64(h[3])<<48 | uint64(h[4])<<40 | uint64(h[5])<<32 |
-		uint64(h[6])<<24 | uint64(h[7])<<16 | uint64(h[8])<<8 | uint64(h[9])
-}
+func tagOf(h *Hash) uint64 { return binary.BigEndian.Uint64(h[2:10]) }
 
 var emptyRoot [256]*level
 
@@ -167,28 +166,37 @@ func (s *Snapshot) Len() int { return s.n }
 // the writer that published it.
 func (s *Snapshot) Seq() uint64 { return s.seq }
 
-func (s *Snapshot) find(h *Hash) *compiled {
-	l := s.root[h[0]]
-	if l == nil {
-		return nil
-	}
-	lf := l.leaves[h[1]]
-	if lf == nil {
-		return nil
-	}
-	tag := tagOf(h)
-	for i, t := range lf.tags {
-		if t == tag && lf.keys[i].key.Hash == *h {
-			return lf.keys[i]
-		}
+// bucketOf returns the slots of the table root that may hold h.
+func bucketOf(root *[256]*level, h *Hash) []slot {
+	if l := root[h[0]]; l != nil {
+		return l.buckets[h[1]]
 	}
 	return nil
 }
 
-// Lookup returns the key stored under hash h, or nil.
+func indexOf(b []slot, h *Hash) int {
+	tag := tagOf(h)
+	for i := range b {
+		if b[i].tag == tag && b[i].c.key.Hash == *h {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Snapshot) find(h *Hash) *compiled {
+	b := bucketOf(s.root, h)
+	if i := indexOf(b, h); i >= 0 {
+		return b[i].c
+	}
+	return nil
+}
+
+// Lookup returns the key stored under hash h, or nil. The key is the
+// snapshot's own immutable copy.
 func (s *Snapshot) Lookup(h Hash) *Key {
 	if c := s.find(&h); c != nil {
-		return c.key
+		return &c.key
 	}
 	return nil
 }
@@ -200,12 +208,9 @@ func (s *Snapshot) Range(fn func(*Key) bool) {
 		if l == nil {
 			continue
 		}
-		for _, lf := range l.leaves {
-			if lf == nil {
-				continue
-			}
-			for _, c := range lf.keys {
-				if !fn(c.key) {
+		for _, b := range l.buckets {
+			for i := range b {
+				if !fn(&b[i].c.key) {
 					return
 				}
 			}
@@ -226,7 +231,7 @@ func (s *Snapshot) Check(secret, scope []byte, addr netip.Addr, now time.Time) R
 	if c == nil {
 		return Result{Decision: DenyInvalidKey}
 	}
-	k := c.key
+	k := &c.key
 	if !k.Active(now) {
 		return Result{Decision: DenyInvalidKey, Key: k}
 	}
@@ -328,8 +333,8 @@ func (b *builder) finish(seq uint64) *Snapshot {
 	return &Snapshot{root: b.root, n: b.n, seq: seq}
 }
 
-// leafFor returns a writable leaf for h, copying as needed.
-func (b *builder) leafFor(h *Hash) *leaf {
+// levelFor returns a writable level for h, copying as needed.
+func (b *builder) levelFor(h *Hash) *level {
 	l := b.root[h[0]]
 	if l == nil || l.gen != b.gen {
 		nl := new(level)
@@ -340,49 +345,36 @@ func (b *builder) leafFor(h *Hash) *leaf {
 		b.root[h[0]] = nl
 		l = nl
 	}
-	lf := l.leaves[h[1]]
-	if lf == nil || lf.gen != b.gen {
-		nlf := &leaf{gen: b.gen}
-		if lf != nil {
-			nlf.tags = append(make([]uint64, 0, len(lf.tags)+1), lf.tags...)
-			nlf.keys = append(make([]*compiled, 0, len(lf.keys)+1), lf.keys...)
-		}
-		l.leaves[h[1]] = nlf
-		lf = nlf
-	}
-	return lf
+	return l
 }
 
 func (b *builder) put(k *Key) {
 	c := compile(k)
-	h := &k.Hash
-	lf := b.leafFor(h)
-	tag := tagOf(h)
-	for i, t := range lf.tags {
-		if t == tag && lf.keys[i].key.Hash == *h {
-			lf.keys[i] = c
-			return
-		}
+	h := &c.key.Hash
+	l := b.levelFor(h)
+	old := l.buckets[h[1]]
+	// Buckets may be shared with published snapshots: always write a copy.
+	i := indexOf(old, h)
+	nb := make([]slot, len(old), len(old)+1)
+	copy(nb, old)
+	if i >= 0 {
+		nb[i].c = c
+	} else {
+		nb = append(nb, slot{tag: tagOf(h), c: c})
+		b.n++
 	}
-	lf.tags = append(lf.tags, tag)
-	lf.keys = append(lf.keys, c)
-	b.n++
+	l.buckets[h[1]] = nb
 }
 
 func (b *builder) remove(h *Hash) {
-	if l := b.root[h[0]]; l == nil || l.leaves[h[1]] == nil {
+	i := indexOf(bucketOf(b.root, h), h)
+	if i < 0 {
 		return
 	}
-	lf := b.leafFor(h)
-	tag := tagOf(h)
-	for i, t := range lf.tags {
-		if t == tag && lf.keys[i].key.Hash == *h {
-			last := len(lf.tags) - 1
-			lf.tags[i], lf.keys[i] = lf.tags[last], lf.keys[last]
-			lf.keys[last] = nil
-			lf.tags, lf.keys = lf.tags[:last], lf.keys[:last]
-			b.n--
-			return
-		}
-	}
+	l := b.levelFor(h)
+	old := l.buckets[h[1]]
+	nb := make([]slot, 0, len(old)-1)
+	nb = append(append(nb, old[:i]...), old[i+1:]...)
+	l.buckets[h[1]] = nb
+	b.n--
 }
