@@ -277,6 +277,10 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 		s.lock = f
+		if err := removeEmptyMemtables(opts.Dir, s.log); err != nil {
+			s.unlock()
+			return nil, err
+		}
 	}
 	db, err := badger.Open(bopts)
 	if err != nil {
@@ -305,6 +309,26 @@ func Open(opts Options) (*Store, error) {
 	go s.logs.run()
 	go s.maintain()
 	return s, nil
+}
+
+// removeEmptyMemtables deletes empty memtable log files (*.mem). A kill
+// between Badger creating one and sizing it leaves such a file, and Badger
+// then refuses to open the directory ("Create a new file"). An empty file
+// holds no entries, so nothing is lost.
+func removeEmptyMemtables(dir string, log *slog.Logger) error {
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, m := range mems {
+		if fi, err := os.Stat(m); err == nil && fi.Size() == 0 {
+			if err := os.Remove(m); err != nil {
+				return fmt.Errorf("store: removing the empty memtable log %s: %w", m, err)
+			}
+			log.Warn("store: removed an empty memtable log left by a crash", "file", m)
+		}
+	}
+	return nil
 }
 
 // verifyTables checks every block of every table against its checksum.
