@@ -179,6 +179,11 @@ func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (befor
 		}
 	}
 	s.seq.Store(c.Seq)
+	if err := s.recordSeq(c.Seq); err != nil {
+		// The change is durable; only the check for a damaged log
+		// after a crash is weaker until the next change.
+		s.log.Warn("store: recording the acknowledged change sequence", "err", err)
+	}
 	// The Change's keys are the caller's: give out copies so that the
 	// caller may hand After to the engine while keeping Before.
 	if c.Before != nil {

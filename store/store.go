@@ -228,6 +228,9 @@ type Store struct {
 	opts Options
 	db   *badger.DB
 	lock *os.File // flock'd lock file; nil in memory
+	// seqf records the last acknowledged change (see seqFileName); nil
+	// in memory or without SyncWrites.
+	seqf *os.File
 	log  *slog.Logger
 
 	// wmu serialises key changes so that sequence numbers are assigned
@@ -299,6 +302,20 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		s.unlock()
 		return nil, err
+	}
+	if !opts.InMemory && opts.SyncWrites {
+		f, acked, err := openSeqFile(opts.Dir)
+		if err == nil && acked > s.seq.Load() {
+			f.Close()
+			err = fmt.Errorf("%w: %s holds key changes up to number %d, but change %d was acknowledged: the write-ahead log (*.mem) is damaged and what followed the damage was dropped; restore the directory from a backup",
+				ErrCorrupt, opts.Dir, s.seq.Load(), acked)
+		}
+		if err != nil {
+			db.Close()
+			s.unlock()
+			return nil, err
+		}
+		s.seqf = f
 	}
 	s.logs.init(s)
 	// The start-up retention pass runs here rather than in maintain, so
@@ -387,6 +404,10 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) unlock() {
+	if s.seqf != nil {
+		s.seqf.Close()
+		s.seqf = nil
+	}
 	if s.lock != nil {
 		s.lock.Close()
 		s.lock = nil
