@@ -63,7 +63,17 @@ func reject(c net.Conn) {
 	}
 }
 
+// lingerTime bounds how long a closed connection is drained.
+const lingerTime = 500 * time.Millisecond
+
 // limitConn gives its slot back when closed.
+//
+// Close lingers: it sends FIN and reads (discarding) what the client still
+// sends, for up to lingerTime, before closing. When the server refuses a
+// request mid-way (431, 413) the client may still be writing it; closing
+// outright with unread data makes the kernel send a reset, and the client
+// sees "connection reset" instead of the answer. The slot is held until
+// the socket is really closed, so MaxConns bounds descriptors too.
 type limitConn struct {
 	net.Conn
 	l    *limitListener
@@ -71,7 +81,24 @@ type limitConn struct {
 }
 
 func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return err
+	c.once.Do(func() {
+		cw, ok := c.Conn.(interface{ CloseWrite() error })
+		if !ok || cw.CloseWrite() != nil {
+			c.Conn.Close()
+			c.l.open.Add(-1)
+			return
+		}
+		go func() {
+			c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+			var buf [4096]byte
+			for {
+				if _, err := c.Conn.Read(buf[:]); err != nil {
+					break
+				}
+			}
+			c.Conn.Close()
+			c.l.open.Add(-1)
+		}()
+	})
+	return nil
 }

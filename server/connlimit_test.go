@@ -65,3 +65,31 @@ func TestMaxConns(t *testing.T) {
 		t.Error("negative MaxConns accepted")
 	}
 }
+
+// TestRefusedRequestIsAnswered: a request refused before it was read in
+// full (413, 431) gets its answer, not a connection reset, even while the
+// client is still sending it.
+func TestRefusedRequestIsAnswered(t *testing.T) {
+	ts := startServer(t, nil)
+	cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	body := strings.Repeat("x", 4<<20)
+	for i := range 40 {
+		req, _ := http.NewRequest("POST", ts.checkURL+"/v1/check", strings.NewReader(body))
+		want := 413
+		if i%2 == 1 {
+			req, _ = http.NewRequest("GET", ts.checkURL+"/v1/authz", nil)
+			for h := range 64 {
+				req.Header.Set(fmt.Sprintf("X-Big-%d", h), body[:4<<10])
+			}
+			want = 431
+		}
+		res, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("attempt %d: %v, want %d", i, err, want)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("attempt %d: %d, want %d", i, res.StatusCode, want)
+		}
+	}
+}
