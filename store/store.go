@@ -18,6 +18,16 @@
 // Records that do not fit in the buffer are dropped and counted
 // (LogStats.Dropped), never waited for.
 //
+// # Damage and a full disk
+//
+// Open verifies every table's checksums and compares the change sequence
+// with the one recorded outside Badger (keygate.seq) after each
+// acknowledged change: damaged data, or a write-ahead log that lost
+// acknowledged changes, is ErrCorrupt rather than older keys served
+// quietly. Below Options.MinFreeSpace of free disk space nothing is
+// written: key changes fail with ErrNoSpace and log records are counted
+// as write errors, until space returns.
+//
 // # Change sequence
 //
 // Every key change gets the next number of one monotonically increasing
