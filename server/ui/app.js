@@ -455,11 +455,17 @@ function setupSecret() {
     $("#secret-copied").textContent = ok ? "Copied to the clipboard." : "Copy failed: select the secret and copy it by hand.";
     if (ok) $("#secret-copy").textContent = "Copied";
   });
-  $("#secret-done").addEventListener("click", () => dialog.close());
-  dialog.addEventListener("close", () => {
+  // Wipe the secret as the dialog closes, synchronously: the dialog's
+  // "close" event is dispatched later, as a task, and must not be relied on.
+  const wipe = () => {
     $("#secret-value").value = "";
     $("#secret-copy").textContent = "Copy";
+  };
+  $("#secret-done").addEventListener("click", () => {
+    wipe();
+    dialog.close();
   });
+  dialog.addEventListener("close", wipe);
 }
 
 // ---------------------------------------------------------------- allowlist
