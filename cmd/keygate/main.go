@@ -78,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
 			return 0
 		}
 		fmt.Fprintf(stderr, "keygate: %v\n", err)
