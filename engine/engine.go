@@ -83,7 +83,8 @@ type Result struct {
 // Matcher is an allowlist compiled for matching: one path-compressed radix
 // trie per address family. It is immutable and safe for concurrent use.
 type Matcher struct {
-	v4, v6 trie
+	v4 trie4
+	v6 trie
 }
 
 // NewMatcher compiles entries. The entries need not be canonical: each
@@ -100,13 +101,17 @@ func NewMatcher(entries []Entry) *Matcher {
 // A zoned address never matches; an IPv4-mapped IPv6 address matches as the
 // IPv4 address it carries. Match does not allocate.
 func (m *Matcher) Match(addr netip.Addr) int {
-	if !addr.IsValid() || addr.Zone() != "" {
+	if addr.Is4() {
+		b := addr.As4()
+		return m.v4.lookup(binary.BigEndian.Uint32(b[:]))
+	}
+	if !addr.Is6() || addr.Zone() != "" {
 		return -1
 	}
-	addr = addr.Unmap()
-	hi, lo := split128(addr)
-	if addr.Is4() {
-		return m.v4.lookup(hi, lo)
+	b := addr.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	if hi == 0 && lo>>32 == 0xffff {
+		return m.v4.lookup(uint32(lo))
 	}
 	return m.v6.lookup(hi, lo)
 }

@@ -19,7 +19,8 @@ import (
 // instead of one node per level.
 //
 // Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
-// the top 32 bits of hi. A lookup compares the whole node prefix at every
+// the top 32 bits of hi (trie4 then holds them as 32-bit values). A lookup
+// compares the whole node prefix at every
 // entry node, so the skipped bits of path compression need no separate
 // check.
 type trie struct {
@@ -57,10 +58,13 @@ func mask(b uint8) uint64 { return ^uint64(0) << (64 - b) }
 // 128 it returns an arbitrary bit; callers only ask that of nodes without
 // children.
 func bitAt(hi, lo uint64, i uint8) uint8 {
-	if i < 64 {
-		return uint8(hi>>(63-i)) & 1
+	// Written to compile to a conditional move: which half holds bit i is
+	// as random as the addresses are.
+	x := hi
+	if i >= 64 {
+		x = lo
 	}
-	return uint8(lo>>((127-i)&63)) & 1
+	return uint8(x>>(63-i&63)) & 1
 }
 
 // bitsAt returns the n bits (1..63) starting at bit p of the 128-bit value.
@@ -75,10 +79,8 @@ func bitsAt(hi, lo uint64, p, n uint8) uint64 {
 
 // matches reports whether (hi, lo) lies within the node's prefix.
 func (n *node) matches(hi, lo uint64) bool {
-	if n.bits <= 64 {
-		return (hi^n.hi)&mask(n.bits) == 0
-	}
-	return hi == n.hi && (lo^n.lo)&mask(n.bits-64) == 0
+	// Branch-free: whether the prefix reaches into lo is data-dependent.
+	return (hi^n.hi)&mask(min(n.bits, 64))|(lo^n.lo)&mask(max(n.bits, 64)-64) == 0
 }
 
 // lookup returns the index of the longest entry containing (hi, lo), or -1.
@@ -111,6 +113,75 @@ func (t *trie) lookup(hi, lo uint64) int {
 			best = int(n.entry)
 		}
 		c := n.child[bitAt(hi, lo, n.bits)]
+		if c < 0 {
+			return best
+		}
+		i = int(c)
+	}
+}
+
+// trie4 is the IPv4 form of a trie, made from it once: the same nodes and
+// jump table on 32-bit values, with each node's mask and branch shift
+// precomputed into 16 bytes, so an IPv4 lookup is a handful of 32-bit
+// operations.
+type trie4 struct {
+	nodes          []node4
+	jump           []jumpSlot
+	root, rootMask uint32 // the prefix every entry shares, checked before the jump
+	shift          uint8  // the jump index is a >> shift, masked to the table
+}
+
+type node4 struct {
+	addr, mask uint32
+	child      [2]int16
+	entry      int16
+	shift      uint8 // 31 - prefix length: a >> shift & 1 picks the child
+}
+
+func newTrie4(t trie) trie4 {
+	t4 := trie4{jump: t.jump, nodes: make([]node4, len(t.nodes))}
+	for i, n := range t.nodes {
+		t4.nodes[i] = node4{
+			addr: uint32(n.hi >> 32), mask: uint32(mask(n.bits) >> 32),
+			child: n.child, entry: n.entry,
+			// A /32 has no children; any in-range shift will do.
+			shift: (31 - n.bits) & 31,
+		}
+	}
+	if len(t.jump) > 0 {
+		t4.root, t4.rootMask = t4.nodes[0].addr, t4.nodes[0].mask
+		t4.shift = 32 - t.skip - t.stride
+	}
+	return t4
+}
+
+// lookup returns the index of the longest entry containing a, or -1. It
+// does not allocate.
+func (t *trie4) lookup(a uint32) int {
+	nodes := t.nodes
+	if len(nodes) == 0 {
+		return -1
+	}
+	best, i := -1, 0
+	if len(t.jump) > 0 {
+		if (a^t.root)&t.rootMask != 0 {
+			return -1
+		}
+		s := t.jump[int(a>>t.shift)&(len(t.jump)-1)]
+		best, i = int(s.entry), int(s.next)
+		if i < 0 {
+			return best
+		}
+	}
+	for {
+		n := &nodes[i]
+		if n.entry >= 0 { // as in trie.lookup, only entry nodes are compared
+			if (a^n.addr)&n.mask != 0 {
+				return best
+			}
+			best = int(n.entry)
+		}
+		c := n.child[a>>n.shift&1]
 		if c < 0 {
 			return best
 		}
@@ -275,7 +346,7 @@ func (t *trie) buildJump(entries int, width uint8) {
 // entries need not be canonical: each prefix is masked, and an IPv4-mapped
 // prefix is treated as the IPv4 prefix it carries. Invalid prefixes are
 // ignored (they never match).
-func buildTries(entries []Entry) (v4, v6 trie) {
+func buildTries(entries []Entry) (v4 trie4, v6 trie) {
 	var r4, r6 *buildNode
 	var n4, n6 int
 	ar := make(arena, 0, 2*len(entries))
@@ -300,5 +371,5 @@ func buildTries(entries []Entry) (v4, v6 trie) {
 			n6++
 		}
 	}
-	return flatten(r4, n4, 32), flatten(r6, n6, 128)
+	return newTrie4(flatten(r4, n4, 32)), flatten(r6, n6, 128)
 }
