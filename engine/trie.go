@@ -20,9 +20,8 @@ import (
 //
 // Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
 // the top 32 bits of hi (trie4 then holds them as 32-bit values). A lookup
-// compares the whole node prefix at every
-// entry node, so the skipped bits of path compression need no separate
-// check.
+// compares the whole node prefix at every entry node, so the skipped bits of
+// path compression need no separate check.
 type trie struct {
 	nodes  []node // nodes[0] is the root; empty means no entries
 	jump   []jumpSlot
