@@ -316,9 +316,10 @@ func (e *Engine) Apply(seq uint64, put []*Key, remove []Hash) {
 	e.snap.Store(b.finish(seq))
 }
 
-// builder makes a new snapshot from an old one by copy-on-write: each level
-// and leaf it changes is copied once per build (stamped with the build's
-// generation), then changed in place.
+// builder makes a new snapshot from an old one by copy-on-write: the root is
+// copied once, each level it changes is copied once per build (stamped with
+// the build's generation) and then changed in place, and each bucket it
+// changes is written as a new array.
 type builder struct {
 	root *[256]*level
 	n    int
