@@ -214,8 +214,11 @@ func (s *Server) getKey(ctx *fasthttp.RequestCtx, c context.Context, id string) 
 }
 
 // commit runs one store write and makes it live in the engine before the
-// caller answers: changes made meanwhile by other daemons are applied
-// first, in order, so the engine's sequence number never skips one.
+// caller answers. Changes other writers committed in between are applied
+// with it, in order and in the same publication. If they cannot be read
+// now, the change is made live without moving the engine's sequence
+// number, so the poller still fetches the gap, in order, and re-applies
+// this change after it: a sequence number is never skipped.
 func (s *Server) commit(c context.Context, write func() (Change, error)) (Change, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -223,15 +226,17 @@ func (s *Server) commit(c context.Context, write func() (Change, error)) (Change
 	if err != nil {
 		return ch, err
 	}
-	if ch.Seq > s.eng.Snapshot().Seq()+1 {
-		if changes, err := s.store.Changes(c, s.eng.Snapshot().Seq(), int(ch.Seq-s.eng.Snapshot().Seq())); err == nil {
-			for _, x := range changes {
-				s.applyChange(x)
-			}
+	cur := s.eng.Snapshot().Seq()
+	switch {
+	case ch.Seq == 0 || ch.Seq == cur+1:
+		s.applyChanges([]Change{ch})
+	case ch.Seq > cur+1:
+		gap, err := s.store.Changes(c, cur, int(ch.Seq-cur))
+		if err == nil && len(gap) == int(ch.Seq-cur) && gap[len(gap)-1].Seq == ch.Seq {
+			s.applyChanges(gap)
+		} else if ch.After != nil {
+			s.eng.Apply(0, []*engine.Key{ch.After}, nil)
 		}
-	}
-	if ch.Seq == 0 || ch.Seq > s.eng.Snapshot().Seq() {
-		s.applyChange(ch)
 	}
 	return ch, nil
 }

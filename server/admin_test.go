@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAdminAuth(t *testing.T) {
@@ -312,6 +313,32 @@ func TestPropagationFromOtherWriter(t *testing.T) {
 		sleepMS(10)
 	}
 	t.Fatal("a change made by another writer was not applied within 2s")
+}
+
+// TestCommitNeverSkipsAChange: when another writer committed a change this
+// daemon has not polled yet, and reading it fails at the moment this
+// daemon commits its own, the own change is still live at once and the
+// other one is still applied later: the engine's sequence number must not
+// jump past it (it once did, leaving a revoked key allowed until restart).
+func TestCommitNeverSkipsAChange(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.PollInterval = time.Hour })
+	id, secret := ts.createKey(t, map[string]any{"name": "victim"})
+	_, err := ts.st.UpdateKey(t.Context(), id, "other", "key.revoke", func(k *engineKey) error {
+		k.RevokedAt = k.CreatedAt
+		return nil
+	})
+	must(t, err)
+	ts.st.mu.Lock()
+	ts.st.failChanges = 1
+	ts.st.mu.Unlock()
+	_, other := ts.createKey(t, map[string]any{"name": "other"})
+	wantStatus(t, ts.check(t, other, "198.51.100.1", ""), 200, "own change live at once")
+	must(t, ts.PollOnce(t.Context()))
+	wantStatus(t, ts.check(t, secret, "198.51.100.1", ""), 401, "the other writer's revocation after a poll")
+	wantStatus(t, ts.check(t, other, "198.51.100.1", ""), 200, "own change still live after the poll")
+	if got, want := ts.Engine().Snapshot().Seq(), uint64(3); got != want {
+		t.Errorf("engine seq %d, want %d", got, want)
+	}
 }
 
 func TestLogsAndCSV(t *testing.T) {

@@ -25,6 +25,8 @@ type fakeStore struct {
 	discardLogs bool
 	// panicOnList makes ListKeys panic, to test recovery.
 	panicOnList bool
+	// failChanges makes the next that many Changes calls fail.
+	failChanges int
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }
@@ -94,6 +96,10 @@ func (f *fakeStore) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) 
 func (f *fakeStore) Changes(_ context.Context, since uint64, limit int) ([]Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failChanges > 0 {
+		f.failChanges--
+		return nil, fmt.Errorf("fake: %w: transient read error", ErrUnavailable)
+	}
 	if since >= uint64(len(f.changes)) {
 		return nil, nil
 	}

@@ -171,17 +171,24 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	w.Flush()
 }
 
-// applyChange makes a committed change live in the engine. Changes are
-// applied in sequence order; an older one than the engine already reflects
-// is skipped.
-func (s *Server) applyChange(c Change) {
-	if c.After == nil {
-		return
+// applyChanges makes committed changes live in one publication, so readers
+// never see part of a batch. Changes must be in sequence order; those the
+// engine already reflects are skipped. The engine's sequence number moves
+// to the last change applied.
+func (s *Server) applyChanges(changes []Change) {
+	cur := s.eng.Snapshot().Seq()
+	put := make([]*engine.Key, 0, len(changes))
+	var seq uint64
+	for _, c := range changes {
+		if c.After == nil || (c.Seq != 0 && c.Seq <= cur) {
+			continue
+		}
+		put = append(put, c.After)
+		seq = max(seq, c.Seq)
 	}
-	if c.Seq != 0 && c.Seq <= s.eng.Snapshot().Seq() {
-		return
+	if len(put) > 0 {
+		s.eng.Apply(seq, put, nil)
 	}
-	s.eng.Apply(c.Seq, []*engine.Key{c.After}, nil)
 }
 
 // poll applies changes committed by other writers (other daemons sharing
@@ -208,9 +215,7 @@ func (s *Server) PollOnce(ctx context.Context) error {
 		s.writeMu.Lock()
 		changes, err := s.store.Changes(ctx, s.eng.Snapshot().Seq(), 1000)
 		if err == nil {
-			for _, c := range changes {
-				s.applyChange(c)
-			}
+			s.applyChanges(changes)
 		}
 		s.writeMu.Unlock()
 		if err != nil || len(changes) < 1000 {
