@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/internal/daemontest"
 	"github.com/keygate/keygate/store"
 )
 
@@ -84,13 +84,13 @@ func TestLoad(t *testing.T) {
 	propagation(t, bins, kg, probes)
 	kg.stop(t)
 
-	nh := startProc(t, "nethttp-authz", bins["nethttp-authz"], nil, "-addr", "127.0.0.1:"+freePort(t), "-data", data)
+	nh := startProc(t, "nethttp-authz", bins["nethttp-authz"], nil, "-addr", daemontest.FreeAddr(t), "-data", data)
 	waitReady(t, nh, "/readyz")
 	rows = append(rows, measure(t, bins, nh, "net/http", "check", probes))
 	rows = append(rows, measure(t, bins, nh, "net/http", "authz", probes))
 	nh.stop(t)
 
-	opaAddr := "127.0.0.1:" + freePort(t)
+	opaAddr := daemontest.FreeAddr(t)
 	op := startProc(t, "opa", bins["opa"], nil, "run", "--server", "--addr", opaAddr, "--log-level", "error", "--disable-telemetry", data, "opa/keygate.rego")
 	op.addr = opaAddr
 	waitReady(t, op, "/health")
@@ -489,7 +489,7 @@ func (p *proc) mem(t *testing.T) (rss, hwm int64) {
 
 func startKeygate(t *testing.T, bins map[string]string, data string) *proc {
 	t.Helper()
-	p := startProc(t, "keygate", bins["keygate"], nil, "serve", "--addr", "127.0.0.1:"+freePort(t), "--data", data,
+	p := startProc(t, "keygate", bins["keygate"], nil, "serve", "--addr", daemontest.FreeAddr(t), "--data", data,
 		"--admin-token", adminToken, "--trusted-proxies", "127.0.0.1/32")
 	waitReady(t, p, "/readyz")
 	return p
@@ -520,13 +520,6 @@ func waitReady(t *testing.T, p *proc, path string) {
 	t.Fatalf("%s not ready after 5 minutes:\n%s", p.name, p.out)
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
 // ---- keygate's management API ----
 
 func createKey(t *testing.T, addr, body string) (secret, id string) {
@@ -536,17 +529,13 @@ func createKey(t *testing.T, addr, body string) (secret, id string) {
 }
 
 func postKey(addr, body string) (secret, id string, err error) {
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/keys", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	r, err := daemontest.Request(nil, "POST", "http://"+addr+"/v1/keys", adminToken, body)
 	if err != nil {
 		return "", "", err
 	}
-	defer resp.Body.Close()
 	var k struct{ ID, Secret string }
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 201 || json.Unmarshal(b, &k) != nil {
-		return "", "", fmt.Errorf("POST /v1/keys: %d %s", resp.StatusCode, b)
+	if r.Status != 201 || json.Unmarshal(r.Body, &k) != nil {
+		return "", "", fmt.Errorf("POST /v1/keys: %d %s", r.Status, r.Body)
 	}
 	return k.Secret, k.ID, nil
 }
@@ -615,7 +604,10 @@ func buildAll(t *testing.T, dir string) map[string]string {
 		bins[name] = filepath.Join(dir, name)
 	}
 	start := time.Now()
-	run("..", nil, "build", "-o", bins["keygate"], "./cmd/keygate")
+	// keygate from its own module (its go.mod, not this one's).
+	kg, err := daemontest.Build(dir)
+	must(t, err)
+	bins["keygate"] = kg
 	run(".", nil, "build", "-o", bins["loadgen"], "./cmd/loadgen")
 	run(".", nil, "build", "-o", bins["nethttp-authz"], "./cmd/nethttp-authz")
 	ver, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/open-policy-agent/opa").Output()

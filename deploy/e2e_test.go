@@ -11,7 +11,6 @@
 package deploy_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,26 +29,13 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/internal/daemontest"
 )
 
 // keygateBin is the daemon built once for all tests.
 var keygateBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keygate-deploy")
-	if err != nil {
-		panic(err)
-	}
-	keygateBin = filepath.Join(dir, "keygate")
-	out, err := exec.Command("go", "build", "-o", keygateBin, "../cmd/keygate").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building keygate: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { daemontest.Main(m, "deploy", &keygateBin) }
 
 const adminToken = "deploy-e2e-admin-token-0123456789"
 
@@ -67,7 +52,7 @@ func TestNginx(t *testing.T) {
 	dir := t.TempDir()
 	conf := render(t, "nginx/keygate.conf", map[string]string{
 		"listen 80;":             "listen " + h.proxyAddr + ";",
-		"server 127.0.0.1:8080;": "server " + h.kg.addr + ";",
+		"server 127.0.0.1:8080;": "server " + h.kg.Addr() + ";",
 		"server 127.0.0.1:9000;": "server " + h.upstreamAddr + ";",
 	})
 	write(t, filepath.Join(dir, "keygate.conf"), conf)
@@ -103,7 +88,7 @@ func TestCaddy(t *testing.T) {
 		"admin localhost:2019":         "admin off",
 		"\n:80 {":                      "\nhttp://127.0.0.1:" + port + " {",
 		"bind 0.0.0.0":                 "bind 127.0.0.1",
-		"forward_auth 127.0.0.1:8080":  "forward_auth " + h.kg.addr,
+		"forward_auth 127.0.0.1:8080":  "forward_auth " + h.kg.Addr(),
 		"reverse_proxy 127.0.0.1:9000": "reverse_proxy " + h.upstreamAddr,
 	})
 	file := filepath.Join(dir, "Caddyfile")
@@ -124,7 +109,7 @@ func TestHAProxy(t *testing.T) {
 	conf := render(t, "haproxy/haproxy.cfg", map[string]string{
 		"/etc/haproxy/keygate.lua":       lua,
 		"bind :80":                       "bind " + h.proxyAddr,
-		"http://127.0.0.1:8080/v1/authz": "http://" + h.kg.addr + "/v1/authz",
+		"http://127.0.0.1:8080/v1/authz": "http://" + h.kg.Addr() + "/v1/authz",
 		"server api1 127.0.0.1:9000":     "server api1 " + h.upstreamAddr,
 	})
 	file := filepath.Join(dir, "haproxy.cfg")
@@ -182,23 +167,11 @@ func write(t *testing.T, path, s string) {
 	}
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // harness is one keygate, one upstream and one proxy between them and the
 // clients.
 type harness struct {
 	t            *testing.T
-	kg           *keygate
+	kg           *daemontest.Daemon
 	upstreamAddr string
 	upstream     *upstream
 	proxyAddr    string
@@ -208,69 +181,34 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, proxyAddr: freeAddr(t)}
+	h := &harness{t: t, proxyAddr: daemontest.FreeAddr(t)}
 	h.proxyURL = "http://" + h.proxyAddr
 	h.kg = startKeygate(t)
 	h.upstream, h.upstreamAddr = startUpstream(t)
 	return h
 }
 
-// keygate is a running keygate daemon.
-type keygate struct {
-	addr string // host:port of its only listener
-	url  string
-	stop func() // ends the daemon (idempotent)
-}
-
-var reCheck = regexp.MustCompile(`check API:\s+http://(\S+)/v1/check`)
-
 // startKeygate runs keygate on a free loopback port with a temporary data
 // directory, trusting 127.0.0.1 (the proxy) and accepting loopback
 // allowlist entries. One route rule needs the "admin" scope for /admin.
-func startKeygate(t *testing.T) *keygate {
+// Like the proxies it runs in its own process group and is stopped with
+// SIGTERM, and SIGKILL after 5 s (see stop).
+func startKeygate(t *testing.T) *daemontest.Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "keygate.json")
 	write(t, cfg, `{"routes":[{"prefix":"/admin","scope":"admin"}]}`)
-	cmd := exec.Command(keygateBin, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
-		"--admin-token", adminToken, "--allow-private-ranges", "--trusted-proxies", "127.0.0.1/32", "--config", cfg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	addr := make(chan string, 1)
-	var banner syncBuffer
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			banner.Write([]byte(sc.Text() + "\n"))
-			if m := reCheck.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() { cmd.Wait(); close(exited) }()
-	var once sync.Once
-	kg := keygate{stop: func() { once.Do(func() { stop(t, "keygate", cmd, exited, &stderr) }) }}
-	t.Cleanup(kg.stop)
-	select {
-	case kg.addr = <-addr:
-	case <-exited:
-		t.Fatalf("keygate exited before serving\nstdout:\n%s\nstderr:\n%s", banner.String(), stderr.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("keygate did not start\nstdout:\n%s\nstderr:\n%s", banner.String(), stderr.String())
-	}
-	kg.url = "http://" + kg.addr
-	waitHTTP(t, kg.url+"/readyz")
-	return &kg
+	return daemontest.Start(t, keygateBin, daemontest.Options{
+		Data:         filepath.Join(dir, "data"),
+		AdminToken:   adminToken,
+		Args:         []string{"--allow-private-ranges", "--trusted-proxies", "127.0.0.1/32", "--config", cfg},
+		ProcessGroup: true,
+		StartTimeout: 15 * time.Second,
+		ReadyPath:    "/readyz",
+		ReadyTimeout: 10 * time.Second,
+		StopTimeout:  5 * time.Second,
+		Graceful:     true,
+	})
 }
 
 // stop ends a process started by a test, with SIGTERM to its process
@@ -287,24 +225,6 @@ func stop(t *testing.T, name string, cmd *exec.Cmd, exited <-chan struct{}, out 
 	}
 	if t.Failed() {
 		t.Logf("%s output:\n%s", name, out.String())
-	}
-}
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v", url, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -508,25 +428,16 @@ func (h *harness) identity(what string, e echo, id, name, scopes string) {
 func (h *harness) admin(method, path string, body any, out any) {
 	t := h.t
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, h.kg.url+path, rd)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	r, err := h.kg.Admin(method, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	if r.Status/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
 	}
 	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		if err := json.Unmarshal(r.Body, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, r.Body)
 		}
 	}
 }
@@ -616,7 +527,7 @@ func (h *harness) run() {
 	h.checkLogs()
 
 	// keygate down: the request is refused, never let through.
-	h.kg.stop()
+	h.kg.Stop()
 	before = h.upstream.count()
 	if r := h.send(ipA, "GET", "/orders/3", "Authorization", "Bearer "+alice.Secret); r.status < 500 {
 		t.Errorf("keygate down: got %d %s, want a 5xx", r.status, r.body)

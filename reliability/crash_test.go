@@ -92,7 +92,7 @@ func TestCrashRestart(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(5+rng.IntN(55)) * time.Millisecond)
-		d.kill()
+		d.Kill()
 		close(stop)
 		wg.Wait()
 	}
@@ -261,7 +261,7 @@ func TestUsageLogKillWindow(t *testing.T) {
 	burst(500)
 	time.Sleep(2500 * time.Millisecond) // > FlushInterval (1 s) + one tick
 	burst(500)
-	d.kill()
+	d.Kill()
 	d = start(t, data)
 	got := logCount(t, d, k.id)
 	if got < 500 {

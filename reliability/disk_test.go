@@ -238,9 +238,9 @@ func TestCorruption(t *testing.T) {
 				}
 			}
 			if r, err := do("GET", d.url+"/healthz", "", nil); err != nil || r.status != 200 {
-				t.Errorf("%s trial %d: daemon down after reading damaged data: %v\n%s", name, trial, err, d.output())
+				t.Errorf("%s trial %d: daemon down after reading damaged data: %v\n%s", name, trial, err, d.Output())
 			}
-			d.kill()
+			d.Kill()
 		}
 	}
 	for r, n := range reasons {
@@ -299,7 +299,7 @@ func TestCorruptionAfterKill(t *testing.T) {
 			probes[len(probes)-1].allowed = false
 		}
 	}
-	d.kill()
+	d.Kill()
 	mems, _ := filepath.Glob(filepath.Join(golden, "*.mem"))
 	if len(mems) == 0 {
 		t.Fatal("no memtable log after SIGKILL")
@@ -345,7 +345,7 @@ func TestCorruptionAfterKill(t *testing.T) {
 		} else {
 			counts["started intact"]++
 		}
-		d.kill()
+		d.Kill()
 	}
 	t.Logf("write-ahead log damaged after SIGKILL (%d bytes used), 20 single-byte flips: %v", used, counts)
 }

@@ -6,69 +6,33 @@
 package reliability_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/daemontest"
 )
 
 // binary is the keygate binary, built once by TestMain.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keygate-reliability")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "keygate")
-	out, err := exec.Command("go", "build", "-o", binary, "../cmd/keygate").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building keygate: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { daemontest.Main(m, "reliability", &binary) }
 
 // adminToken is the admin token every daemon here is started with.
 const adminToken = "reliability-admin-token-0123456789"
 
 // daemon is a running keygate process.
 type daemon struct {
-	cmd    *exec.Cmd
-	url    string
-	data   string
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	exited chan struct{}
-	err    error
-}
-
-var reCheck = regexp.MustCompile(`check API:\s+(http://\S+)/v1/check`)
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+	*daemontest.Daemon
+	url string
 }
 
 // start runs "keygate serve" on a free loopback port over data and waits
@@ -79,81 +43,40 @@ func start(t testing.TB, data string, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.kill() })
+	t.Cleanup(d.Kill)
 	return d
 }
 
 // tryStart is start without a test: it returns an error (with the
 // process's output) if the daemon exits or does not come up in 20 s.
 func tryStart(data string, args ...string) (*daemon, error) {
-	return startProc(data, append([]string{"--admin-token", adminToken}, args...)...)
+	return newDaemon(daemontest.TryStart(binary, daemontest.Options{Data: data, AdminToken: adminToken, Args: args}))
 }
 
-// startProc starts "keygate serve" on a free port over data with args.
+// startProc starts "keygate serve" on a free port over data with args and
+// no admin token: the daemon generates one.
 func startProc(data string, args ...string) (*daemon, error) {
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, args...)...)
-	cmd.Env = os.Environ()
-	d := &daemon{cmd: cmd, data: data, exited: make(chan struct{})}
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = lockedWriter{&d.mu, &d.stderr}
-	if err := cmd.Start(); err != nil {
+	return newDaemon(daemontest.TryStart(binary, daemontest.Options{Data: data, Args: args}))
+}
+
+func newDaemon(d *daemontest.Daemon, err error) (*daemon, error) {
+	if err != nil {
 		return nil, err
 	}
-	go func() { d.err = cmd.Wait(); pw.Close(); close(d.exited) }()
-	up := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			lockedWriter{&d.mu, &d.stdout}.Write([]byte(line + "\n"))
-			if m := reCheck.FindStringSubmatch(line); m != nil {
-				up <- m[1]
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case d.url = <-up:
-		return d, nil
-	case <-d.exited:
-		return nil, fmt.Errorf("keygate exited before serving: %v\nstderr:\n%s", d.err, d.output())
-	case <-time.After(20 * time.Second):
-		d.kill()
-		return nil, fmt.Errorf("keygate did not start in 20s\nstderr:\n%s", d.output())
-	}
-}
-
-// output returns what the daemon wrote to stdout and stderr so far.
-func (d *daemon) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stdout.String() + d.stderr.String()
-}
-
-// kill sends SIGKILL and waits for the exit.
-func (d *daemon) kill() {
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.exited
+	return &daemon{d, d.URL()}, nil
 }
 
 // term sends SIGTERM and waits (up to 20 s) for a clean exit.
 func (d *daemon) term(t testing.TB) {
 	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-		if d.err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", d.err, d.output())
-		}
-	case <-time.After(20 * time.Second):
-		d.kill()
-		t.Fatalf("no exit 20s after SIGTERM\n%s", d.output())
+	err := d.Stop()
+	if errors.Is(err, daemontest.ErrNoExit) {
+		t.Fatalf("no exit 20s after SIGTERM\n%s", d.Output())
+	}
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.Output())
 	}
 }
-
-// pid is the daemon's process id.
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
 
 // client is shared by the tests: keep-alive, bounded, short timeouts.
 var client = &http.Client{
@@ -170,34 +93,8 @@ type response struct {
 // do sends one request; body is a string sent as is, or a value sent as
 // JSON. token, if set, is sent as a bearer token.
 func do(method, url, token string, body any, hdr ...string) (response, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return response{}, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return response{res.StatusCode, res.Header, b}, err
+	r, err := daemontest.Request(client, method, url, token, body, hdr...)
+	return response{r.Status, r.Header, r.Body}, err
 }
 
 // must is do failing the test on a transport error.

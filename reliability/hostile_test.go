@@ -47,7 +47,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func TestSlowloris(t *testing.T) {
 	d := start(t, t.TempDir())
 	k := createKey(t, d, "slow", "203.0.113.5")
-	rss0 := rssBytes(d.pid())
+	rss0 := rssBytes(d.Pid())
 	const n = 200
 	conns := make([]net.Conn, n)
 	for i := range conns {
@@ -70,7 +70,7 @@ func TestSlowloris(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	rss1 := rssBytes(d.pid())
+	rss1 := rssBytes(d.Pid())
 	if rss1-rss0 > 32<<20 {
 		t.Errorf("RSS grew by %d MiB under %d slow connections", (rss1-rss0)>>20, n)
 	}
@@ -111,7 +111,7 @@ func TestIdleConnections(t *testing.T) {
 	}
 	d := start(t, t.TempDir())
 	k := createKey(t, d, "idle", "203.0.113.5")
-	rss0, fd0 := rssBytes(d.pid()), openFDs(d.pid())
+	rss0, fd0 := rssBytes(d.Pid()), openFDs(d.Pid())
 	conns := make([]net.Conn, n)
 	req := fmt.Sprintf("POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(`{"key":"`+k.secret+`","ip":"203.0.113.5"}`), `{"key":"`+k.secret+`","ip":"203.0.113.5"}`)
 	for i := range conns {
@@ -124,7 +124,7 @@ func TestIdleConnections(t *testing.T) {
 			t.Fatalf("conn %d: %q %v", i, line, err)
 		}
 	}
-	rss1, fd1 := rssBytes(d.pid()), openFDs(d.pid())
+	rss1, fd1 := rssBytes(d.Pid()), openFDs(d.Pid())
 	var lat []time.Duration
 	for range 200 {
 		s, l := timedCheck(d, k.secret)

@@ -23,7 +23,7 @@ func TestSecretsNeverStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.kill)
+	t.Cleanup(d.Kill)
 	fi, err := os.Stat(filepath.Join(data, "admin-token"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin token file: %v, mode %v; want 0600", err, fi.Mode().Perm())
@@ -70,7 +70,7 @@ func TestSecretsNeverStored(t *testing.T) {
 	}
 	d.term(t)
 
-	places := map[string][]byte{"usage logs (JSON)": logs.body, "CSV export": csv.body, "key list": keys.body, "stdout+stderr": []byte(d.output())}
+	places := map[string][]byte{"usage logs (JSON)": logs.body, "CSV export": csv.body, "key list": keys.body, "stdout+stderr": []byte(d.Output())}
 	filepath.WalkDir(data, func(p string, e fs.DirEntry, err error) error {
 		if err == nil && !e.IsDir() {
 			b, _ := os.ReadFile(p)

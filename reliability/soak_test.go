@@ -99,7 +99,7 @@ func TestSoak(t *testing.T) {
 	for time.Since(began) < dur {
 		time.Sleep(10 * time.Second)
 		m := metrics(t, d)
-		s := sample{time.Since(began).Round(time.Second), rssBytes(d.pid()), dirSize(data), openFDs(d.pid()), checks.Load(),
+		s := sample{time.Since(began).Round(time.Second), rssBytes(d.Pid()), dirSize(data), openFDs(d.Pid()), checks.Load(),
 			m["keygate_usage_log_written_total"], m["keygate_usage_log_dropped_total"], m["keygate_usage_log_write_errors_total"]}
 		samples = append(samples, s)
 		t.Logf("t=%4v  RSS %6.1f MiB  data %7.1f MiB  fds %3d  checks %8d  written %8.0f  dropped %.0f  write errors %.0f",

@@ -1,124 +1,50 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/daemontest"
 )
 
 // binary is the keygate binary built once for the end-to-end tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keygate-e2e")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "keygate")
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.version=e2e", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building keygate: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { daemontest.Main(m, "e2e", &binary, "-X main.version=e2e") }
 
 // kgProc is a running keygate process.
 type kgProc struct {
-	cmd    *exec.Cmd
-	url    string // check listener
-	admin  string // admin listener (same as url without --admin-addr)
-	token  string // printed admin token, if it was generated
-	stdout *bytes.Buffer
-	stderr *bytes.Buffer
-	exited chan error
+	*daemontest.Daemon
+	url   string // check listener
+	admin string // admin listener (same as url without --admin-addr)
+	token string // printed admin token, if it was generated
 }
-
-var (
-	reUI    = regexp.MustCompile(`web UI:\s+(http://\S+)/`)
-	reCheck = regexp.MustCompile(`check API:\s+(http://\S+)/v1/check`)
-	reToken = regexp.MustCompile(`admin token:\s+(kga_\S+)`)
-)
 
 // startKeygate runs "keygate serve" on a free loopback port and waits until
 // it prints its banner.
 func startKeygate(t *testing.T, data string, env []string, args ...string) *kgProc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	pr, pw := io.Pipe()
-	d := &kgProc{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
-	cmd.Stdout = pw
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.exited <- cmd.Wait(); pw.Close() }()
-	banner := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		closed := false
-		for sc.Scan() {
-			line := sc.Text()
-			d.stdout.WriteString(line + "\n")
-			if m := reUI.FindStringSubmatch(line); m != nil {
-				d.admin = m[1]
-			}
-			if m := reToken.FindStringSubmatch(line); m != nil {
-				d.token = m[1]
-			}
-			if m := reCheck.FindStringSubmatch(line); m != nil {
-				d.url = m[1]
-			}
-			if strings.Contains(line, "data directory:") && !closed {
-				closed = true
-				// The token line follows; give it a moment.
-				go func() { time.Sleep(50 * time.Millisecond); close(banner) }()
-			}
-		}
-	}()
-	select {
-	case <-banner:
-	case err := <-d.exited:
-		t.Fatalf("keygate exited before serving: %v\nstdout:\n%s\nstderr:\n%s", err, d.stdout, d.stderr)
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("keygate did not start\nstderr:\n%s", d.stderr)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-d.exited
-		}
-	})
-	return d
+	d := daemontest.Start(t, binary, daemontest.Options{Data: data, Env: env, Args: args})
+	return &kgProc{Daemon: d, url: d.URL(), admin: d.AdminURL(), token: d.Token()}
 }
 
 // stop sends sig and waits for the process to exit.
 func (d *kgProc) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
-	d.cmd.Process.Signal(sig)
-	select {
-	case err := <-d.exited:
-		return err
-	case <-time.After(20 * time.Second):
-		d.cmd.Process.Kill()
+	err := d.StopWith(sig, 20*time.Second)
+	if errors.Is(err, daemontest.ErrNoExit) {
 		t.Fatal("keygate did not exit after signal")
-		return nil
 	}
+	return err
 }
 
 type resp struct {
@@ -129,30 +55,11 @@ type resp struct {
 
 func call(t *testing.T, method, url, token string, body any, hdr ...string) resp {
 	t.Helper()
-	var rd io.Reader
-	if s, ok := body.(string); ok {
-		rd = strings.NewReader(s)
-	} else if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	r, err := daemontest.Request(nil, method, url, token, body, hdr...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, b}
+	return resp{r.Status, r.Header, r.Body}
 }
 
 func (r resp) obj(t *testing.T) map[string]any {
@@ -189,7 +96,7 @@ func TestDaemon(t *testing.T) {
 	data := t.TempDir()
 	d := startKeygate(t, data, nil)
 	if d.token == "" {
-		t.Fatalf("no generated admin token printed:\n%s", d.stdout)
+		t.Fatalf("no generated admin token printed:\n%s", d.Output())
 	}
 	fi, err := os.Stat(filepath.Join(data, tokenFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -272,11 +179,11 @@ func TestDaemon(t *testing.T) {
 
 	// SIGTERM: graceful; the restart keeps keys and logs, prints no token.
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.stderr)
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.Output())
 	}
 	d2 := startKeygate(t, data, nil)
 	if d2.token != "" {
-		t.Errorf("token printed again on restart:\n%s", d2.stdout)
+		t.Errorf("token printed again on restart:\n%s", d2.Output())
 	}
 	d2.token = d.token
 	if s := checkIP(t, d2, secret, "203.0.113.5"); s != 200 {
@@ -344,7 +251,7 @@ func TestConfigFile(t *testing.T) {
 	d := startKeygate(t, data, nil, "--config", cfgPath)
 	tok := "file-token-0123456789abcdef"
 	if d.admin == d.url {
-		t.Fatalf("admin-addr from the config file not used:\n%s", d.stdout)
+		t.Fatalf("admin-addr from the config file not used:\n%s", d.Output())
 	}
 	r := call(t, "POST", d.admin+"/v1/keys", tok, map[string]any{"name": "k", "scopes": []string{"orders:read"}, "allowlist": []map[string]string{{"cidr": "203.0.113.5"}}})
 	if r.status != 201 {

@@ -16,13 +16,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/internal/daemontest"
 )
 
 const defaultChromium = "/usr/bin/chromium"
@@ -57,91 +56,42 @@ func TestUIBrowser(t *testing.T) {
 // ---------------------------------------------------------------- daemon
 
 type daemon struct {
+	*daemontest.Daemon
 	url, token string
 }
 
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "keygate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	token := "kga_ui_browser_test_token"
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", filepath.Join(dir, "data"), "--admin-token", token)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Env = append(os.Environ(), "KEYGATE_ALLOW_PRIVATE_RANGES=false")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("daemon output:\n%s", logs.String())
-		}
+	d := daemontest.Start(t, binary, daemontest.Options{
+		AdminToken:    token,
+		Env:           []string{"KEYGATE_ALLOW_PRIVATE_RANGES=false"},
+		StartTimeout:  15 * time.Second,
+		ReadyPath:     "/readyz",
+		ReadyTimeout:  15 * time.Second,
+		ReadyInterval: 50 * time.Millisecond,
+		StopSignal:    syscall.SIGINT,
+		StopTimeout:   10 * time.Second,
+		Graceful:      true,
 	})
-	d := &daemon{url: "http://" + addr, token: token}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(d.url + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return d
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("daemon exited early:\n%s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready after 15s:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &daemon{Daemon: d, url: d.URL(), token: token}
 }
 
 // api calls the management API and decodes the JSON answer into out.
 func (d *daemon) api(t *testing.T, method, path string, body, out any) int {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, d.url+path, r)
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	res, err := http.DefaultClient.Do(req)
+	r, err := d.Admin(method, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
 	if out != nil {
 		if s, ok := out.(*[]byte); ok {
-			*s = b
-		} else if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+			*s = r.Body
+		} else if err := json.Unmarshal(r.Body, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, r.Body)
 		}
 	}
-	return res.StatusCode
+	return r.Status
 }
 
 // check asks the daemon whether secret may be used from ip, as a proxy does.
