@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -650,8 +651,10 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/csv; charset=utf-8")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="keygate-usage-logs-`+time.Now().UTC().Format("20060102T150405Z")+`.csv"`)
+		dw := &deadlineWriter{conn: ctx.Conn(), timeout: s.cfg.WriteTimeout}
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			if _, err := s.store.ExportCSV(context.Background(), w, f); err != nil {
+			dw.w = w
+			if _, err := s.store.ExportCSV(context.Background(), dw, f); err != nil {
 				// The status line is gone; all that is left is to stop
 				// early and say so where an operator will see it.
 				s.log.Warn("CSV export failed", "err", err)
@@ -661,6 +664,25 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
 	}
+}
+
+// deadlineWriter moves the connection's write deadline forward while a
+// streamed response makes progress, so that WriteTimeout bounds a stall
+// rather than the length of an export: fasthttp sets one deadline per
+// response, which cut large exports off mid-row with a 200 already sent.
+type deadlineWriter struct {
+	w       *bufio.Writer
+	conn    net.Conn
+	timeout time.Duration
+	renewAt time.Time
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); now.After(d.renewAt) {
+		d.conn.SetWriteDeadline(now.Add(d.timeout))
+		d.renewAt = now.Add(d.timeout / 4)
+	}
+	return d.w.Write(p)
 }
 
 // parseLogFilter reads the log filters from the query string.

@@ -433,3 +433,39 @@ func TestPanicRecovery(t *testing.T) {
 		t.Error("panic not counted")
 	}
 }
+
+// TestExportOutlivesWriteTimeout: a CSV export that takes longer than the
+// write timeout, because the client reads slowly, still arrives whole; the
+// timeout bounds a stall, not the export. (fasthttp's one deadline per
+// response used to cut such exports off mid-row after the 200.)
+func TestExportOutlivesWriteTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ts := startServer(t, func(c *Config) { c.WriteTimeout = timeout })
+	const rows = 20000
+	path := []byte("/" + strings.Repeat("p", 500))
+	for i := range rows {
+		ts.st.AppendLog(&LogEntry{Time: time.Unix(int64(i), 0), Method: []byte("GET"), Path: path, Status: 200})
+	}
+	req, err := http.NewRequest("GET", ts.adminURL+"/v1/logs/export.csv", nil)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	lines, buf := 0, make([]byte, 64<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		lines += strings.Count(string(buf[:n]), "\n")
+		if err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // a slow client: ~6 MB/s
+	}
+	if took := time.Since(start); took < 2*timeout {
+		t.Fatalf("the export took %v, not long enough to test a %v write timeout", took, timeout)
+	}
+	if lines != rows+1 {
+		t.Errorf("got %d CSV lines, want %d (header + %d rows)", lines, rows+1, rows)
+	}
+}
