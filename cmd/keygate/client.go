@@ -37,7 +37,12 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			}
 			t = strings.TrimSpace(string(b))
 		}
-		return &client{base: strings.TrimRight(*srv, "/"), token: t, http: &http.Client{Timeout: 30 * time.Second}}, nil
+		// No overall timeout: an export streams for as long as it makes
+		// progress. The daemon must answer within 30 s, and the body's
+		// progress is bounded by the daemon's write timeout.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.ResponseHeaderTimeout = 30 * time.Second
+		return &client{base: strings.TrimRight(*srv, "/"), token: t, http: &http.Client{Transport: tr}}, nil
 	}
 }
 
