@@ -47,17 +47,11 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	if secret == nil {
 		secret = trimOWS(h.Peek("X-Api-Key"))
 	}
-	method := h.Peek("X-Forwarded-Method")
-	if len(method) == 0 {
-		method = h.Peek("X-Original-Method")
-	}
+	method, methodConflict := forwardedHeader(h, "X-Forwarded-Method", "X-Original-Method")
 	if len(method) == 0 {
 		method = h.Method()
 	}
-	uri := h.Peek("X-Forwarded-Uri")
-	if len(uri) == 0 {
-		uri = h.Peek("X-Original-Uri")
-	}
+	uri, uriConflict := forwardedHeader(h, "X-Forwarded-Uri", "X-Original-Uri")
 	if len(uri) == 0 {
 		// Envoy's ext_authz appends the original path to the configured
 		// path prefix; without one, the path below /v1/authz is it.
@@ -70,6 +64,9 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	path := stripQuery(uri)
 	sc.uri.SetPathBytes(path)
 	scope := s.routes.scopeFor(method, sc.uri.Path())
+	if methodConflict || uriConflict {
+		scope = unsatisfiableScope
+	}
 
 	ip := clientIP(h, peerAddr(ctx), s.trusted, s.cfg.RealIPHeaders)
 	res := s.eng.Check(secret, scope, ip, start)
@@ -196,6 +193,24 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, ip net
 }
 
 var slash = []byte("/")
+
+// unsatisfiableScope is required of a forward-auth request whose original
+// method or URI arrives twice with different values: a proxy sets one
+// spelling and passes the client's other one through, so either could be
+// the client's choice. No key can hold it (scopes have no spaces), so a
+// valid key gets 403 INSUFFICIENT_SCOPE and an invalid one still 401.
+var unsatisfiableScope = []byte("conflicting forwarded method or URI")
+
+// forwardedHeader returns the value of the first of two spellings of a
+// forwarding header that is present, and whether both are present with
+// different values.
+func forwardedHeader(h *fasthttp.RequestHeader, name, alt string) (v []byte, conflict bool) {
+	v, w := h.Peek(name), h.Peek(alt)
+	if len(v) == 0 {
+		return w, false
+	}
+	return v, len(w) > 0 && !bytes.Equal(v, w)
+}
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"
 // value, or nil when v is not a bearer credential.

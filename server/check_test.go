@@ -223,6 +223,9 @@ func TestAuthzRoutes(t *testing.T) {
 		{"envoy method", "DELETE", "/v1/authz/api/x", nil, 403},
 		{"envoy allowed", "GET", "/v1/authz/api/x", nil, 200},
 		{"no rule", "GET", "/v1/authz/elsewhere", nil, 200},
+		{"both URI spellings agree", "GET", "/v1/authz", []string{"X-Forwarded-Uri", "/api/x", "X-Original-Uri", "/api/x"}, 200},
+		{"URI spellings differ: fail closed", "GET", "/v1/authz", []string{"X-Original-Uri", "/api/admin/users", "X-Forwarded-Uri", "/api/public"}, 403},
+		{"method spellings differ: fail closed", "GET", "/v1/authz", []string{"X-Original-Method", "DELETE", "X-Forwarded-Method", "GET", "X-Original-Uri", "/api/x"}, 403},
 	}
 	for _, tt := range tests {
 		r := do(t, tt.method, ts.checkURL+tt.path, nil, append([]string{"Authorization", "Bearer " + secret}, tt.hdr...)...)
