@@ -175,7 +175,10 @@ func TestAuthzClientIP(t *testing.T) {
 			{"garbage does not block an open key", openSecret, []string{"X-Forwarded-For", "garbage"}, 200, 200},
 			{"all hops trusted: leftmost", loopSecret, []string{"X-Forwarded-For", "127.0.0.1, 127.0.0.3"}, 200, 200},
 			{"X-Real-IP without XFF", secret, []string{"X-Real-IP", "203.0.113.5"}, 200, 403},
-			{"XFF beats X-Real-IP", secret, []string{"X-Real-IP", "203.0.113.5", "X-Forwarded-For", "198.51.100.99"}, 403, 403},
+			{"XFF and X-Real-IP agree", secret, []string{"X-Real-IP", "203.0.113.5", "X-Forwarded-For", "203.0.113.5"}, 200, 403},
+			{"XFF and X-Real-IP differ: allowed X-Real-IP", secret, []string{"X-Real-IP", "203.0.113.5", "X-Forwarded-For", "198.51.100.99"}, 403, 403},
+			{"XFF and X-Real-IP differ: allowed XFF", secret, []string{"X-Real-IP", "198.51.100.1", "X-Forwarded-For", "203.0.113.9"}, 403, 403},
+			{"XFF and X-Real-IP differ: open key unaffected", openSecret, []string{"X-Real-IP", "198.51.100.1", "X-Forwarded-For", "203.0.113.9"}, 200, 200},
 			{"garbage X-Real-IP", secret, []string{"X-Real-IP", "nope"}, 403, 403},
 			{"mapped v4 in XFF", secret, []string{"X-Forwarded-For", "::ffff:203.0.113.5"}, 200, 403},
 		}

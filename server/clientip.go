@@ -76,26 +76,41 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // first untrusted hop is the client. If every hop is trusted, the leftmost
 // is the client. A hop that is not a valid address stops the walk and
 // yields the invalid (zero) address: it is never skipped, because skipping
-// it would let a client choose which address is checked. Without an
-// X-Forwarded-For header, the first configured single-address header (such
-// as X-Real-IP) that is present is used, under the same rule. The zero
-// address never matches an allowlist, so a key with an allowlist fails
-// closed.
+// it would let a client choose which address is checked.
+//
+// The first configured single-address header (such as X-Real-IP) that is
+// present is the other source. Alone, it decides. When it and
+// X-Forwarded-For are both present and name different clients, the result
+// is the zero address: a proxy sets one of them, and the other came from
+// the client (nginx, say, passes a client's X-Forwarded-For through while
+// setting X-Real-IP), so believing either could let a client choose its
+// address. The zero address never matches an allowlist, so a key with an
+// allowlist fails closed.
 func clientIP(h *fasthttp.RequestHeader, peer netip.Addr, trusted proxySet, realIPHeaders []string) netip.Addr {
 	if !trusted.contains(peer) {
 		return peer
 	}
-	lines := h.PeekAll(fasthttp.HeaderXForwardedFor)
-	if len(lines) > 0 {
-		return walkXFF(lines, trusted)
-	}
+	var real netip.Addr
+	hasReal := false
 	for _, name := range realIPHeaders {
 		if v := h.Peek(name); v != nil {
-			a, _ := parseAddr(v)
-			return a
+			real, _ = parseAddr(v)
+			hasReal = true
+			break
 		}
 	}
-	return peer
+	lines := h.PeekAll(fasthttp.HeaderXForwardedFor)
+	switch {
+	case len(lines) == 0 && hasReal:
+		return real
+	case len(lines) == 0:
+		return peer
+	}
+	a := walkXFF(lines, trusted)
+	if hasReal && a != real {
+		return netip.Addr{}
+	}
+	return a
 }
 
 // walkXFF walks X-Forwarded-For header lines right to left as described at
