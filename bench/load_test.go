@@ -40,6 +40,7 @@ var (
 	loadWarm   = flag.Duration("load.warmup", time.Second, "warm-up per target")
 	loadScale  = flag.String("load.scale", "10000,100000,1000000", "key counts of the scale runs (empty: none)")
 	loadProps  = flag.Int("load.changes", 200, "allowlist changes timed by the propagation run")
+	loadRates  = flag.String("load.rates", "20000,40000,60000", "fixed request rates (open loop) for keygate /v1/check latency (empty: none)")
 	loadPerf   = flag.Duration("load.perf", 5*time.Second, "perf profile of keygate /v1/check under load (0: none)")
 	loadOut    = flag.String("load.out", "", "directory for binaries, data and profiles (default: a temporary one)")
 	serverCPU  = flag.String("load.server-cpu", "0", "core for the servers")
@@ -77,6 +78,7 @@ func TestLoad(t *testing.T) {
 	var rows []row
 	rows = append(rows, measure(t, bins, kg, "keygate", "check", probes))
 	rows = append(rows, measure(t, bins, kg, "keygate", "authz", probes))
+	openLoop(t, bins, kg, "keygate", probes)
 	logf(t, "keygate usage log after the load runs: %s", logCounters(kg.addr))
 	if *loadPerf > 0 {
 		profile(t, bins, kg, probes, dir, "keygate-check")
@@ -88,6 +90,7 @@ func TestLoad(t *testing.T) {
 	waitReady(t, nh, "/readyz")
 	rows = append(rows, measure(t, bins, nh, "net/http", "check", probes))
 	rows = append(rows, measure(t, bins, nh, "net/http", "authz", probes))
+	openLoop(t, bins, nh, "net/http", probes)
 	nh.stop(t)
 
 	opaAddr := daemontest.FreeAddr(t)
@@ -104,6 +107,16 @@ func TestLoad(t *testing.T) {
 			n, err := strconv.Atoi(s)
 			must(t, err)
 			scale(t, bins, dir, n)
+		}
+	}
+}
+
+// openLoop measures /v1/check at each of -load.rates, on a fixed schedule
+// below saturation: the latency a proxy sees at that load.
+func openLoop(t *testing.T, bins map[string]string, p *proc, server, probes string) {
+	for _, s := range strings.Split(*loadRates, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			measure(t, bins, p, server, "check", probes, "-rate", s)
 		}
 	}
 }

@@ -70,7 +70,7 @@ func main() {
 		dur    = flag.Duration("d", 5*time.Second, "measured duration")
 		warm   = flag.Duration("warmup", time.Second, "warm-up before measuring")
 		maxReq = flag.Int("n", 5_000_000, "stop measuring after this many requests")
-		rate   = flag.Float64("rate", 0, "total requests/s (0: as fast as answers come)")
+		rate   = flag.Float64("rate", 0, "total requests/s on a fixed schedule, latency counted from each request's scheduled time (0: closed loop, as fast as answers come)")
 	)
 	flag.Parse()
 	var ps []bench.Probe
@@ -190,12 +190,16 @@ func (w *worker) loop(addr, kind string, reqs []request, id, conns int, from, to
 	// Each connection walks the probes from its own offset, so that all
 	// of them are used and the mix holds over any window.
 	for i := id * len(reqs) / conns; ; i++ {
-		if interval > 0 {
-			time.Sleep(time.Until(next))
-			next = next.Add(interval)
-		}
 		r := &reqs[i%len(reqs)]
 		t0 := time.Now()
+		if interval > 0 {
+			// Open loop: each request has a scheduled send time, and its
+			// latency counts from then, so a server that falls behind is
+			// charged for the requests it delayed (no coordinated omission).
+			time.Sleep(time.Until(next))
+			t0 = next
+			next = next.Add(interval)
+		}
 		if !t0.Before(to) {
 			return
 		}
