@@ -19,3 +19,22 @@ func TestHelpPrintsUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestProcs(t *testing.T) {
+	tests := []struct {
+		current int
+		env     string
+		want    int
+	}{
+		{1, "", 2}, // one CPU: a second P so the log writer never stalls checks
+		{2, "", 2},
+		{8, "", 8},
+		{1, "1", 1}, // an explicit GOMAXPROCS wins
+		{4, "4", 4},
+	}
+	for _, tt := range tests {
+		if got := procs(tt.current, tt.env); got != tt.want {
+			t.Errorf("procs(%d, %q) = %d, want %d", tt.current, tt.env, got, tt.want)
+		}
+	}
+}
