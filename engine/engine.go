@@ -32,7 +32,7 @@ const (
 
 var decisionNames = [...]string{"allow", "invalid_key", "insufficient_scope", "ip_not_allowed"}
 
-// String returns a lower-case name for metrics and logs ("allow",
+// String returns a lower-case name, as metrics label decisions ("allow",
 // "invalid_key", "insufficient_scope", "ip_not_allowed").
 func (d Decision) String() string {
 	if int(d) < len(decisionNames) {
@@ -92,7 +92,11 @@ type Matcher struct {
 // it carries. Invalid prefixes never match. Match reports indexes into
 // entries.
 func NewMatcher(entries []Entry) *Matcher {
-	m := &Matcher{}
+	m := newMatcher(entries)
+	return &m
+}
+
+func newMatcher(entries []Entry) (m Matcher) {
 	m.v4, m.v6 = buildTries(entries)
 	return m
 }
@@ -127,9 +131,7 @@ type compiled struct {
 }
 
 func compile(k *Key) *compiled {
-	c := &compiled{key: *k}
-	c.m.v4, c.m.v6 = buildTries(k.Allowlist)
-	return c
+	return &compiled{key: *k, m: newMatcher(k.Allowlist)}
 }
 
 // Snapshot is an immutable view of every key. It is safe for concurrent use;

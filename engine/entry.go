@@ -65,6 +65,8 @@ const (
 	RuleTooMany     Rule = "too_many_entries"
 	RuleLabel       Rule = "invalid_label"
 	RuleDuplicateID Rule = "duplicate_id"
+	// RuleUnknownID: an edit names an entry id the key does not have.
+	RuleUnknownID Rule = "unknown_id"
 )
 
 // EntryError says which entry of a list breaks which rule, and how to fix it.

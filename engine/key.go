@@ -109,14 +109,6 @@ func NewSecret() (secret, hint string) {
 	return string(b), string(b[:hintLen])
 }
 
-// SecretHint returns the displayable start of a secret.
-func SecretHint(secret string) string {
-	if len(secret) < hintLen {
-		return secret
-	}
-	return secret[:hintLen]
-}
-
 // ValidSecretFormat reports whether b has the shape of a keygate secret with
 // a correct checksum. It does not allocate.
 func ValidSecretFormat(b []byte) bool {

@@ -459,7 +459,7 @@ func (s *Server) mergeEntries(cur []engine.Entry, in []engine.EntryInput) ([]eng
 			continue
 		}
 		if !slices.ContainsFunc(cur, func(x engine.Entry) bool { return x.ID == e.ID }) {
-			problems = append(problems, &engine.EntryError{Index: i, Input: e.CIDR, Rule: "unknown_id",
+			problems = append(problems, &engine.EntryError{Index: i, Input: e.CIDR, Rule: engine.RuleUnknownID,
 				Message: fmt.Sprintf("entry id %q is not an entry of this key: leave id empty for a new entry", e.ID)})
 			continue
 		}

@@ -62,8 +62,11 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	path := stripQuery(uri)
-	sc.uri.SetPathBytes(path)
-	scope := s.routes.scopeFor(method, sc.uri.Path())
+	var scope []byte
+	if len(s.routes) > 0 { // normalising the path is work only rules need
+		sc.uri.SetPathBytes(path)
+		scope = s.routes.scopeFor(method, sc.uri.Path())
+	}
 	if methodConflict || uriConflict {
 		scope = unsatisfiableScope
 	}
@@ -94,7 +97,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		rh.Set(HeaderScopes, "")
 		s.writeDenial(ctx, res.Decision)
 	}
-	s.record(sc, start, &res, ip, method, path, ctx.Response.StatusCode(), res.Decision.Code())
+	s.record(sc, start, &res, outcome(res.Decision), ip, method, path, ctx.Response.StatusCode())
 }
 
 // handleCheck serves POST /v1/check.
@@ -138,7 +141,7 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 	} else {
 		s.writeDenial(ctx, res.Decision)
 	}
-	s.record(sc, start, &res, ip, r.method, stripQuery(r.path), ctx.Response.StatusCode(), res.Decision.Code())
+	s.record(sc, start, &res, outcome(res.Decision), ip, r.method, stripQuery(r.path), ctx.Response.StatusCode())
 }
 
 // writeDenial answers a denied check: status, the precomputed JSON body,
@@ -166,20 +169,19 @@ func (s *Server) writeBadCheck(ctx *fasthttp.RequestCtx, sc *scratch, start time
 	sc.buf = b
 	ctx.SetBody(b)
 	ip, _ := parseAddr(r.ip)
-	res := engine.Result{Decision: engine.Decision(255)}
-	s.record(sc, start, &res, ip, r.method, stripQuery(r.path), badCheckStatus, "BAD_REQUEST")
+	s.record(sc, start, &engine.Result{}, oBadRequest, ip, r.method, stripQuery(r.path), badCheckStatus)
 }
 
 // record counts the decision and hands it to the usage log. start, the
 // one clock read taken before the decision, is also the record's time: a
 // check reads the clock twice in all.
-func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, ip netip.Addr, method, path []byte, status int, code string) {
+func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outcome, ip netip.Addr, method, path []byte, status int) {
 	lat := time.Since(start)
-	o := oBadRequest
-	if res.Decision <= engine.DenyIP {
-		o = outcome(res.Decision)
-	}
 	s.metrics.observeDecision(o, lat)
+	code := res.Decision.Code()
+	if o == oBadRequest {
+		code = "BAD_REQUEST"
+	}
 	e := &sc.log
 	*e = LogEntry{Time: start, IP: ip, Method: method, Path: path, Status: status, Code: code, Latency: lat}
 	if res.Key != nil {
@@ -188,7 +190,7 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, ip net
 	if res.Entry != nil {
 		e.EntryID = res.Entry.ID
 	}
-	s.sink.AppendLog(e)
+	s.store.AppendLog(e)
 	*e = LogEntry{}
 }
 

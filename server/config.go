@@ -32,9 +32,11 @@ type Config struct {
 	// whose forwarded headers are believed. Empty: none; the TCP peer is
 	// always the client.
 	TrustedProxies []string `json:"trusted_proxies"`
-	// RealIPHeaders are single-address headers read from a trusted proxy
-	// when it sends no X-Forwarded-For, in order. Nil means
-	// ["X-Real-IP"]; an empty non-nil list disables them.
+	// RealIPHeaders are single-address headers read from a trusted proxy,
+	// the first present one counting. Alone, it names the client; beside
+	// an X-Forwarded-For that names a different client, there is no client
+	// address (fail closed). Nil means ["X-Real-IP"]; an empty non-nil list
+	// disables them.
 	RealIPHeaders []string `json:"real_ip_headers"`
 	// AllowPrivateRanges accepts private, loopback, link-local and other
 	// non-public ranges in allowlists.

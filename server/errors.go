@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/keygate/keygate/engine"
 	"github.com/valyala/fasthttp"
@@ -68,12 +67,6 @@ func errorResponse(err error) (int, errorBody) {
 		}
 		return fasthttp.StatusUnprocessableEntity, errorBody{errorDetail{Code: "INVALID_ALLOWLIST", Message: m, Details: al.Problems}}
 	}
-	var ee *engine.EntryError
-	if errors.As(err, &ee) {
-		return fasthttp.StatusUnprocessableEntity, errorBody{errorDetail{Code: "INVALID_ALLOWLIST", Message: ee.Error() + "; nothing was changed", Details: []*engine.EntryError{ee}}}
-	}
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
 	table := []struct {
 		kind   error
 		status int
@@ -87,7 +80,6 @@ func errorResponse(err error) (int, errorBody) {
 		{ErrInvalid, fasthttp.StatusUnprocessableEntity, "VALIDATION_FAILED"},
 		{ErrBadRequest, fasthttp.StatusBadRequest, "BAD_REQUEST"},
 		{errTooLarge, fasthttp.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE"},
-		{fasthttp.ErrBodyTooLarge, fasthttp.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE"},
 		{errHeaderTooLarge, fasthttp.StatusRequestHeaderFieldsTooLarge, "HEADER_TOO_LARGE"},
 		{errTimeout, fasthttp.StatusRequestTimeout, "REQUEST_TIMEOUT"},
 		{ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
@@ -96,18 +88,6 @@ func errorResponse(err error) (int, errorBody) {
 		if errors.Is(err, t.kind) {
 			return t.status, errorBody{errorDetail{Code: t.code, Message: msg}}
 		}
-	}
-	switch {
-	case errors.As(err, &se), errors.As(err, &te):
-		return fasthttp.StatusBadRequest, errorBody{errorDetail{Code: "BAD_REQUEST", Message: "malformed JSON: " + msg}}
-	}
-	var sb *fasthttp.ErrSmallBuffer
-	if errors.As(err, &sb) {
-		return fasthttp.StatusRequestHeaderFieldsTooLarge, errorBody{errorDetail{Code: "HEADER_TOO_LARGE", Message: "the request header is too large"}}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return fasthttp.StatusRequestTimeout, errorBody{errorDetail{Code: "REQUEST_TIMEOUT", Message: "the request was not received in time"}}
 	}
 	// Anything else is a fault of ours; its text may describe internals.
 	return fasthttp.StatusInternalServerError, errorBody{errorDetail{Code: "INTERNAL", Message: "internal error"}}

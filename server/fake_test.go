@@ -32,7 +32,7 @@ type fakeStore struct {
 func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }
 
 func (f *fakeStore) record(k *engine.Key) Change {
-	c := Change{Seq: uint64(len(f.changes) + 1), KeyID: k.ID, After: k.Clone()}
+	c := Change{Seq: uint64(len(f.changes) + 1), After: k.Clone()}
 	f.changes = append(f.changes, c)
 	return c
 }

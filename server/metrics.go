@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"fmt"
+	"github.com/keygate/keygate/engine"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -28,19 +29,21 @@ const (
 var handlerNames = [numHandlers]string{"check", "authz", "keys", "logs", "ui", "health", "metrics", "other"}
 
 // outcome is a decision outcome for keygate_decisions_total: the engine's
-// decisions plus a malformed request.
+// decisions (outcome(d) for a Decision d) plus a malformed request.
 type outcome uint8
 
 const (
-	oAllow outcome = iota
-	oInvalidKey
-	oScope
-	oIP
-	oBadRequest
-	numOutcomes
+	oBadRequest = outcome(engine.DenyIP) + 1
+	numOutcomes = oBadRequest + 1
 )
 
-var outcomeNames = [numOutcomes]string{"allow", "invalid_key", "insufficient_scope", "ip_not_allowed", "bad_request"}
+var outcomeNames = func() (n [numOutcomes]string) {
+	for d := range oBadRequest {
+		n[d] = engine.Decision(d).String()
+	}
+	n[oBadRequest] = "bad_request"
+	return n
+}()
 
 // latencyBounds are the upper bounds of the decision latency histogram.
 var latencyBounds = [...]time.Duration{
@@ -90,7 +93,7 @@ type gauges struct {
 	logStats LogStats
 }
 
-// writeMetrics writes every metric in the Prometheus text exposition format.
+// write writes every metric in the Prometheus text exposition format.
 func (m *metrics) write(w *bufio.Writer, g gauges, version string) {
 	fmt.Fprintf(w, "# HELP keygate_build_info Build information; the value is always 1.\n# TYPE keygate_build_info gauge\n")
 	fmt.Fprintf(w, "keygate_build_info{version=%q,goversion=%q} 1\n", version, runtime.Version())

@@ -30,7 +30,6 @@ type Server struct {
 	cfg       Config
 	eng       *engine.Engine
 	store     Store
-	sink      LogSink
 	trusted   proxySet
 	routes    routeTable
 	policy    engine.Policy
@@ -57,7 +56,6 @@ func New(ctx context.Context, cfg Config, st Store) (*Server, error) {
 		cfg:       cfg,
 		eng:       engine.New(),
 		store:     st,
-		sink:      st,
 		trusted:   trusted,
 		routes:    routes,
 		policy:    engine.Policy{AllowPrivate: cfg.AllowPrivateRanges},
@@ -108,7 +106,7 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 	case check && string(path) == "/v1/check":
 		s.handleCheck(ctx)
 		return hCheck
-	case check && (string(path) == authzPrefix || len(path) > len(authzPrefix) && string(path[:len(authzPrefix)+1]) == authzPrefix+"/"):
+	case check && hasPathPrefix(path, authzPrefix):
 		s.handleAuthz(ctx)
 		return hAuthz
 	case string(path) == "/healthz":
@@ -159,7 +157,8 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errorf(ErrUnavailable, "not ready: shutting down"))
 		return
 	}
-	fmt.Fprintf(ctx, "{\"status\":\"ready\",\"keys\":%d,\"seq\":%d}\n", s.eng.Snapshot().Len(), s.eng.Snapshot().Seq())
+	snap := s.eng.Snapshot()
+	fmt.Fprintf(ctx, "{\"status\":\"ready\",\"keys\":%d,\"seq\":%d}\n", snap.Len(), snap.Seq())
 }
 
 func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
@@ -321,14 +320,4 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	stopPoll()
 	wg.Wait()
 	return err
-}
-
-// Run listens on the configured addresses and serves until ctx is done;
-// see Serve.
-func (s *Server) Run(ctx context.Context) error {
-	ls, err := s.Listen()
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ls)
 }

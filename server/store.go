@@ -33,8 +33,6 @@ var (
 type Change struct {
 	// Seq is the store-wide change sequence number; strictly increasing.
 	Seq uint64
-	// KeyID is the key the change is about.
-	KeyID string
 	// After is the whole key after the change. It is handed to the engine
 	// and must not be changed afterwards.
 	After *engine.Key
