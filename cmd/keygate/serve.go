@@ -203,6 +203,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	fromFile := cfg.AdminToken == "" // generated now, or by an earlier start
 	tok, generated, err := adminToken(cfg)
 	if err != nil {
 		return err
@@ -223,7 +224,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err == nil {
 		var ls server.Listeners
 		if ls, err = srv.Listen(); err == nil {
-			printBanner(stdout, cfg, ls, tok, generated)
+			printBanner(stdout, cfg, ls, tok, generated, fromFile)
 			err = srv.Serve(ctx, ls)
 			logger.Info("stopped serving; flushing the usage log and closing the store")
 		}
@@ -237,7 +238,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, generated bool) {
+func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, generated, fromFile bool) {
 	check := "http://" + ls.Check.Addr().String()
 	admin := check
 	if ls.Admin != nil {
@@ -251,7 +252,7 @@ func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, gener
 	if generated {
 		fmt.Fprintf(w, "  admin token:     %s\n", tok)
 		fmt.Fprintf(w, "                   (generated; saved in %s, mode 0600; shown only this once)\n", filepath.Join(cfg.Data, tokenFile))
-	} else if cfg.AdminToken == "" || fileHasToken(cfg.Data, tok) {
+	} else if fromFile {
 		fmt.Fprintf(w, "  admin token:     in %s\n", filepath.Join(cfg.Data, tokenFile))
 	} else {
 		fmt.Fprintf(w, "  admin token:     as configured\n")
@@ -259,9 +260,4 @@ func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, gener
 	if f, ok := w.(*os.File); ok {
 		f.Sync()
 	}
-}
-
-func fileHasToken(dir, tok string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, tokenFile))
-	return err == nil && strings.TrimSpace(string(b)) == tok
 }
