@@ -116,8 +116,9 @@ func (f LogFilter) compile() (filter, error) {
 	if !f.To.IsZero() {
 		c.to, c.hasTo = f.To.UnixNano(), true
 	}
-	if c.hasFrom && c.hasTo && c.to < c.from {
-		return c, &FilterError{Field: "to", Message: "before from"}
+	if c.hasFrom && c.hasTo && c.to <= c.from {
+		// From is inclusive and To exclusive: To must come after From.
+		return c, &FilterError{Field: "to", Message: "not after from"}
 	}
 	switch {
 	case f.Limit < 0 || f.Limit > MaxLogLimit:
