@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -21,11 +23,19 @@ type limitListener struct {
 	rejected *atomic.Uint64
 }
 
-// rejectResponse is the whole answer to a connection over the limit.
-var rejectResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
-	"Content-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nRetry-After: 1\r\n" +
-	"Content-Length: 98\r\n\r\n" +
-	`{"error":{"code":"UNAVAILABLE","message":"too many open connections; retry with fewer or later"}}` + "\n")
+// rejectResponse is the whole answer to a connection over the limit; its
+// body comes from the one place that writes error bodies.
+var rejectResponse = func() []byte {
+	_, body := errorResponse(errorf(ErrUnavailable, "too many open connections; retry with fewer or later"))
+	b, err := json.Marshal(body)
+	if err != nil {
+		panic(err)
+	}
+	b = append(b, '\n')
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\n"+
+		"Content-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nRetry-After: 1\r\n"+
+		"Content-Length: %d\r\n\r\n%s", len(b), b)
+}()
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
