@@ -64,10 +64,12 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+func entryView(e engine.Entry) entryJSON { return entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label} }
+
 func entriesJSON(es []engine.Entry) []entryJSON {
 	out := make([]entryJSON, len(es))
 	for i, e := range es {
-		out[i] = entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label}
+		out[i] = entryView(e)
 	}
 	return out
 }
@@ -566,7 +568,7 @@ func (s *Server) addEntry(ctx *fasthttp.RequestCtx, c context.Context, id string
 	}
 	for _, e := range ch.After.Allowlist {
 		if !slices.ContainsFunc(before, func(x engine.Entry) bool { return x.ID == e.ID }) {
-			writeJSON(ctx, fasthttp.StatusCreated, entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label})
+			writeJSON(ctx, fasthttp.StatusCreated, entryView(e))
 			return nil
 		}
 	}
@@ -597,7 +599,7 @@ func (s *Server) patchEntry(ctx *fasthttp.RequestCtx, c context.Context, id, ent
 	}
 	for _, e := range ch.After.Allowlist {
 		if e.ID == entryID {
-			writeJSON(ctx, fasthttp.StatusOK, entryJSON{ID: e.ID, CIDR: e.CIDR(), Label: e.Label})
+			writeJSON(ctx, fasthttp.StatusOK, entryView(e))
 			return nil
 		}
 	}
