@@ -124,24 +124,9 @@ func openLoop(t *testing.T, bins map[string]string, p *proc, server, probes stri
 // row is one measured target.
 type row struct {
 	server, endpoint string
-	res              loadResult
+	res              LoadResult
 	serverCPU        float64 // fraction of one core during the window
 	load             string
-}
-
-type loadResult struct {
-	Kind      string  `json:"kind"`
-	Requests  int     `json:"requests"`
-	Seconds   float64 `json:"seconds"`
-	RPS       float64 `json:"rps"`
-	P50us     float64 `json:"p50_us"`
-	P99us     float64 `json:"p99_us"`
-	P999us    float64 `json:"p999_us"`
-	MaxUs     float64 `json:"max_us"`
-	Errors    int     `json:"errors"`
-	Wrong     int     `json:"wrong"`
-	ClientCPU float64 `json:"client_cpu"`
-	FirstErr  string  `json:"first_error"`
 }
 
 func (r row) perCore() float64 {
@@ -174,7 +159,7 @@ func endpointOf(kind string) string {
 	return "POST /v1/data/keygate/decision"
 }
 
-func loadgen(t *testing.T, bins map[string]string, addr, kind, probes string, extra ...string) loadResult {
+func loadgen(t *testing.T, bins map[string]string, addr, kind, probes string, extra ...string) LoadResult {
 	t.Helper()
 	args := append([]string{"-c", *clientCPU, bins["loadgen"], "-addr", addr, "-kind", kind, "-probes", probes,
 		"-c", strconv.Itoa(*loadConns), "-d", loadDur.String(), "-warmup", loadWarm.String()}, extra...)
@@ -183,7 +168,7 @@ func loadgen(t *testing.T, bins map[string]string, addr, kind, probes string, ex
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	var res loadResult
+	var res LoadResult
 	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
 		t.Fatalf("loadgen %s: %v %v: %s %s", kind, err, jerr, out.String(), errb.String())
 	}

@@ -134,3 +134,22 @@ func ReadJSON(path string, v any) error {
 	}
 	return json.Unmarshal(b, v)
 }
+
+// LoadResult is what cmd/loadgen prints (as JSON) after a run.
+type LoadResult struct {
+	Kind     string  `json:"kind"`
+	Conns    int     `json:"conns"`
+	Seconds  float64 `json:"seconds"`
+	Requests int     `json:"requests"`
+	RPS      float64 `json:"rps"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+	P999us   float64 `json:"p999_us"`
+	MaxUs    float64 `json:"max_us"`
+	Errors   int     `json:"errors"`
+	Wrong    int     `json:"wrong"`
+	// ClientCPU is the generator's CPU time during the measured window,
+	// as a fraction of the window (1.0 = one core busy).
+	ClientCPU float64 `json:"client_cpu"`
+	FirstErr  string  `json:"first_error,omitempty"`
+}

@@ -37,25 +37,6 @@ import (
 	"github.com/keygate/keygate/bench"
 )
 
-// Result is what loadgen prints.
-type Result struct {
-	Kind     string  `json:"kind"`
-	Conns    int     `json:"conns"`
-	Seconds  float64 `json:"seconds"`
-	Requests int     `json:"requests"`
-	RPS      float64 `json:"rps"`
-	P50us    float64 `json:"p50_us"`
-	P99us    float64 `json:"p99_us"`
-	P999us   float64 `json:"p999_us"`
-	MaxUs    float64 `json:"max_us"`
-	Errors   int     `json:"errors"`
-	Wrong    int     `json:"wrong"`
-	// ClientCPU is the generator's CPU time during the measured window,
-	// as a fraction of the window (1.0 = one core busy).
-	ClientCPU float64 `json:"client_cpu"`
-	FirstErr  string  `json:"first_error,omitempty"`
-}
-
 type request struct {
 	raw  []byte
 	want int
@@ -125,7 +106,7 @@ type worker struct {
 	err    error
 }
 
-func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, maxReq int, rate float64) Result {
+func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, maxReq int, rate float64) bench.LoadResult {
 	start := time.Now()
 	measureFrom, measureTo := start.Add(warm), start.Add(warm+dur)
 	ws := make([]worker, conns)
@@ -148,7 +129,7 @@ func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, 
 	cpu1 := cpuTime()
 
 	var lat []int64
-	res := Result{Kind: kind, Conns: conns}
+	res := bench.LoadResult{Kind: kind, Conns: conns}
 	for _, w := range ws {
 		lat = append(lat, w.lat...)
 		res.Errors += w.errors
