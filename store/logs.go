@@ -60,6 +60,9 @@ type LogRecord struct {
 type LogStats struct {
 	// Queued is the number of records waiting in the buffer.
 	Queued int
+	// InSegment is the number of records taken from the buffer into the
+	// segment being filled, not yet written (or failed).
+	InSegment int
 	// Dropped counts records dropped because the buffer was full (or the
 	// store closed).
 	Dropped uint64
@@ -98,6 +101,10 @@ type logWriter struct {
 	ring     []slot
 	head, n  int
 	notifyAt int
+	// inSegment counts records taken from the ring into the current
+	// segment and not yet written or failed, so that LogStats accounts
+	// for every record: queued + in segment + written + failed + dropped.
+	inSegment int
 
 	notify   chan struct{}
 	flushReq chan chan error
@@ -174,8 +181,8 @@ func (s *Store) AppendLog(e *LogEntry) {
 	w := &s.logs
 	w.mu.Lock()
 	if w.n == len(w.ring) || s.closed.Load() {
+		w.dropped.Add(1) // under the lock, for LogStats' sums
 		w.mu.Unlock()
-		w.dropped.Add(1)
 		return
 	}
 	i := w.head + w.n
@@ -223,15 +230,24 @@ func (s *Store) FlushLogs() error {
 func (s *Store) LogStats() LogStats {
 	w := &s.logs
 	w.mu.Lock()
-	q := w.n
-	w.mu.Unlock()
+	defer w.mu.Unlock()
 	return LogStats{
-		Queued:      q,
+		Queued:      w.n,
+		InSegment:   w.inSegment,
 		Dropped:     w.dropped.Load(),
 		Written:     w.written.Load(),
 		WriteErrors: w.writeErrors.Load(),
 		Segments:    int(w.segments.Load()),
 	}
+}
+
+// settle moves n records of the current segment to counter (written or
+// failed), under the lock LogStats reads both under.
+func (w *logWriter) settle(n int, counter *atomic.Uint64) {
+	w.mu.Lock()
+	w.inSegment -= n
+	counter.Add(uint64(n))
+	w.mu.Unlock()
 }
 
 // LastUsed returns the time of the newest written usage-log record of
@@ -319,6 +335,7 @@ func (w *logWriter) drain() {
 			}
 		}
 		w.n -= k
+		w.inSegment += k
 		left := w.n
 		w.mu.Unlock()
 		if w.cur.n >= segMax {
@@ -395,7 +412,7 @@ func (w *logWriter) write(g *segment, id uint64) {
 		})
 	}
 	if err != nil {
-		w.writeErrors.Add(uint64(g.n))
+		w.settle(g.n, &w.writeErrors)
 		err = fmt.Errorf("store: write log segment: %w", err)
 		w.s.log.Error("store: usage-log records lost", "records", g.n, "err", err)
 		if w.lastErr == nil {
@@ -403,7 +420,7 @@ func (w *logWriter) write(g *segment, id uint64) {
 		}
 		return
 	}
-	w.written.Add(uint64(g.n))
+	w.settle(g.n, &w.written)
 	w.segments.Add(1)
 	if len(newer) > 0 {
 		w.usedMu.Lock()

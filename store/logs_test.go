@@ -317,11 +317,12 @@ func TestDroppedWhenFull(t *testing.T) {
 		s.AppendLog(e)
 	}
 	st := s.LogStats()
-	assert.Equal(t, uint64(100), uint64(st.Queued)+st.Dropped+st.Written)
+	assert.Equal(t, uint64(100), uint64(st.Queued+st.InSegment)+st.Dropped+st.Written)
 	assert.GreaterOrEqual(t, st.Dropped, uint64(100-16-16), "a writer wakes at half full")
 	require.NoError(t, s.FlushLogs())
 	st = s.LogStats()
 	assert.Equal(t, 0, st.Queued)
+	assert.Equal(t, 0, st.InSegment)
 	assert.Equal(t, uint64(100), st.Dropped+st.Written)
 	assert.Zero(t, st.WriteErrors)
 }
