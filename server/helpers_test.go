@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
+	"github.com/keygate/keygate/internal/daemontest"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 )
@@ -83,37 +81,12 @@ func (r response) errCode(t *testing.T) string {
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-// do sends one request. body is marshalled as JSON unless it is a string
-// or nil. hdr holds header pairs; a key may repeat.
+// do sends one request; see daemontest.Request.
 func do(t *testing.T, method, url string, body any, hdr ...string) response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		must(t, err)
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	r, err := daemontest.Request(client, method, url, "", body, hdr...)
 	must(t, err)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	res, err := client.Do(req)
-	must(t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	must(t, err)
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return response{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // admin sends an authenticated management request.

@@ -397,7 +397,8 @@ type Response struct {
 // Request sends one request with c (http.DefaultClient if nil) and reads
 // the whole answer. body is sent as is if it is a string or a []byte, as
 // JSON if it is another value, and not at all if nil. token, if set, is
-// sent as a bearer token; hdr are more header names and values, in pairs.
+// sent as a bearer token; hdr are more header names and values, in pairs
+// (a name may repeat; "Host" sets the request's host).
 func Request(c *http.Client, method, url, token string, body any, hdr ...string) (Response, error) {
 	if c == nil {
 		c = http.DefaultClient
@@ -424,6 +425,10 @@ func Request(c *http.Client, method, url, token string, body any, hdr ...string)
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") { // net/http sends req.Host, not a Host header
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	res, err := c.Do(req)
