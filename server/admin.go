@@ -2,12 +2,10 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -110,24 +108,6 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(append(b, '\n'))
-}
-
-// decodeJSON decodes the request body into v, refusing unknown fields and
-// trailing data.
-func decodeJSON(ctx *fasthttp.RequestCtx, v any) error {
-	body := ctx.PostBody()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return errorf(ErrBadRequest, "the request body is empty: send a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errorf(ErrBadRequest, "malformed JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(ErrBadRequest, "malformed JSON body: unexpected data after the JSON object")
-	}
-	return nil
 }
 
 // handleKeys serves everything under /v1/keys.
