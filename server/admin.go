@@ -244,8 +244,8 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, c context.Context) error {
 	problems = appendTextProblems(problems, "description", req.Description, MaxDescriptionLen, false, true)
 	scopes, sp := checkScopes(req.Scopes)
 	problems = append(problems, sp...)
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
-		problems = append(problems, "expires_at must be in the future")
+	if p := expiryProblem(req.ExpiresAt, now); p != "" {
+		problems = append(problems, p)
 	}
 	if len(problems) > 0 {
 		return errorf(ErrInvalid, "%s; nothing was created", strings.Join(problems, "; "))
@@ -333,7 +333,7 @@ type patchKeyRequest struct {
 	Name        *string              `json:"name"`
 	Description *string              `json:"description"`
 	Scopes      *[]string            `json:"scopes"`
-	ExpiresAt   *time.Time           `json:"expires_at"`
+	ExpiresAt   expiryField          `json:"expires_at"`
 	Allowlist   *[]engine.EntryInput `json:"allowlist"`
 }
 
@@ -360,6 +360,9 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string
 		scopes, sp = checkScopes(*req.Scopes)
 		problems = append(problems, sp...)
 	}
+	if p := expiryProblem(req.ExpiresAt.At, time.Now()); req.ExpiresAt.Set && p != "" {
+		problems = append(problems, p)
+	}
 	if len(problems) > 0 {
 		return errorf(ErrInvalid, "%s; nothing was changed", strings.Join(problems, "; "))
 	}
@@ -377,8 +380,11 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string
 			if req.Scopes != nil {
 				k.Scopes = scopes
 			}
-			if req.ExpiresAt != nil {
-				k.ExpiresAt = req.ExpiresAt.UTC()
+			if req.ExpiresAt.Set {
+				k.ExpiresAt = time.Time{}
+				if req.ExpiresAt.At != nil {
+					k.ExpiresAt = req.ExpiresAt.At.UTC()
+				}
 			}
 			if req.Allowlist != nil {
 				entries, err := s.mergeEntries(k.Allowlist, *req.Allowlist)
