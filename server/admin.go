@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -694,9 +693,9 @@ func parseLogFilter(args *fasthttp.Args) (LogFilter, error) {
 		if v == "" {
 			continue
 		}
-		t, err := parseTime(v)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z, or Unix seconds", p.name, v))
+		t, problem := parseLogTime(p.name, v)
+		if problem != "" {
+			problems = append(problems, problem)
 			continue
 		}
 		*p.dst = t
@@ -725,15 +724,4 @@ func validStatusFilter(s string) bool {
 		return true
 	}
 	return s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
-}
-
-func parseTime(v string) (time.Time, error) {
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, errors.New("bad time")
-	}
-	return t, nil
 }

@@ -235,6 +235,13 @@ func TestQueryFilterErrors(t *testing.T) {
 		{LogFilter{From: time.Unix(10, 0), To: time.Unix(5, 0)}, "to"},
 		{LogFilter{Cursor: "!!"}, "cursor"},
 		{LogFilter{Cursor: "AAAA"}, "cursor"},
+		// Times the int64 nanoseconds cannot hold: 2300 wrapped to 1715
+		// and selected every record, 1600 too.
+		{LogFilter{From: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}, "from"},
+		{LogFilter{To: time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}, "to"},
+		{LogFilter{To: time.Date(2262, 1, 1, 0, 0, 0, 1, time.UTC)}, "to"},
+		{LogFilter{From: time.Date(1677, 12, 31, 23, 59, 59, 0, time.UTC)}, "from"},
+		{LogFilter{From: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}, "from"},
 	} {
 		err := tc.f.Validate()
 		var fe *FilterError
@@ -248,7 +255,8 @@ func TestQueryFilterErrors(t *testing.T) {
 			assert.ErrorIs(t, err, ErrBadFilter)
 		}
 	}
-	for _, ok := range []LogFilter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: MaxLogLimit}, {Method: "get"}} {
+	for _, ok := range []LogFilter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: MaxLogLimit}, {Method: "get"},
+		{From: MinFilterTime, To: MaxFilterTime}, {To: MinFilterTime.Add(time.Nanosecond)}, {From: MaxFilterTime}} {
 		assert.NoError(t, ok.Validate(), "%+v", ok)
 	}
 }

@@ -33,7 +33,8 @@ type LogFilter struct {
 	// ParseStatusFilter.
 	Status string
 	// From (inclusive) and To (exclusive) bound the record time; the zero
-	// time leaves that side open.
+	// time leaves that side open. Other times must lie within
+	// MinFilterTime and MaxFilterTime.
 	From, To time.Time
 	// Limit is the page size for QueryLogs: 0 means DefaultLogLimit, at
 	// most MaxLogLimit. ExportCSV ignores it.
@@ -108,6 +109,12 @@ func (f LogFilter) compile() (filter, error) {
 	}
 	var err error
 	if c.stLo, c.stHi, err = ParseStatusFilter(f.Status); err != nil {
+		return c, err
+	}
+	if err := checkFilterTime("from", f.From); err != nil {
+		return c, err
+	}
+	if err := checkFilterTime("to", f.To); err != nil {
 		return c, err
 	}
 	if !f.From.IsZero() {
