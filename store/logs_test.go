@@ -261,12 +261,20 @@ func TestQueryFilterErrors(t *testing.T) {
 	}
 }
 
-// csvCell is what a spreadsheet-safe export writes for s.
+// csvCell is what a spreadsheet-safe export writes for s: a ' before
+// each byte that begins a field when the line is split on ',', ';' or tab
+// (or broken at CR/LF) and that a spreadsheet reads as a formula, behind
+// any quotes it would strip.
 func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+	var b strings.Builder
+	for j := 0; j < len(s); j++ {
+		start := j == 0 || strings.IndexByte(",;\t\r\n", s[j-1]) >= 0
+		if rest := strings.TrimLeft(s[j:], "\""); start && rest != "" && strings.IndexByte("=+-@\t\r", rest[0]) >= 0 {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(s[j])
 	}
-	return s
+	return b.String()
 }
 
 func TestExportCSV(t *testing.T) {
@@ -312,6 +320,14 @@ func TestCSVFormulaInjection(t *testing.T) {
 		{"a\nb", "\"a\nb\""},
 		{" lead", "\" lead\""},
 		{"x=1", "x=1"},
+		// A field may begin after a separator inside the cell.
+		{"/x;=2+3;@SUM(1)", "/x;'=2+3;'@SUM(1)"},
+		{"/a\t=1", "/a\t'=1"},
+		{"/p,=HYPERLINK(1)", "\"/p,'=HYPERLINK(1)\""},
+		{"/a;\"=1", "\"/a;'\"\"=1\""},
+		{"/a\n+1", "\"/a\n'+1\""},
+		{"/a;\t=1", "/a;'\t'=1"},
+		{"/search;jsessionid=abc,x-y", "\"/search;jsessionid=abc,x-y\""},
 	} {
 		got := string(appendCSVField(nil, []byte(tc.in)))
 		assert.Equal(t, tc.want, got, "appendCSVField(%q)", tc.in)

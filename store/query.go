@@ -385,9 +385,8 @@ const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us"
 // ExportCSV writes every record matching f (f.Limit is ignored; f.Cursor
 // is honoured), newest first, as CSV to w: the CSVHeader row, then one row
 // per record, RFC 4180 quoting, CRLF line ends, times in RFC 3339 UTC with
-// nanoseconds. A text cell beginning with =, +, -, @, tab or carriage
-// return is prefixed with ' so that spreadsheets do not run it as a
-// formula. Memory use does not grow with the number of rows. It returns
+// nanoseconds. Text cells are made formula-safe whichever of comma,
+// semicolon or tab a spreadsheet splits on (see appendCSVField). Memory use does not grow with the number of rows. It returns
 // the number of rows written, header excluded.
 func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f LogFilter) (int, error) {
 	f.Limit = 0
@@ -442,31 +441,4 @@ func appendCSVRow(b []byte, g *segment, i int) []byte {
 	b = append(b, ',')
 	b = strconv.AppendUint(b, g.lat[i], 10)
 	return append(b, '\r', '\n')
-}
-
-// appendCSVField appends v as one CSV cell: prefixed with ' if a
-// spreadsheet would read it as a formula (OWASP), quoted if it holds a
-// comma, quote, CR or LF or starts with a space (RFC 4180).
-func appendCSVField(b, v []byte) []byte {
-	inject := len(v) > 0 && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r')
-	quote := len(v) > 0 && v[0] == ' ' || bytes.ContainsAny(v, ",\"\r\n")
-	if !inject && !quote {
-		return append(b, v...)
-	}
-	if quote {
-		b = append(b, '"')
-	}
-	if inject {
-		b = append(b, '\'')
-	}
-	for _, c := range v {
-		if c == '"' {
-			b = append(b, '"')
-		}
-		b = append(b, c)
-	}
-	if quote {
-		b = append(b, '"')
-	}
-	return b
 }
