@@ -262,22 +262,19 @@ func (p Policy) parseEntry(s string) (netip.Prefix, *EntryError) {
 	}
 	pfx := netip.PrefixFrom(addr, bits)
 	if masked := pfx.Masked(); masked.Addr() != addr {
+		if e := p.checkPrefix(masked); e != nil {
+			// The range the address belongs to is refused too: say why,
+			// rather than suggest it.
+			return bad(RuleHostBits, fmt.Sprintf("the address has bits set beyond the /%d prefix, and the whole range %s would be refused too: %s", bits, masked, e.Message))
+		}
 		return netip.Prefix{}, &EntryError{
 			Input: s, Rule: RuleHostBits, Suggestion: masked.String(),
 			Message: fmt.Sprintf("the address has bits set beyond the /%d prefix: did you mean %s (the whole range) or %s (the single address)?", bits, masked, netip.PrefixFrom(addr, addr.BitLen())),
 		}
 	}
-	min := MinPrefixV4
-	if addr.Is6() {
-		min = MinPrefixV6
-	}
-	if bits < min {
-		return bad(RuleTooBroad, fmt.Sprintf("/%d is broader than allowed: IPv%s ranges must be /%d or longer (narrower); split the range or use your egress IPs", bits, family(addr), min))
-	}
-	if !p.AllowPrivate {
-		if name, blocked := nonPublic(pfx); blocked {
-			return bad(RulePrivate, fmt.Sprintf("%s is in %s: the API sees your public egress IP, so this entry can never match; use the public IP of your NAT gateway or load balancer", pfx, name))
-		}
+	if e := p.checkPrefix(pfx); e != nil {
+		e.Input = s
+		return netip.Prefix{}, e
 	}
 	return pfx, nil
 }
@@ -312,8 +309,12 @@ func malformedAddrMessage(s string) string {
 		return "the entry has a port (:port): enter the address alone"
 	case strings.HasPrefix(strings.ToLower(s), "0x") || strings.Contains(strings.ToLower(s), ".0x"):
 		return "hexadecimal address forms are not accepted: write the address in dotted decimal, e.g. 203.0.113.5"
-	case !strings.ContainsAny(s, ".:"):
+	case s == "":
+		return "the entry has no address before the /: enter one, e.g. 203.0.113.0/24"
+	case strings.Trim(s, "0123456789") == "":
 		return "integer address forms are not accepted: write the address in dotted decimal (203.0.113.5) or IPv6 notation (2001:db8::1)"
+	case !strings.ContainsAny(s, ".:"):
+		return fmt.Sprintf("%q is not an IP address or CIDR range: enter an IPv4 address (203.0.113.5), an IPv6 address (2001:db8::1), or a CIDR range (203.0.113.0/24)", s)
 	case !strings.Contains(s, ":") && hasLeadingZeroOctet(s):
 		return "an octet has a leading zero (some systems read it as octal): write it without, e.g. 10.1.1.1 instead of 010.1.1.1"
 	case !strings.Contains(s, ":") && strings.Count(s, ".") != 3:
@@ -329,52 +330,4 @@ func hasLeadingZeroOctet(s string) bool {
 		}
 	}
 	return false
-}
-
-// special is a non-public range that can never be a request's public source.
-type special struct {
-	pfx  netip.Prefix
-	name string
-}
-
-// specials lists the non-public ranges (RFC 6890 and successors). The
-// documentation ranges are deliberately absent: the product's own examples
-// use them.
-var specials = func() []special {
-	list := []struct{ cidr, name string }{
-		{"0.0.0.0/8", "the unspecified/\"this network\" range 0.0.0.0/8"},
-		{"10.0.0.0/8", "the private range 10.0.0.0/8"},
-		{"100.64.0.0/10", "the carrier-grade NAT range 100.64.0.0/10"},
-		{"127.0.0.0/8", "the loopback range 127.0.0.0/8"},
-		{"169.254.0.0/16", "the link-local range 169.254.0.0/16"},
-		{"172.16.0.0/12", "the private range 172.16.0.0/12"},
-		{"192.0.0.0/24", "the IETF protocol assignments range 192.0.0.0/24"},
-		{"192.168.0.0/16", "the private range 192.168.0.0/16"},
-		{"198.18.0.0/15", "the benchmarking range 198.18.0.0/15"},
-		{"224.0.0.0/4", "the multicast range 224.0.0.0/4"},
-		{"240.0.0.0/4", "the reserved range 240.0.0.0/4"},
-		{"::/128", "the unspecified address ::"},
-		{"::1/128", "the loopback address ::1"},
-		{"64:ff9b:1::/48", "the local-use NAT64 range 64:ff9b:1::/48"},
-		{"100::/64", "the discard-only range 100::/64"},
-		{"fc00::/7", "the unique local (private) range fc00::/7"},
-		{"fe80::/10", "the link-local range fe80::/10"},
-		{"fec0::/10", "the deprecated site-local range fec0::/10"},
-		{"ff00::/8", "the multicast range ff00::/8"},
-	}
-	out := make([]special, len(list))
-	for i, s := range list {
-		out[i] = special{netip.MustParsePrefix(s.cidr), s.name}
-	}
-	return out
-}()
-
-// nonPublic reports whether pfx overlaps a non-public range, and which.
-func nonPublic(pfx netip.Prefix) (string, bool) {
-	for _, s := range specials {
-		if s.pfx.Overlaps(pfx) {
-			return s.name, true
-		}
-	}
-	return "", false
 }

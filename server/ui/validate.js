@@ -167,6 +167,8 @@ function overlaps(p, q) {
   return sameBytes(mask(p.bytes, bits), mask(q.bytes, bits));
 }
 
+// SPECIALS mirrors engine/special.go: the non-public ranges, each with the
+// globally reachable prefixes inside it that stay acceptable.
 const SPECIALS = [
   ["0.0.0.0/8", 'the unspecified/"this network" range 0.0.0.0/8'],
   ["10.0.0.0/8", "the private range 10.0.0.0/8"],
@@ -181,20 +183,93 @@ const SPECIALS = [
   ["240.0.0.0/4", "the reserved range 240.0.0.0/4"],
   ["::/128", "the unspecified address ::"],
   ["::1/128", "the loopback address ::1"],
+  ["::/96", "the deprecated IPv4-compatible range ::/96"],
+  ["64:ff9b::/96", "the NAT64 range 64:ff9b::/96"],
   ["64:ff9b:1::/48", "the local-use NAT64 range 64:ff9b:1::/48"],
   ["100::/64", "the discard-only range 100::/64"],
+  ["100:0:0:1::/64", "the dummy IPv6 prefix 100:0:0:1::/64"],
+  ["2001::/32", "the Teredo range 2001::/32"],
+  ["2001:2::/48", "the benchmarking range 2001:2::/48"],
+  ["2001:10::/28", "the deprecated ORCHID range 2001:10::/28"],
+  ["2001::/23", "the IETF protocol assignments range 2001::/23",
+    ["2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:3::/32", "2001:4:112::/48", "2001:20::/28", "2001:30::/28"]],
+  ["2002::/16", "the 6to4 range 2002::/16"],
+  ["5f00::/16", "the SRv6 SID range 5f00::/16"],
   ["fc00::/7", "the unique local (private) range fc00::/7"],
   ["fe80::/10", "the link-local range fe80::/10"],
   ["fec0::/10", "the deprecated site-local range fec0::/10"],
   ["ff00::/8", "the multicast range ff00::/8"],
-].map(([cidr, name]) => {
+].map(([cidr, name, except = []]) => ({ pfx: parseCIDR(cidr), name, except: except.map(parseCIDR) }));
+
+// EMBEDDINGS mirrors engine/special.go: IPv6 ranges whose addresses carry
+// an IPv4 address, at a fixed byte (or -1 when it depends on the operator).
+const EMBEDDINGS = [
+  ["::/96", "the deprecated IPv4-compatible range ::/96", 12],
+  ["64:ff9b::/96", "the NAT64 range 64:ff9b::/96", 12],
+  ["64:ff9b:1::/48", "the local-use NAT64 range 64:ff9b:1::/48", -1],
+  ["2002::/16", "the 6to4 range 2002::/16", 2],
+].map(([cidr, name, at]) => ({ pfx: parseCIDR(cidr), name, at }));
+
+function parseCIDR(cidr) {
   const [a, b] = cidr.split("/");
-  return { pfx: { bytes: parseAddr(a), bits: Number(b) }, name };
-});
+  return { bytes: parseAddr(a), bits: Number(b) };
+}
+
+// within reports whether prefix p lies entirely inside one of list.
+function within(p, list) {
+  return list.some((e) => e.bytes.length === p.bytes.length && e.bits <= p.bits && sameBytes(mask(p.bytes, e.bits), e.bytes));
+}
 
 function nonPublic(p) {
-  for (const s of SPECIALS) if (overlaps(s.pfx, p)) return s.name;
+  for (const s of SPECIALS) if (overlaps(s.pfx, p) && !within(p, s.except)) return s.name;
   return "";
+}
+
+function isZeroOrOne(b) {
+  for (let i = 0; i < 15; i++) if (b[i] !== 0) return false;
+  return b[15] <= 1;
+}
+
+// embeddedV4 mirrors Policy.embeddedV4 under the default policy.
+function embeddedV4(p) {
+  if (p.bytes.length !== 16 || (p.bits === 128 && isZeroOrOne(p.bytes))) return null;
+  const cidr = formatPrefix(p);
+  for (const e of EMBEDDINGS) {
+    if (!within(p, [e.pfx])) continue;
+    if (e.at >= 0) {
+      const v4bits = Math.min(Math.max(p.bits - 8 * e.at, 0), 32);
+      const v4 = { bytes: mask(p.bytes.slice(e.at, e.at + 4), v4bits), bits: v4bits };
+      if (v4bits > 0 && !checkPrefix(v4)) {
+        const suggestion = v4bits === 32 ? formatAddr(v4.bytes) : formatPrefix(v4);
+        return {
+          rule: Rule.Private, suggestion,
+          message: `${cidr} is in ${e.name}, which carries the IPv4 address ${suggestion}: the API sees a client using it as that IPv4 address, so enter ${suggestion} itself`,
+        };
+      }
+    }
+    return {
+      rule: Rule.Private,
+      message: `${cidr} is in ${e.name}, whose addresses carry an IPv4 address: the API sees such a client by its IPv4 address, so enter the IPv4 address (or range) itself`,
+    };
+  }
+  return null;
+}
+
+// checkPrefix mirrors Policy.checkPrefix under the default policy: the
+// breadth floors, then the non-public ranges. It returns an error or null.
+function checkPrefix(p) {
+  const v4 = p.bytes.length === 4;
+  const min = v4 ? MIN_PREFIX_V4 : MIN_PREFIX_V6;
+  if (p.bits < min) {
+    return { rule: Rule.TooBroad, message: `/${p.bits} is broader than allowed: IPv${v4 ? 4 : 6} ranges must be /${min} or longer (narrower); split the range or use your egress IPs` };
+  }
+  const emb = embeddedV4(p);
+  if (emb) return emb;
+  const name = nonPublic(p);
+  if (name) {
+    return { rule: Rule.Private, message: `${formatPrefix(p)} is in ${name}: the API sees your public egress IP, so this entry can never match; use the public IP of your NAT gateway or load balancer` };
+  }
+  return null;
 }
 
 function hasLeadingZeroOctet(s) {
@@ -211,8 +286,14 @@ function malformedAddrMessage(s) {
   if (lower.startsWith("0x") || lower.includes(".0x")) {
     return "hexadecimal address forms are not accepted: write the address in dotted decimal, e.g. 203.0.113.5";
   }
-  if (!/[.:]/.test(s)) {
+  if (s === "") {
+    return "the entry has no address before the /: enter one, e.g. 203.0.113.0/24";
+  }
+  if (/^[0-9]+$/.test(s)) {
     return "integer address forms are not accepted: write the address in dotted decimal (203.0.113.5) or IPv6 notation (2001:db8::1)";
+  }
+  if (!/[.:]/.test(s)) {
+    return `${JSON.stringify(s)} is not an IP address or CIDR range: enter an IPv4 address (203.0.113.5), an IPv6 address (2001:db8::1), or a CIDR range (203.0.113.0/24)`;
   }
   if (!s.includes(":") && hasLeadingZeroOctet(s)) {
     return "an octet has a leading zero (some systems read it as octal): write it without, e.g. 10.1.1.1 instead of 010.1.1.1";
@@ -277,31 +358,25 @@ export function parseEntry(s) {
     addr = addr.slice(12);
     bits -= 96;
   }
-  const family = addr.length === 4 ? "4" : "6";
   const masked = mask(addr, bits);
   if (!sameBytes(masked, addr)) {
     const suggestion = formatPrefix({ bytes: masked, bits });
+    const refused = checkPrefix({ bytes: masked, bits });
+    if (refused) {
+      // The range the address belongs to is refused too: say why, rather
+      // than suggest it.
+      return bad(Rule.HostBits, `the address has bits set beyond the /${bits} prefix, and the whole range ${suggestion} would be refused too: ${refused.message}`);
+    }
     const single = formatPrefix({ bytes: addr, bits: addr.length * 8 });
     return bad(Rule.HostBits,
       `the address has bits set beyond the /${bits} prefix: did you mean ${suggestion} (the whole range) or ${single} (the single address)?`,
       { suggestion });
   }
-  const min = addr.length === 4 ? MIN_PREFIX_V4 : MIN_PREFIX_V6;
-  if (bits < min) {
-    return bad(Rule.TooBroad, `/${bits} is broader than allowed: IPv${family} ranges must be /${min} or longer (narrower); split the range or use your egress IPs`);
-  }
   const prefix = { bytes: addr, bits };
   const cidr = formatPrefix(prefix);
-  const name = nonPublic(prefix);
-  if (name) {
-    return {
-      prefix, cidr,
-      error: {
-        rule: Rule.Private,
-        message: `${cidr} is in ${name}: the API sees your public egress IP, so this entry can never match; use the public IP of your NAT gateway or load balancer`,
-      },
-    };
-  }
+  const problem = checkPrefix(prefix);
+  if (problem && problem.rule === Rule.Private) return { prefix, cidr, error: problem };
+  if (problem) return { error: problem };
   return { prefix, cidr };
 }
 
