@@ -37,7 +37,10 @@ func TestAdminAuth(t *testing.T) {
 func TestAdminListener(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.AdminAddr = "127.0.0.1:0" })
 	_, secret := ts.createKey(t, map[string]any{"name": "k"})
-	// The check listener answers checks, health and metrics only.
+	// The check listener answers checks and health only: /metrics is
+	// unauthenticated, so it moves to the admin listener with the rest.
+	wantStatus(t, do(t, "GET", ts.checkURL+"/metrics", nil), 404, "metrics on check listener")
+	wantStatus(t, do(t, "GET", ts.adminURL+"/metrics", nil), 200, "metrics on admin listener")
 	r := do(t, "GET", ts.checkURL+"/v1/keys", nil, "Authorization", "Bearer "+testToken)
 	wantStatus(t, r, 404, "keys on check listener")
 	wantStatus(t, do(t, "GET", ts.checkURL+"/", nil), 404, "UI on check listener")

@@ -74,8 +74,8 @@ func New(ctx context.Context, cfg Config, st Store) (*Server, error) {
 // Engine returns the engine the server decides with.
 func (s *Server) Engine() *engine.Engine { return s.eng }
 
-// CheckHandler serves the listener at Addr: the check path, health and
-// metrics, and — unless AdminAddr is set — management and the UI.
+// CheckHandler serves the listener at Addr: the check path and health,
+// and — unless AdminAddr is set — management, the UI and metrics.
 func (s *Server) CheckHandler() fasthttp.RequestHandler {
 	return s.handler(true, s.cfg.AdminAddr == "")
 }
@@ -115,12 +115,14 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 	case string(path) == "/readyz":
 		s.handleReady(ctx)
 		return hHealth
-	case string(path) == "/metrics":
+	case admin && string(path) == "/metrics":
+		// Unauthenticated, so kept off a check listener that faces
+		// clients once an admin listener exists.
 		s.handleMetrics(ctx)
 		return hMetrics
 	}
 	if !admin {
-		writeError(ctx, errorf(errRouteNotFound, "no such endpoint on the check listener: management and the UI are served on the admin address"))
+		writeError(ctx, errorf(errRouteNotFound, "no such endpoint on the check listener: management, the UI and /metrics are served on the admin address"))
 		return hOther
 	}
 	if hasPathPrefix(path, "/v1/keys") {
