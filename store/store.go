@@ -267,7 +267,9 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the store described by opts. If another
-// process has the directory open, the error wraps ErrLocked.
+// process has the directory open, the error wraps ErrLocked. Files in the
+// directory are made 0600 and directories below it 0700 (see privateModes),
+// again at each maintenance pass and at Close.
 func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -302,6 +304,10 @@ func Open(opts Options) (*Store, error) {
 			s.unlock()
 			return nil, err
 		}
+		if err := privateModes(opts.Dir); err != nil {
+			s.unlock()
+			return nil, err
+		}
 	}
 	db, err := badger.Open(bopts)
 	if err != nil {
@@ -310,6 +316,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.db = db
 	if !opts.InMemory {
+		// The files Badger has just created.
+		if err := privateModes(opts.Dir); err != nil {
+			db.Close()
+			s.unlock()
+			return nil, err
+		}
 		if err := verifyTables(db); err != nil {
 			db.Close()
 			s.unlock()
@@ -415,6 +427,12 @@ func (s *Store) Close() error {
 		if cerr := s.db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("store: close: %w", cerr)
 		}
+		if !s.opts.InMemory {
+			// Closing flushes the memtable into a new table file.
+			if perr := privateModes(s.opts.Dir); perr != nil && err == nil {
+				err = perr
+			}
+		}
 		s.unlock()
 		s.closeErr = err
 	})
@@ -445,6 +463,11 @@ func (s *Store) maintain() {
 		case now := <-t.C:
 			s.expire(now)
 			s.gcValueLog()
+			if !s.opts.InMemory {
+				if err := privateModes(s.opts.Dir); err != nil {
+					s.log.Warn("store: file modes", "err", err)
+				}
+			}
 		}
 	}
 }
