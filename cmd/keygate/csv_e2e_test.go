@@ -70,3 +70,19 @@ func TestCSVExportOfHostileChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestCLITimeFilterRange: the CLI passes an out-of-range time filter to
+// the server and shows its 400, which gives the range; it used to print
+// every record (from=2300 wrapped).
+func TestCLITimeFilterRange(t *testing.T) {
+	data := t.TempDir()
+	d := startKeygate(t, data, nil)
+	for _, args := range [][]string{{"--from", "2300-01-01T00:00:00Z"}, {"--to", "0001-01-01T00:00:00Z"}, {"--to", "1600-01-01T00:00:00Z"}} {
+		for _, sub := range []string{"query", "export"} {
+			out, err := cli(t, d, data, append([]string{"logs", sub}, args...)...)
+			if err == nil || !strings.Contains(out, "use a time from 1678-01-01T00:00:00Z to 2262-01-01T00:00:00Z") {
+				t.Errorf("logs %s %v: err %v, output %q; want a failure that gives the range", sub, args, err, out)
+			}
+		}
+	}
+}
