@@ -43,31 +43,40 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	defer scratchPool.Put(sc)
 	h := &ctx.Request.Header
 
-	secret := bearerToken(h.Peek(fasthttp.HeaderAuthorization))
-	if secret == nil {
-		secret = trimOWS(h.Peek("X-Api-Key"))
-	}
+	secret := presentedKey(h)
 	method, methodConflict := forwardedHeader(h, "X-Forwarded-Method", "X-Original-Method")
 	if len(method) == 0 {
 		method = h.Method()
 	}
 	uri, uriConflict := forwardedHeader(h, "X-Forwarded-Uri", "X-Original-Uri")
+	var path []byte
+	ok := true
 	if len(uri) == 0 {
 		// Envoy's ext_authz appends the original path to the configured
-		// path prefix; without one, the path below /v1/authz is it.
-		uri = ctx.Request.URI().PathOriginal()
-		uri = uri[min(len(authzPrefix), len(uri)):]
-		if len(uri) == 0 {
-			uri = slash
+		// path prefix; without a forwarded URI, the path below /v1/authz
+		// is it, read after normalisation.
+		raw := ctx.Request.URI().PathOriginal()
+		path, ok = authzPath(ctx.Path())
+		if ok && len(raw) > len(authzPrefix) && bytes.HasPrefix(raw, []byte(authzPrefix)) {
+			raw = raw[len(authzPrefix):]
 		}
+		ok = ok && !(len(s.routes) > 0 && ambiguousPath(raw))
+		if path == nil {
+			path = stripQuery(raw)
+		}
+	} else {
+		path, ok = forwardedPath(uri)
+		if !ok {
+			path = stripQuery(uri)
+		}
+		ok = ok && !(len(s.routes) > 0 && ambiguousPath(path))
 	}
-	path := stripQuery(uri)
 	var scope []byte
-	if len(s.routes) > 0 { // normalising the path is work only rules need
+	if len(s.routes) > 0 && ok { // normalising the path is work only rules need
 		sc.uri.SetPathBytes(path)
 		scope = s.routes.scopeFor(method, sc.uri.Path())
 	}
-	if methodConflict || uriConflict {
+	if methodConflict || uriConflict || !ok {
 		scope = unsatisfiableScope
 	}
 
@@ -197,21 +206,24 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outc
 var slash = []byte("/")
 
 // unsatisfiableScope is required of a forward-auth request whose original
-// method or URI arrives twice with different values: a proxy sets one
-// spelling and passes the client's other one through, so either could be
-// the client's choice. No key can hold it (scopes have no spaces), so a
-// valid key gets 403 INSUFFICIENT_SCOPE and an invalid one still 401.
+// method or URI cannot be known: it arrives twice with different values
+// (a proxy sets one spelling or line and passes the client's other one
+// through, so either could be the client's choice), or the URI is not a
+// path keygate reads as the upstream will (see forwardedPath and
+// ambiguousPath). No key can hold it (scopes have no spaces), so a valid
+// key gets 403 INSUFFICIENT_SCOPE and an invalid one still 401.
 var unsatisfiableScope = []byte("conflicting forwarded method or URI")
 
 // forwardedHeader returns the value of the first of two spellings of a
-// forwarding header that is present, and whether both are present with
-// different values.
+// forwarding header that is present, and whether they conflict: both
+// present with different values, or either on several lines that differ.
 func forwardedHeader(h *fasthttp.RequestHeader, name, alt string) (v []byte, conflict bool) {
-	v, w := h.Peek(name), h.Peek(alt)
+	v, c1 := peekUnique(h, name)
+	w, c2 := peekUnique(h, alt)
 	if len(v) == 0 {
-		return w, false
+		return w, c1 || c2
 	}
-	return v, len(w) > 0 && !bytes.Equal(v, w)
+	return v, c1 || c2 || len(w) > 0 && !bytes.Equal(v, w)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

@@ -85,7 +85,10 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // the client (nginx, say, passes a client's X-Forwarded-For through while
 // setting X-Real-IP), so believing either could let a client choose its
 // address. The zero address never matches an allowlist, so a key with an
-// allowlist fails closed.
+// allowlist fails closed. Two lines of the header with different values
+// are the same conflict. A real-IP header naming a trusted proxy says
+// nothing about the client (Traefik sets X-Real-Ip to its TCP peer, a
+// load balancer, when it is absent) and is ignored.
 func clientIP(h *fasthttp.RequestHeader, peer netip.Addr, trusted proxySet, realIPHeaders []string) netip.Addr {
 	if !trusted.contains(peer) {
 		return peer
@@ -93,11 +96,17 @@ func clientIP(h *fasthttp.RequestHeader, peer netip.Addr, trusted proxySet, real
 	var real netip.Addr
 	hasReal := false
 	for _, name := range realIPHeaders {
-		if v := h.Peek(name); v != nil {
-			real, _ = parseAddr(v)
-			hasReal = true
-			break
+		v, conflict := peekUnique(h, name)
+		if v == nil {
+			continue
 		}
+		if conflict {
+			return netip.Addr{}
+		}
+		var ok bool
+		real, ok = parseAddr(v)
+		hasReal = !ok || !trusted.contains(real)
+		break
 	}
 	lines := h.PeekAll(fasthttp.HeaderXForwardedFor)
 	switch {

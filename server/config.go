@@ -84,6 +84,11 @@ type Route struct {
 	// Scope is the scope the key must grant; "" requires none, which lets a
 	// rule exempt a sub-path from a broader rule.
 	Scope string `json:"scope"`
+	// CaseInsensitive matches Prefix without regard to ASCII case, for
+	// an upstream that routes so (Express does by default): "/admin"
+	// then also covers "/ADMIN". Off by default: matching is byte for
+	// byte.
+	CaseInsensitive bool `json:"case_insensitive"`
 }
 
 // DefaultAddr is the check listener's default address.
@@ -211,6 +216,7 @@ type route struct {
 	method []byte // nil: any
 	prefix []byte
 	scope  []byte
+	fold   bool // match prefix without ASCII case
 }
 
 type routeTable []route
@@ -227,7 +233,7 @@ func compileRoutes(rs []Route) (routeTable, error) {
 			errs = append(errs, fmt.Errorf("routes[%d]: scope %q must not contain spaces or commas", i, r.Scope))
 			continue
 		}
-		rt := route{prefix: []byte(r.Prefix), scope: []byte(r.Scope)}
+		rt := route{prefix: []byte(r.Prefix), scope: []byte(r.Scope), fold: r.CaseInsensitive}
 		if m := strings.TrimSpace(r.Method); m != "" && m != "*" {
 			if strings.ContainsAny(m, " \t/") {
 				errs = append(errs, fmt.Errorf("routes[%d]: method %q is not an HTTP method", i, r.Method))
@@ -262,11 +268,32 @@ func (t routeTable) scopeFor(method, path []byte) []byte {
 		if r.method != nil && !bytes.EqualFold(r.method, method) {
 			continue
 		}
-		if bytes.HasPrefix(path, r.prefix) {
+		if bytes.HasPrefix(path, r.prefix) || r.fold && hasPrefixFold(path, r.prefix) {
 			return r.scope
 		}
 	}
 	return nil
+}
+
+// hasPrefixFold reports whether p begins with prefix, ASCII letters
+// compared without case.
+func hasPrefixFold(p, prefix []byte) bool {
+	if len(p) < len(prefix) {
+		return false
+	}
+	for i, c := range prefix {
+		if lowerASCII(p[i]) != lowerASCII(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // tokenEqual compares a presented token with the admin token's digest in

@@ -103,12 +103,14 @@ func (s *Server) handler(check, admin bool) fasthttp.RequestHandler {
 func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID {
 	path := ctx.Path()
 	switch {
+	// First: a forward-auth request is decided as one, whatever its
+	// path normalises to (see isAuthzRequest).
+	case check && isAuthzRequest(ctx.Request.URI().PathOriginal(), path):
+		s.handleAuthz(ctx)
+		return hAuthz
 	case check && string(path) == "/v1/check":
 		s.handleCheck(ctx)
 		return hCheck
-	case check && hasPathPrefix(path, authzPrefix):
-		s.handleAuthz(ctx)
-		return hAuthz
 	case string(path) == "/healthz":
 		s.handleHealth(ctx)
 		return hHealth
