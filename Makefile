@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidSecretFormat -fuzztime 30s ./engine/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime 60s ./store/
 	$(GO) test -run '^$$' -fuzz FuzzWalkXFF -fuzztime 30s ./server/
+	$(GO) test -run '^$$' -fuzz FuzzClientIP -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz FuzzParseCheckRequest -fuzztime 30s ./server/
 
 clean:

@@ -13,7 +13,8 @@ import (
 
 // TestNoAllocs proves that a check, through the fasthttp handler, does not
 // allocate in steady state: forward-auth allowed and denied (with trusted
-// proxies and X-Forwarded-For), and POST /v1/check.
+// proxies and X-Forwarded-For), with repeated header lines, and POST
+// /v1/check.
 func TestNoAllocs(t *testing.T) {
 	st := newFakeStore()
 	st.discardLogs = true
@@ -42,6 +43,18 @@ func TestNoAllocs(t *testing.T) {
 			req.Header.Add("X-Forwarded-For", xff+", 10.0.0.1")
 		}
 	}
+	// Repeated lines of the headers read once: the same value twice
+	// (allowed), different values (fail closed), and a real-IP header
+	// naming a trusted proxy beside the walk.
+	repeated := func(uri2, key2 string) func(*fasthttp.Request) {
+		return func(req *fasthttp.Request) {
+			authz("203.0.113.9", secret)(req)
+			req.Header.Add("X-Forwarded-Uri", uri2)
+			req.Header.Add("X-Api-Key", key2)
+			req.Header.Add("X-Real-IP", "10.0.0.1")
+			req.Header.Add("X-Real-IP", "10.0.0.1")
+		}
+	}
 	check := func(ip string) func(*fasthttp.Request) {
 		return func(req *fasthttp.Request) {
 			req.Header.SetMethod("POST")
@@ -57,6 +70,9 @@ func TestNoAllocs(t *testing.T) {
 		{"authz allowed", authz("203.0.113.9", secret), 200},
 		{"authz denied ip", authz("192.0.2.1", secret), 403},
 		{"authz invalid key", authz("203.0.113.9", secret[:len(secret)-1]+"x"), 401},
+		{"authz repeated headers agree", repeated("/orders/17?page=2", secret), 200},
+		{"authz repeated URI differs", repeated("/other", secret), 403},
+		{"authz repeated key differs", repeated("/orders/17?page=2", secret[:len(secret)-1]+"x"), 401},
 		{"check allowed v6", check("2001:db8::77"), 200},
 		{"check denied ip", check("198.51.100.1"), 403},
 	}

@@ -181,6 +181,17 @@ func TestAuthzClientIP(t *testing.T) {
 			{"XFF and X-Real-IP differ: open key unaffected", openSecret, []string{"X-Real-IP", "198.51.100.1", "X-Forwarded-For", "203.0.113.9"}, 200, 200},
 			{"garbage X-Real-IP", secret, []string{"X-Real-IP", "nope"}, 403, 403},
 			{"mapped v4 in XFF", secret, []string{"X-Forwarded-For", "::ffff:203.0.113.5"}, 200, 403},
+			// A real-IP header naming a trusted proxy (Traefik behind a
+			// load balancer sets X-Real-Ip to the balancer) says nothing
+			// about the client: the X-Forwarded-For walk decides.
+			{"X-Real-IP is a trusted proxy: XFF decides", secret, []string{"X-Real-IP", "198.51.100.10", "X-Forwarded-For", "203.0.113.5, 198.51.100.10"}, 200, 403},
+			{"X-Real-IP is a trusted proxy: forged XFF hop still found", secret, []string{"X-Real-IP", "198.51.100.10", "X-Forwarded-For", "203.0.113.5, 198.51.100.99, 198.51.100.10"}, 403, 403},
+			{"X-Real-IP is a trusted proxy: cannot pick a trusted address", loopSecret, []string{"X-Real-IP", "127.0.0.1", "X-Forwarded-For", "203.0.113.5"}, 403, 200},
+			{"X-Real-IP is a trusted v6 proxy", secret, []string{"X-Real-IP", "2001:db8:ffff::1", "X-Forwarded-For", "2001:db8::1"}, 200, 403},
+			{"X-Real-IP is a trusted proxy, no XFF: the peer", loopSecret, []string{"X-Real-IP", "198.51.100.10"}, 200, 200},
+			{"X-Real-IP untrusted beside XFF walk still conflicts", secret, []string{"X-Real-IP", "198.51.100.11", "X-Forwarded-For", "203.0.113.5, 198.51.100.10"}, 403, 403},
+			{"X-Real-IP twice, different", secret, []string{"X-Real-IP", "203.0.113.5", "X-Real-IP", "198.51.100.1"}, 403, 403},
+			{"X-Real-IP twice, different, open key unaffected", openSecret, []string{"X-Real-IP", "203.0.113.5", "X-Real-IP", "198.51.100.1"}, 200, 200},
 		}
 		for _, tt := range tests {
 			want := tt.untrusted

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
 )
 
 // slowWalkXFF is the obviously-correct reference for walkXFF.
@@ -86,6 +88,93 @@ func FuzzWalkXFF(f *testing.F) {
 		}
 		if got.IsValid() && (got.Is4In6() || got.Zone() != "") {
 			t.Fatalf("walkXFF(%q) = %v: not canonical", lines, got)
+		}
+	})
+}
+
+// slowClientIP is the plain reference for clientIP with real-IP header
+// lines reals and X-Forwarded-For lines xff.
+func slowClientIP(xff, reals []string, peer netip.Addr, trusted proxySet) netip.Addr {
+	if !trusted.contains(peer) {
+		return peer
+	}
+	var real netip.Addr
+	hasReal := false
+	if len(reals) > 0 {
+		for _, r := range reals[1:] {
+			if strings.Trim(r, " \t") != strings.Trim(reals[0], " \t") {
+				return netip.Addr{}
+			}
+		}
+		real = slowWalkXFF(reals[:1], nil) // one address, nothing trusted
+		if strings.Contains(reals[0], ",") {
+			real = netip.Addr{}
+		}
+		hasReal = !real.IsValid() || !trusted.contains(real)
+	}
+	switch {
+	case len(xff) == 0 && hasReal:
+		return real
+	case len(xff) == 0:
+		return peer
+	}
+	a := slowWalkXFF(xff, trusted)
+	if hasReal && a != real {
+		return netip.Addr{}
+	}
+	return a
+}
+
+// FuzzClientIP checks clientIP against the reference, and that a real-IP
+// header never chooses an address the X-Forwarded-For walk did not: with
+// X-Forwarded-For present the answer is the walk's or none, and a real-IP
+// header naming a trusted proxy changes nothing.
+func FuzzClientIP(f *testing.F) {
+	f.Add("203.0.113.5, 10.0.0.1", "10.0.0.1", "")
+	f.Add("203.0.113.5, 198.51.100.9, 10.0.0.1", "10.0.0.1", "")
+	f.Add("203.0.113.5", "203.0.113.5", "203.0.113.6")
+	f.Add("", "192.0.2.1", "")
+	f.Add("2001:db8::1", "::ffff:10.0.0.3", "")
+	f.Add("junk", "10.0.0.1", "10.0.0.1")
+	peer := netip.MustParseAddr("10.0.0.9")
+	f.Fuzz(func(t *testing.T, xff, real, real2 string) {
+		if strings.ContainsAny(xff+real+real2, "\r\n\x00") {
+			return // not a header line
+		}
+		var xffLines, reals []string
+		if xff != "" {
+			xffLines = []string{xff}
+		}
+		if real != "" {
+			reals = append(reals, real)
+			if real2 != "" {
+				reals = append(reals, real2)
+			}
+		}
+		var h fasthttp.RequestHeader
+		for _, v := range xffLines {
+			h.Add("X-Forwarded-For", v)
+		}
+		for _, v := range reals {
+			h.Add("X-Real-IP", v)
+		}
+		got := clientIP(&h, peer, fuzzTrusted, []string{"X-Real-IP"})
+		if want := slowClientIP(xffLines, reals, peer, fuzzTrusted); got != want {
+			t.Fatalf("clientIP(xff %q, real %q) = %v, want %v", xffLines, reals, got, want)
+		}
+		if len(xffLines) > 0 && got.IsValid() && got != slowWalkXFF(xffLines, fuzzTrusted) {
+			t.Fatalf("clientIP(xff %q, real %q) = %v: not the walk's answer", xffLines, reals, got)
+		}
+		if len(reals) == 1 {
+			if a, err := netip.ParseAddr(strings.Trim(real, " \t")); err == nil && fuzzTrusted.contains(a.Unmap()) && !strings.Contains(real, "%") {
+				var h2 fasthttp.RequestHeader
+				for _, v := range xffLines {
+					h2.Add("X-Forwarded-For", v)
+				}
+				if without := clientIP(&h2, peer, fuzzTrusted, []string{"X-Real-IP"}); without != got {
+					t.Fatalf("X-Real-IP %q (a trusted proxy) changed the answer from %v to %v", real, without, got)
+				}
+			}
 		}
 	})
 }
