@@ -452,3 +452,25 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// Raw writes req, a whole HTTP/1.1 request as bytes ("\r\n" line ends),
+// to addr (host:port) as it is — no client-side cleaning of the request
+// target — and reads one answer.
+func Raw(addr, req string) (Response, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		return Response{}, err
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return Response{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return Response{res.StatusCode, res.Header, b}, err
+}
