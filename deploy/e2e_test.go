@@ -12,6 +12,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,8 +51,13 @@ func TestNginx(t *testing.T) {
 	bin := need(t, "nginx", "nginx")
 	h := newHarness(t)
 	dir := t.TempDir()
+	cert, key, _, pool := certFiles(t)
+	h2c, tlsAddr := daemontest.FreeAddr(t), daemontest.FreeAddr(t)
+	// Two listeners more for the HTTP/2 cases: h2c (prior knowledge) and
+	// TLS with ALPN h2, the shipped server block otherwise as it is.
 	conf := render(t, "nginx/keygate.conf", map[string]string{
-		"listen 80;":             "listen " + h.proxyAddr + ";",
+		"listen 80;": "listen " + h.proxyAddr + ";\n    listen " + h2c + " http2;\n    listen " + tlsAddr + " ssl http2;\n" +
+			"    ssl_certificate " + cert + ";\n    ssl_certificate_key " + key + ";",
 		"server 127.0.0.1:8080;": "server " + h.kg.Addr() + ";",
 		"server 127.0.0.1:9000;": "server " + h.upstreamAddr + ";",
 	})
@@ -76,6 +82,7 @@ http {
 	write(t, filepath.Join(dir, "nginx.conf"), main)
 	h.startProxy(bin, []string{"-e", filepath.Join(dir, "error.log"), "-p", dir + "/", "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;"},
 		nil, filepath.Join(dir, "error.log"))
+	h.h2cBase, h.tlsBase, h.pool = "http://"+h2c, "https://"+tlsAddr, pool
 	h.run()
 }
 
@@ -83,19 +90,28 @@ func TestCaddy(t *testing.T) {
 	bin := need(t, "caddy", "caddy")
 	h := newHarness(t)
 	h.passesClientRealIP = true
+	h.escapesBackslash = true
 	dir := t.TempDir()
 	_, port, _ := net.SplitHostPort(h.proxyAddr)
+	cert, key, _, pool := certFiles(t)
+	_, tlsPort, _ := net.SplitHostPort(daemontest.FreeAddr(t))
+	// h2c beside HTTP/1.1 on the plain-text address, and a TLS address
+	// with the test's certificate, for the HTTP/2 cases.
 	conf := render(t, "caddy/Caddyfile", map[string]string{
-		"admin localhost:2019":         "admin off",
-		"\n:80 {":                      "\nhttp://127.0.0.1:" + port + " {",
+		"admin localhost:2019": "admin off\n\tauto_https disable_redirects\n\tskip_install_trust\n\tservers {\n\t\tprotocols h1 h2 h2c\n\t}",
+		"\n:80 {":              "\nhttp://127.0.0.1:" + port + " {",
 		"bind 0.0.0.0":                 "bind 127.0.0.1",
 		"forward_auth 127.0.0.1:8080":  "forward_auth " + h.kg.Addr(),
 		"reverse_proxy 127.0.0.1:9000": "reverse_proxy " + h.upstreamAddr,
 	})
+	// The TLS site is a copy of the shipped site block.
+	site := conf[strings.Index(conf, "\nhttp://127.0.0.1:"+port+" {"):]
+	conf += strings.Replace(site, "http://127.0.0.1:"+port+" {", "https://127.0.0.1:"+tlsPort+" {\n\ttls "+cert+" "+key, 1)
 	file := filepath.Join(dir, "Caddyfile")
 	write(t, file, conf)
 	env := []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir}
 	h.startProxy(bin, []string{"run", "--config", file, "--adapter", "caddyfile"}, env, "")
+	h.h2cBase, h.tlsBase, h.pool = h.proxyURL, "https://127.0.0.1:"+tlsPort, pool
 	h.run()
 }
 
@@ -107,15 +123,20 @@ func TestHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, _, both, pool := certFiles(t)
+	h2c, tlsAddr := daemontest.FreeAddr(t), daemontest.FreeAddr(t)
 	conf := render(t, "haproxy/haproxy.cfg", map[string]string{
-		"/etc/haproxy/keygate.lua":       lua,
-		"bind :80":                       "bind " + h.proxyAddr,
+		"/etc/haproxy/keygate.lua": lua,
+		// Two binds more for the HTTP/2 cases: h2c (prior knowledge) and
+		// TLS with ALPN h2.
+		"bind :80": "bind " + h.proxyAddr + "\n    bind " + h2c + " proto h2\n    bind " + tlsAddr + " ssl crt " + both + " alpn h2,http/1.1",
 		"http://127.0.0.1:8080/v1/authz": "http://" + h.kg.Addr() + "/v1/authz",
 		"server api1 127.0.0.1:9000":     "server api1 " + h.upstreamAddr,
 	})
 	file := filepath.Join(dir, "haproxy.cfg")
 	write(t, file, conf)
 	h.startProxy(bin, []string{"-db", "-f", file}, nil, "")
+	h.h2cBase, h.tlsBase, h.pool = "http://"+h2c, "https://"+tlsAddr, pool
 	h.run()
 }
 
@@ -185,6 +206,14 @@ type harness struct {
 	// then sees it disagree with the proxy's X-Forwarded-For and decides
 	// on no address at all, so that check is logged without one.
 	passesClientRealIP bool
+	// escapesBackslash: the proxy sends a raw "\" in the path as "%5C"
+	// (Caddy's X-Forwarded-Uri), which keygate then logs.
+	escapesBackslash bool
+
+	// h2cBase and tlsBase are where the proxy speaks HTTP/2, with prior
+	// knowledge and over TLS (ALPN h2) with a certificate pool trusts.
+	h2cBase, tlsBase string
+	pool             *x509.CertPool
 }
 
 func newHarness(t *testing.T) *harness {
@@ -525,6 +554,8 @@ func (h *harness) run() {
 		"Authorization", "Bearer "+alice.Secret,
 		"X-Forwarded-Uri", "/orders/1", "X-Original-URI", "/orders/1",
 		"X-Forwarded-Method", "HEAD", "X-Original-Method", "HEAD"), 403, bodyScope)
+
+	h.edges(ipA, alice, bob, h.h2cBase, h.tlsBase, h.pool)
 
 	// Management changes are honoured on the very next request.
 	before := h.upstream.count()

@@ -52,7 +52,9 @@ local function authorize(txn, url)
 	local headers = {
 		["X-Forwarded-For"] = { txn.f:src() },
 		["X-Forwarded-Method"] = { txn.f:method() },
-		["X-Forwarded-Uri"] = { txn.f:url() },
+		-- pathq, not url: over HTTP/2 (and for an absolute-form HTTP/1.1
+		-- request) url is "https://host/path", pathq always "/path?query".
+		["X-Forwarded-Uri"] = { txn.f:pathq() },
 	}
 	local req = txn.http:req_get_headers()
 	if req["authorization"] ~= nil then
