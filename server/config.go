@@ -77,9 +77,10 @@ type Config struct {
 type Route struct {
 	// Method is an HTTP method, or "" or "*" for any.
 	Method string `json:"method"`
-	// Prefix is matched against the request path (decoded and normalised,
-	// without the query) byte for byte: "/admin" also covers
-	// "/administrators". It must start with "/".
+	// Prefix is matched against the request path (decoded, without the
+	// query) byte for byte: "/admin" also covers "/administrators". It
+	// must start with "/". A path whose meaning depends on the upstream
+	// (see ambiguousPath) matches no rule: it needs a scope no key holds.
 	Prefix string `json:"prefix"`
 	// Scope is the scope the key must grant; "" requires none, which lets a
 	// rule exempt a sub-path from a broader rule.
