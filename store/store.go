@@ -1,517 +1,166 @@
-// Package store is keygate's persistence: API keys with their allowlists,
-// the audit trail of every change to them, and the usage log of every check,
-// all kept in one embedded Badger database in one data directory.
+// Package store is the contract between keygate and a storage backend:
+// the Store interface the key set and the server use, the Change that the
+// change feed and the audit trail carry, and the errors every backend
+// returns. The backends live below it (store/badger: one embedded Badger
+// database in one data directory); store/storetest is the suite each of
+// them must pass.
 //
-// # Durability
+// # Contract
 //
-// Every key change (CreateKey, UpdateKey, UpdateKeyAction) is one Badger
-// transaction: it is applied entirely or not at all. With
-// Options.SyncWrites (the default from DefaultOptions) the write-ahead log
-// is fsync'd before the method returns, so a change that was acknowledged
-// survives kill -9 and a power cut. A method that returned an error wrote
-// nothing.
+// A Store is safe for concurrent use.
 //
-// Usage-log records are not written synchronously: they wait in a bounded
-// in-memory buffer and are written in compressed segments at least every
-// Options.FlushInterval, without fsync. A crash can lose the records of
-// the last moments; Close and FlushLogs write every buffered record.
-// Records that do not fit in the buffer are dropped and counted
-// (LogStats.Dropped), never waited for.
+// Keys: every key change (CreateKey, UpdateKey) is all or nothing, and is
+// durable when the method returns without error: a change that was
+// acknowledged survives the process being killed, and a method that
+// returned an error wrote nothing. Every change gets the next number of
+// one gapless sequence (1, 2, 3, ...), stored with the change atomically.
+// Changes(since) returns what changed after a given number, oldest first,
+// never skipping a number: a reader that loaded the keys at sequence N
+// (LoadAll) and applies Changes(N, ...) in order sees every change exactly
+// once. Changes is also the audit trail: who (Actor), when, and the key
+// Before and After.
 //
-// # Damage and a full disk
+// Usage log: AppendLog never blocks and does not allocate (it is called on
+// the check path); records that do not fit are dropped and counted
+// (usagelog.Stats.Dropped). Records become visible to QueryLogs and
+// ExportCSV shortly after, or at once after FlushLogs. Queries return
+// records newest first, that is in the reverse of the order AppendLog
+// received them; a cursor stays valid while records are appended.
 //
-// Open verifies every table's checksums and compares the change sequence
-// with the one recorded outside Badger (keygate.seq) after each
-// acknowledged change: damaged data, or a write-ahead log that lost
-// acknowledged changes, is ErrCorrupt rather than older keys served
-// quietly. Below Options.MinFreeSpace of free disk space nothing is
-// written: key changes fail with ErrNoSpace and log records are counted
-// as write errors, until space returns.
+// Errors wrap the sentinels below, to be tested with errors.Is; an invalid
+// log filter is a *usagelog.FilterError (usagelog.ErrBadFilter).
 //
-// # Change sequence
-//
-// Every key change gets the next number of one monotonically increasing
-// sequence, stored with the change in the same transaction. Changes(since)
-// returns what changed after a given number, which is how a daemon that
-// loaded the keys at sequence N catches up, and is the audit trail: who
-// (actor), when, and the key before and after.
-//
-// A Store is safe for concurrent use. Only one process may open a data
-// directory at a time; Open reports ErrLocked to the second.
+// store imports only engine and usagelog: it never names a backend.
 package store
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
+	"io"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
+	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/usagelog"
 )
 
-// The errors of package store. Errors returned by the store wrap these,
-// to be tested with errors.Is.
+// The errors of the store contract. Backends wrap these (or return them)
+// so that callers, the server above all, can tell what went wrong.
 var (
 	// ErrNotFound: no key has the requested id.
 	ErrNotFound = errors.New("store: key not found")
-	// ErrExists: a key with the same id already exists.
-	ErrExists = errors.New("store: key already exists")
-	// ErrLocked: another process (or another Store in this process) has the
-	// data directory open.
+	// ErrConflict: the change conflicts with what is stored.
+	ErrConflict = errors.New("store: conflict")
+	// ErrExists: a key with the same id already exists. It wraps
+	// ErrConflict.
+	ErrExists error = &kindError{"store: key already exists", ErrConflict}
+	// ErrInvalid: the change breaks a rule of the store.
+	ErrInvalid = errors.New("store: invalid change")
+	// ErrImmutable: an update function changed a key's ID or Hash. It
+	// wraps ErrInvalid.
+	ErrImmutable error = &kindError{"store: key id and hash cannot be changed", ErrInvalid}
+	// ErrUnavailable: the store cannot serve the request now (closed, no
+	// disk space, database unreachable). Nothing was written.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrClosed: the store has been closed. It wraps ErrUnavailable.
+	ErrClosed error = &kindError{"store: closed", ErrUnavailable}
+	// ErrNoSpace: the storage has less free space than the backend keeps
+	// in reserve; nothing was written. It wraps ErrUnavailable.
+	ErrNoSpace error = &kindError{"store: not enough free disk space", ErrUnavailable}
+	// ErrLocked: another process (or another store in this process) holds
+	// the storage that only one may open.
 	ErrLocked = errors.New("store: data directory is in use by another process")
-	// ErrClosed: the store has been closed.
-	ErrClosed = errors.New("store: closed")
-	// ErrImmutable: an update function changed a key's ID or Hash.
-	ErrImmutable = errors.New("store: key id and hash cannot be changed")
-	// ErrBadFilter: a LogFilter field is invalid; the error is a
-	// *FilterError naming the field.
-	ErrBadFilter = errors.New("store: bad log filter")
-	// ErrCorrupt: stored data could not be decoded.
+	// ErrCorrupt: stored data could not be decoded, or acknowledged
+	// changes are missing.
 	ErrCorrupt = errors.New("store: corrupt data")
-	// ErrNoSpace: the file system holding the data directory has less
-	// free space than Options.MinFreeSpace; nothing was written.
-	ErrNoSpace = errors.New("store: not enough free disk space")
 )
 
-// Defaults for the zero values of Options fields.
+// kindError is a sentinel that is also one of a broader kind.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Change is one entry of the audit trail and of the change sequence: a
+// key as it was before and after one change. Keys in a Change belong to
+// the caller.
+type Change struct {
+	// Seq is the change's number in the sequence; the first change is 1.
+	Seq  uint64
+	Time time.Time
+	// Actor is who made the change, as the caller named it ("admin-api").
+	Actor string
+	// Action names the change: "key.create", "key.update", or what the
+	// caller of UpdateKey chose ("key.revoke", "allowlist.replace").
+	Action string
+	KeyID  string
+	// Before is the key before the change; nil on create.
+	Before *engine.Key
+	// After is the full key after the change.
+	After *engine.Key
+}
+
+// The actions the store itself names.
 const (
-	DefaultLogBuffer      = 1 << 16
-	DefaultSegmentRecords = 4096
-	DefaultFlushInterval  = time.Second
-	DefaultRetention      = 30 * 24 * time.Hour
-	DefaultMinFreeSpace   = 64 << 20
+	ActionCreate = "key.create"
+	ActionUpdate = "key.update"
 )
 
-// memTableSize is Badger's memtable size. keygate writes little at a
-// time (keys, ~100 KB log segments), and with Badger's default of 64 MiB a
-// steady usage log at 3,900 checks/s took about 35 minutes to fill the
-// first memtable, memory and the write-ahead log growing all along; 16 MiB
-// bounds both four times sooner.
-const memTableSize = 16 << 20
-
-// DefaultMaintenanceInterval is how often, by default, expired log
-// segments are removed and Badger's value log is garbage-collected.
-const DefaultMaintenanceInterval = 10 * time.Minute
-
-// Options configure a Store. Zero values of the fields mean the defaults;
-// build them with DefaultOptions and the WithX methods, each of which
-// returns a changed copy.
-type Options struct {
-	// Dir is the data directory, created if missing. Required unless
-	// InMemory.
-	Dir string
-	// InMemory keeps everything in memory and nothing on disk; for tests.
-	InMemory bool
-	// SyncWrites makes key changes durable (fsync) before they return.
-	// DefaultOptions sets it; the zero Options does not.
-	SyncWrites bool
-	// LogBuffer is the usage-log buffer capacity in records (default
-	// 1<<16). Records arriving while it is full are dropped and counted.
-	LogBuffer int
-	// SegmentRecords is the number of records per log segment (default
-	// 4096).
-	SegmentRecords int
-	// FlushInterval is the longest a record waits before its segment is
-	// written (default 1s).
-	FlushInterval time.Duration
-	// Retention is the age after which log segments expire (default 30
-	// days).
-	Retention time.Duration
-	// MaintenanceInterval is how often retention and value-log GC run
-	// (default DefaultMaintenanceInterval).
-	MaintenanceInterval time.Duration
-	// MinFreeSpace is the free space, in bytes, that the file system
-	// holding Dir must keep: below it, key changes fail with ErrNoSpace and
-	// usage-log segments are not written (their records are counted in
-	// LogStats.WriteErrors), until space returns. Default 64 MiB; negative
-	// disables the check.
-	//
-	// The reserve is what keeps a full disk from killing the process:
-	// Badger writes through memory-mapped, sparsely allocated files, and
-	// touching a page the file system cannot back is a SIGBUS, not an
-	// error. It should exceed the largest write Badger makes at once (a
-	// memtable flush, memTableSize).
-	MinFreeSpace int64
-	// Logger receives the store's and Badger's messages (default: none).
-	Logger *slog.Logger
+// Keys is the key half of the contract.
+type Keys interface {
+	// CreateKey stores a new key, which must have an ID and a Hash, and
+	// records the change. It fails with ErrExists if the ID is taken. The
+	// store keeps its own copy of k.
+	CreateKey(ctx context.Context, k *engine.Key, actor string) (Change, error)
+	// UpdateKey reads key id, calls fn on a copy that fn may change
+	// (except ID and Hash: ErrImmutable), writes it back and records the
+	// change under action ("" means ActionUpdate), all or nothing: when fn
+	// returns an error nothing is written and that error is returned
+	// unchanged. fn may run with the store's write lock held: it must not
+	// call the store.
+	UpdateKey(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (Change, error)
+	// GetKey returns key id, or an error wrapping ErrNotFound.
+	GetKey(ctx context.Context, id string) (*engine.Key, error)
+	// ListKeys returns every key, oldest first (by CreatedAt, then ID).
+	ListKeys(ctx context.Context) ([]*engine.Key, error)
+	// LoadAll returns every key (revoked ones included) and the sequence
+	// number of the last change they reflect, read consistently.
+	LoadAll(ctx context.Context) ([]*engine.Key, uint64, error)
+	// Changes returns up to limit changes with Seq > since, oldest first,
+	// with no gap: the first has Seq since+1.
+	Changes(ctx context.Context, since uint64, limit int) ([]Change, error)
 }
 
-// DefaultOptions returns the options for a durable store in dir.
-func DefaultOptions(dir string) Options {
-	return Options{Dir: dir, SyncWrites: true}
+// Logs is the usage-log half of the contract.
+type Logs interface {
+	// AppendLog queues one record. It never blocks and does not allocate;
+	// it copies e's borrowed bytes.
+	AppendLog(e *usagelog.Entry)
+	// FlushLogs returns once every record appended before the call is
+	// written (or counted as a write error), and so visible to queries.
+	FlushLogs() error
+	// QueryLogs returns the records matching f, newest first, f.Limit at a
+	// time. Items is never nil.
+	QueryLogs(ctx context.Context, f usagelog.Filter) (usagelog.Page, error)
+	// ExportCSV writes every record matching f (f.Limit ignored, f.Cursor
+	// honoured), newest first, to w with usagelog.CSVWriter: the header
+	// row, then one row per record. It returns the number of rows written,
+	// header excluded.
+	ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (int, error)
+	// LogStats counts what happened to this process's records.
+	LogStats() usagelog.Stats
+	// LastUsed returns when the key was last seen in a written record, or
+	// the zero time.
+	LastUsed(keyID string) time.Time
 }
 
-// WithDir returns a copy of o with Dir set.
-func (o Options) WithDir(dir string) Options { o.Dir = dir; return o }
-
-// WithInMemory returns a copy of o with InMemory set.
-func (o Options) WithInMemory(v bool) Options { o.InMemory = v; return o }
-
-// WithSyncWrites returns a copy of o with SyncWrites set.
-func (o Options) WithSyncWrites(v bool) Options { o.SyncWrites = v; return o }
-
-// WithLogBuffer returns a copy of o with LogBuffer set.
-func (o Options) WithLogBuffer(n int) Options { o.LogBuffer = n; return o }
-
-// WithSegmentRecords returns a copy of o with SegmentRecords set.
-func (o Options) WithSegmentRecords(n int) Options { o.SegmentRecords = n; return o }
-
-// WithFlushInterval returns a copy of o with FlushInterval set.
-func (o Options) WithFlushInterval(d time.Duration) Options { o.FlushInterval = d; return o }
-
-// WithRetention returns a copy of o with Retention set.
-func (o Options) WithRetention(d time.Duration) Options { o.Retention = d; return o }
-
-// WithMaintenanceInterval returns a copy of o with MaintenanceInterval set.
-func (o Options) WithMaintenanceInterval(d time.Duration) Options {
-	o.MaintenanceInterval = d
-	return o
-}
-
-// WithMinFreeSpace returns a copy of o with MinFreeSpace set.
-func (o Options) WithMinFreeSpace(n int64) Options { o.MinFreeSpace = n; return o }
-
-// WithLogger returns a copy of o with Logger set.
-func (o Options) WithLogger(l *slog.Logger) Options { o.Logger = l; return o }
-
-// Validate reports the first invalid field of o.
-func (o Options) Validate() error {
-	switch {
-	case o.Dir == "" && !o.InMemory:
-		return errors.New("store: options: Dir is required unless InMemory")
-	case o.LogBuffer < 0:
-		return errors.New("store: options: LogBuffer must not be negative")
-	case o.SegmentRecords < 0 || o.SegmentRecords > maxSegmentRecords:
-		return fmt.Errorf("store: options: SegmentRecords must be between 0 and %d", maxSegmentRecords)
-	case o.FlushInterval < 0:
-		return errors.New("store: options: FlushInterval must not be negative")
-	case o.Retention < 0:
-		return errors.New("store: options: Retention must not be negative")
-	case o.MaintenanceInterval < 0:
-		return errors.New("store: options: MaintenanceInterval must not be negative")
-	}
-	return nil
-}
-
-func (o Options) withDefaults() Options {
-	if o.LogBuffer == 0 {
-		o.LogBuffer = DefaultLogBuffer
-	}
-	if o.SegmentRecords == 0 {
-		o.SegmentRecords = DefaultSegmentRecords
-	}
-	if o.FlushInterval == 0 {
-		o.FlushInterval = DefaultFlushInterval
-	}
-	if o.Retention == 0 {
-		o.Retention = DefaultRetention
-	}
-	if o.MaintenanceInterval == 0 {
-		o.MaintenanceInterval = DefaultMaintenanceInterval
-	}
-	if o.MinFreeSpace == 0 {
-		o.MinFreeSpace = DefaultMinFreeSpace
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return o
-}
-
-// checkSpace reports ErrNoSpace when the data directory's file system has
-// less free space than the reserve. When free space cannot be read, it lets
-// the write go ahead.
-func (s *Store) checkSpace() error {
-	if s.opts.InMemory || s.opts.MinFreeSpace < 0 {
-		return nil
-	}
-	free, err := freeSpace(s.opts.Dir)
-	if err != nil || free >= uint64(s.opts.MinFreeSpace) {
-		return nil
-	}
-	return fmt.Errorf("%w: %d bytes free on the file system of %s, %d kept in reserve; free some space (nothing was written)",
-		ErrNoSpace, free, s.opts.Dir, s.opts.MinFreeSpace)
-}
-
-// Store is an open data directory. It is safe for concurrent use.
-type Store struct {
-	opts Options
-	db   *badger.DB
-	lock *os.File // flock'd lock file; nil in memory
-	// seqf records the last acknowledged change (see seqFileName); nil
-	// in memory or without SyncWrites.
-	seqf *os.File
-	log  *slog.Logger
-
-	// wmu serialises key changes so that sequence numbers are assigned
-	// and committed in order.
-	wmu sync.Mutex
-	seq atomic.Uint64
-	// rmu is held shared by reads, so that Close waits for them.
-	rmu sync.RWMutex
-
-	logs logWriter
-
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-	stop      chan struct{}
-	wg        sync.WaitGroup
-}
-
-// Open opens (creating if needed) the store described by opts. If another
-// process has the directory open, the error wraps ErrLocked. Files in the
-// directory are made 0600 and directories below it 0700 (see privateModes),
-// again at each maintenance pass and at Close.
-func Open(opts Options) (*Store, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	opts = opts.withDefaults()
-	s := &Store{opts: opts, log: opts.Logger, stop: make(chan struct{})}
-
-	bopts := badger.DefaultOptions(opts.Dir).
-		WithLogger(badgerLogger{opts.Logger}).
-		// Key changes are synced explicitly (db.Sync) so that log segments
-		// do not pay an fsync each.
-		WithSyncWrites(false).
-		WithNumVersionsToKeep(1).
-		WithMetricsEnabled(false).
-		WithMemTableSize(memTableSize).
-		// A damaged table block is then an error, not a panic (or a
-		// wrong value) deep inside Badger; the check costs a CRC per
-		// block read, and checks never read the database.
-		WithChecksumVerificationMode(options.OnBlockRead)
-	if opts.InMemory {
-		bopts = bopts.WithDir("").WithValueDir("").WithInMemory(true)
-	} else {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		f, err := lockDir(filepath.Join(opts.Dir, "keygate.lock"))
-		if err != nil {
-			return nil, err
-		}
-		s.lock = f
-		if err := removeEmptyMemtables(opts.Dir, s.log); err != nil {
-			s.unlock()
-			return nil, err
-		}
-		if err := privateModes(opts.Dir); err != nil {
-			s.unlock()
-			return nil, err
-		}
-	}
-	db, err := badger.Open(bopts)
-	if err != nil {
-		s.unlock()
-		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
-	}
-	s.db = db
-	if !opts.InMemory {
-		// The files Badger has just created.
-		if err := privateModes(opts.Dir); err != nil {
-			db.Close()
-			s.unlock()
-			return nil, err
-		}
-		if err := verifyTables(db); err != nil {
-			db.Close()
-			s.unlock()
-			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, opts.Dir, err)
-		}
-	}
-	if err := s.loadState(); err != nil {
-		db.Close()
-		s.unlock()
-		return nil, err
-	}
-	if !opts.InMemory && opts.SyncWrites {
-		f, acked, err := openSeqFile(opts.Dir)
-		if err == nil && acked > s.seq.Load() {
-			f.Close()
-			err = fmt.Errorf("%w: %s holds key changes up to number %d, but change %d was acknowledged: the write-ahead log (*.mem) is damaged and what followed the damage was dropped; restore the directory from a backup",
-				ErrCorrupt, opts.Dir, s.seq.Load(), acked)
-		}
-		if err != nil {
-			db.Close()
-			s.unlock()
-			return nil, err
-		}
-		s.seqf = f
-	}
-	s.logs.init(s)
-	// The start-up retention pass runs here rather than in maintain, so
-	// that it is over before Open returns and never races the caller's
-	// first writes.
-	s.expire(time.Now())
-	s.wg.Add(2)
-	go s.logs.run()
-	go s.maintain()
-	return s, nil
-}
-
-// removeEmptyMemtables deletes empty memtable log files (*.mem). A kill
-// between Badger creating one and sizing it leaves such a file, and Badger
-// then refuses to open the directory ("Create a new file"). An empty file
-// holds no entries, so nothing is lost.
-func removeEmptyMemtables(dir string, log *slog.Logger) error {
-	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	for _, m := range mems {
-		if fi, err := os.Stat(m); err == nil && fi.Size() == 0 {
-			if err := os.Remove(m); err != nil {
-				return fmt.Errorf("store: removing the empty memtable log %s: %w", m, err)
-			}
-			log.Warn("store: removed an empty memtable log left by a crash", "file", m)
-		}
-	}
-	return nil
-}
-
-// verifyTables checks every block of every table against its checksum.
-// Reads alone cannot be trusted to notice damage: Badger's iterators end
-// quietly at a block that fails its checksum, so a damaged table would
-// load as fewer keys (or older versions of them) with no error. Badger
-// can also panic on a damaged block trailer; that is reported as an error
-// too. It costs one read of the tables at Open (CRC32C, GB/s).
-func verifyTables(db *badger.DB) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			msg, _, _ := strings.Cut(fmt.Sprint(p), "\n")
-			err = fmt.Errorf("damaged table: %s", msg)
-		}
-	}()
-	return db.VerifyChecksum()
-}
-
-// loadState reads the last change sequence, the log segment counters and
-// the last-used times.
-func (s *Store) loadState() error {
-	return s.db.View(func(txn *badger.Txn) error {
-		seq, err := readSeq(txn)
-		if err != nil {
-			return err
-		}
-		s.seq.Store(seq)
-		return s.logs.load(txn)
-	})
-}
-
-// Close flushes every buffered usage-log record, stops the background
-// work and closes the database. Calls after the first return the first
-// call's result.
-func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		// Under both locks, so that no key change is half done and no
-		// record is buffered after the writer's last drain.
-		s.wmu.Lock()
-		s.logs.mu.Lock()
-		s.closed.Store(true)
-		s.logs.mu.Unlock()
-		s.wmu.Unlock()
-		close(s.stop)
-		s.wg.Wait()
-		err := s.logs.err()
-		s.rmu.Lock() // wait for running queries
-		defer s.rmu.Unlock()
-		if cerr := s.db.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("store: close: %w", cerr)
-		}
-		if !s.opts.InMemory {
-			// Closing flushes the memtable into a new table file.
-			if perr := privateModes(s.opts.Dir); perr != nil && err == nil {
-				err = perr
-			}
-		}
-		s.unlock()
-		s.closeErr = err
-	})
-	return s.closeErr
-}
-
-func (s *Store) unlock() {
-	if s.seqf != nil {
-		s.seqf.Close()
-		s.seqf = nil
-	}
-	if s.lock != nil {
-		s.lock.Close()
-		s.lock = nil
-	}
-}
-
-// maintain runs retention and value-log GC every MaintenanceInterval until
-// Close.
-func (s *Store) maintain() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.opts.MaintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.expire(now)
-			s.gcValueLog()
-			if !s.opts.InMemory {
-				if err := privateModes(s.opts.Dir); err != nil {
-					s.log.Warn("store: file modes", "err", err)
-				}
-			}
-		}
-	}
-}
-
-func (s *Store) expire(now time.Time) {
-	if n, err := s.expireLogs(now); err != nil {
-		s.log.Warn("store: log retention", "err", err)
-	} else if n > 0 {
-		s.log.Info("store: expired log segments", "segments", n)
-	}
-}
-
-// gcValueLog runs Badger's value-log GC until it finds nothing to rewrite.
-func (s *Store) gcValueLog() {
-	if s.opts.InMemory {
-		return
-	}
-	for i := 0; i < 16; i++ {
-		select {
-		case <-s.stop:
-			return
-		default:
-		}
-		if err := s.db.RunValueLogGC(0.5); err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) {
-				s.log.Debug("store: value log gc", "err", err)
-			}
-			return
-		}
-	}
-}
-
-// badgerLogger routes Badger's messages to slog, one level down: Badger
-// reports routine events (compactions, replays) as INFO.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.logf(slog.LevelError, f, a) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.logf(slog.LevelWarn, f, a) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.logf(slog.LevelDebug, f, a) }
-func (b badgerLogger) Debugf(f string, a ...any)   {}
-
-func (b badgerLogger) logf(level slog.Level, f string, a []any) {
-	ctx := context.Background()
-	if b.l.Enabled(ctx, level) {
-		b.l.Log(ctx, level, "badger: "+strings.TrimSpace(fmt.Sprintf(f, a...)))
-	}
+// Store is a storage backend: keys, the change feed and the usage log.
+type Store interface {
+	Keys
+	Logs
+	// Close flushes the usage log and releases the store. Every method
+	// called afterwards fails with ErrClosed (AppendLog counts a drop).
+	Close() error
 }

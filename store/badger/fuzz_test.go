@@ -1,6 +1,7 @@
-package store
+package badgerstore
 
 import (
+	"github.com/keygate/keygate/usagelog"
 	"math/rand/v2"
 	"testing"
 
@@ -19,7 +20,7 @@ func segmentOf(r *rand.Rand, n int) (*segment, []byte) {
 }
 
 // fill copies e into sl as AppendLog does.
-func fill(sl *slot, e *LogEntry) {
+func fill(sl *slot, e *usagelog.Entry) {
 	sl.time = e.Time.UnixNano()
 	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
 	sl.keyID, sl.entryID, sl.code = e.KeyID, e.EntryID, e.Code
@@ -29,8 +30,8 @@ func fill(sl *slot, e *LogEntry) {
 	sl.pathLen = uint16(copy(sl.path[:], e.Path))
 }
 
-func records(g *segment) []LogRecord {
-	out := make([]LogRecord, g.n)
+func records(g *segment) []usagelog.Record {
+	out := make([]usagelog.Record, g.n)
 	for i := range out {
 		out[i] = g.record(i)
 	}
@@ -91,7 +92,7 @@ func FuzzDecodeSegment(f *testing.F) {
 			sl.ip = g.ips[i]
 			sl.status = g.status[i]
 			m := g.dicts[dictMethod].vals[g.idx[dictMethod][i]]
-			if len(m) > MaxLogMethod || len(g.path(i)) > MaxLogPath {
+			if len(m) > usagelog.MaxMethod || len(g.path(i)) > usagelog.MaxPath {
 				return // valid encoding, but AppendLog never makes it
 			}
 			sl.methodLen = uint8(copy(sl.method[:], m))

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package store
+package badgerstore
 
 import (
 	"fmt"

@@ -1,10 +1,11 @@
 //go:build unix
 
-package store
+package badgerstore
 
 import (
 	"errors"
 	"fmt"
+	"github.com/keygate/keygate/store"
 	"os"
 	"syscall"
 )
@@ -19,7 +20,7 @@ func lockDir(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+			return nil, fmt.Errorf("%w: %s", store.ErrLocked, path)
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", path, err)
 	}

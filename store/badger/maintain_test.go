@@ -1,6 +1,7 @@
-package store
+package badgerstore
 
 import (
+	"github.com/keygate/keygate/usagelog"
 	"net/netip"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 // own and removes expired segments while the store is open.
 func TestMaintenanceInterval(t *testing.T) {
 	s := openTest(t, DefaultOptions(t.TempDir()).WithRetention(50*time.Millisecond).WithMaintenanceInterval(20*time.Millisecond))
-	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: "key_a", IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: time.Now(), KeyID: "key_a", IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
 	require.NoError(t, s.FlushLogs())
 	require.Equal(t, 1, s.LogStats().Segments)
 	require.Eventually(t, func() bool { return s.LogStats().Segments == 0 }, 5*time.Second, 10*time.Millisecond)

@@ -1,7 +1,9 @@
-package store
+package badgerstore
 
 import (
 	"context"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -14,7 +16,7 @@ import (
 )
 
 // TestLowDiskSpace: below the free-space reserve key changes fail with
-// ErrNoSpace and change nothing, log records are counted as write errors,
+// store.ErrNoSpace and change nothing, log records are counted as write errors,
 // and both work again once space returns, without reopening.
 func TestLowDiskSpace(t *testing.T) {
 	s := openTest(t, DefaultOptions(t.TempDir()))
@@ -26,11 +28,11 @@ func TestLowDiskSpace(t *testing.T) {
 
 	s.opts.MinFreeSpace = math.MaxInt64 // no file system has that much free
 	_, err = s.CreateKey(ctx, testKey(r, 1), "t")
-	require.ErrorIs(t, err, ErrNoSpace)
-	_, err = s.UpdateKey(ctx, k.ID, "t", func(k *engine.Key) error { k.Name = "changed"; return nil })
-	require.ErrorIs(t, err, ErrNoSpace)
-	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
-	require.ErrorIs(t, s.FlushLogs(), ErrNoSpace)
+	require.ErrorIs(t, err, store.ErrNoSpace)
+	_, err = s.UpdateKey(ctx, k.ID, "t", "", func(k *engine.Key) error { k.Name = "changed"; return nil })
+	require.ErrorIs(t, err, store.ErrNoSpace)
+	s.AppendLog(&usagelog.Entry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	require.ErrorIs(t, s.FlushLogs(), store.ErrNoSpace)
 	st := s.LogStats()
 	require.Equal(t, uint64(1), st.WriteErrors)
 	require.Equal(t, uint64(0), st.Written)
@@ -43,13 +45,13 @@ func TestLowDiskSpace(t *testing.T) {
 
 	// A background write fails too; it is counted, not reported by a
 	// later flush that succeeds.
-	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
 	require.Eventually(t, func() bool { return s.LogStats().WriteErrors == 2 }, 5*time.Second, 5*time.Millisecond)
 
 	s.opts.MinFreeSpace = 1 // space is back
-	_, err = s.UpdateKey(ctx, k.ID, "t", func(k *engine.Key) error { k.Name = "changed"; return nil })
+	_, err = s.UpdateKey(ctx, k.ID, "t", "", func(k *engine.Key) error { k.Name = "changed"; return nil })
 	require.NoError(t, err)
-	s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: time.Now(), KeyID: k.ID, IP: netip.MustParseAddr("203.0.113.5"), Status: 200})
 	require.NoError(t, s.FlushLogs())
 	require.Equal(t, uint64(1), s.LogStats().Written)
 }

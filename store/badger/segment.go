@@ -1,9 +1,11 @@
-package store
+package badgerstore
 
 import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"math/bits"
 	"net/netip"
 	"sync"
@@ -153,8 +155,8 @@ func (g *segment) path(i int) []byte {
 	return g.paths[start:g.pathEnd[i]]
 }
 
-func (g *segment) record(i int) LogRecord {
-	r := LogRecord{
+func (g *segment) record(i int) usagelog.Record {
+	r := usagelog.Record{
 		Time:      timeOf(g.times[i]),
 		KeyID:     string(g.dicts[dictKey].vals[g.idx[dictKey][i]]),
 		Method:    string(g.dicts[dictMethod].vals[g.idx[dictMethod][i]]),
@@ -283,13 +285,13 @@ func (g *segment) encodeBody(b []byte) []byte {
 
 // decodeBody replaces g's records with those in body. g's dictionaries
 // and paths then point into body, which must stay unchanged while g is
-// used. Invalid input of any kind is an error wrapping ErrCorrupt.
+// used. Invalid input of any kind is an error wrapping store.ErrCorrupt.
 func (g *segment) decodeBody(body []byte) error {
 	g.reset()
 	d := decoder{b: body}
 	n := d.uvarint()
 	if n > maxSegmentRecords || n > uint64(len(d.b)) {
-		return fmt.Errorf("%w: segment record count", ErrCorrupt)
+		return fmt.Errorf("%w: segment record count", store.ErrCorrupt)
 	}
 	g.n = int(n)
 	for i := range g.dicts {
@@ -347,7 +349,7 @@ func (g *segment) decodeBody(body []byte) error {
 			return d.err
 		}
 	}
-	g.col = d.column(g.col, MaxLogPath)
+	g.col = d.column(g.col, usagelog.MaxPath)
 	g.pathEnd = grow(g.pathEnd, g.n)
 	var end uint64
 	for i, l := range g.col {
@@ -358,7 +360,7 @@ func (g *segment) decodeBody(body []byte) error {
 		return d.err
 	}
 	if end != uint64(len(d.b)) {
-		return fmt.Errorf("%w: segment paths length", ErrCorrupt)
+		return fmt.Errorf("%w: segment paths length", store.ErrCorrupt)
 	}
 	g.paths = d.b
 	return nil
@@ -397,14 +399,14 @@ func compress(dst, body []byte) []byte {
 // decompress appends the body of the stored segment v to dst.
 func decompress(dst, v []byte) ([]byte, error) {
 	if len(v) == 0 || v[0] != segmentVersion {
-		return dst, fmt.Errorf("%w: unknown segment format", ErrCorrupt)
+		return dst, fmt.Errorf("%w: unknown segment format", store.ErrCorrupt)
 	}
 	out, err := zstdDecoder().DecodeAll(v[1:], dst)
 	if err != nil {
-		return dst, fmt.Errorf("%w: segment: %w", ErrCorrupt, err)
+		return dst, fmt.Errorf("%w: segment: %w", store.ErrCorrupt, err)
 	}
 	if len(out)-len(dst) > maxSegmentBody {
-		return dst, fmt.Errorf("%w: segment too large", ErrCorrupt)
+		return dst, fmt.Errorf("%w: segment too large", store.ErrCorrupt)
 	}
 	return out, nil
 }
@@ -491,7 +493,7 @@ type segIndex struct {
 func decodeIndex(x *segIndex, v []byte) error {
 	d := decoder{b: v}
 	if d.byte() != indexVersion {
-		return fmt.Errorf("%w: unknown index format", ErrCorrupt)
+		return fmt.Errorf("%w: unknown index format", store.ErrCorrupt)
 	}
 	x.n = int(d.uvarint())
 	x.min = d.varint()

@@ -1,8 +1,9 @@
-package store
+package badgerstore
 
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/keygate/keygate/store"
 	"net/netip"
 	"time"
 
@@ -105,7 +106,7 @@ type decoder struct {
 
 func (d *decoder) fail(what string) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated or invalid %s", ErrCorrupt, what)
+		d.err = fmt.Errorf("%w: truncated or invalid %s", store.ErrCorrupt, what)
 	}
 	d.b = nil
 }
@@ -195,14 +196,14 @@ func decodeKey(b []byte) (*engine.Key, error) {
 	d := decoder{b: b, str: string(b)}
 	k, err := d.key()
 	if err == nil && len(d.b) != 0 {
-		err = fmt.Errorf("%w: trailing bytes after key", ErrCorrupt)
+		err = fmt.Errorf("%w: trailing bytes after key", store.ErrCorrupt)
 	}
 	return k, err
 }
 
 func (d *decoder) key() (*engine.Key, error) {
 	if v := d.byte(); v != keyVersion && d.err == nil {
-		return nil, fmt.Errorf("%w: unknown key format version %d", ErrCorrupt, v)
+		return nil, fmt.Errorf("%w: unknown key format version %d", store.ErrCorrupt, v)
 	}
 	k := &engine.Key{}
 	k.ID = d.string()
@@ -256,7 +257,7 @@ func (d *decoder) key() (*engine.Key, error) {
 	return k, nil
 }
 
-func encodeChange(b []byte, c *Change) []byte {
+func encodeChange(b []byte, c *store.Change) []byte {
 	b = append(b, changeVersion)
 	b = binary.AppendUvarint(b, c.Seq)
 	b = appendTime(b, c.Time)
@@ -277,11 +278,11 @@ func encodeChange(b []byte, c *Change) []byte {
 	return b
 }
 
-func decodeChange(b []byte) (Change, error) {
+func decodeChange(b []byte) (store.Change, error) {
 	d := decoder{b: b}
-	var c Change
+	var c store.Change
 	if v := d.byte(); v != changeVersion && d.err == nil {
-		return c, fmt.Errorf("%w: unknown change format version %d", ErrCorrupt, v)
+		return c, fmt.Errorf("%w: unknown change format version %d", store.ErrCorrupt, v)
 	}
 	c.Seq = d.uvarint()
 	c.Time = d.time()
@@ -306,7 +307,7 @@ func decodeChange(b []byte) (Change, error) {
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: trailing bytes after change", ErrCorrupt)
+		d.err = fmt.Errorf("%w: trailing bytes after change", store.ErrCorrupt)
 	}
 	return c, d.err
 }

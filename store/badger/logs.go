@@ -1,8 +1,10 @@
-package store
+package badgerstore
 
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -10,70 +12,6 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 )
-
-// Limits on what one usage-log record keeps.
-const (
-	// MaxLogPath is the longest path kept; longer paths are truncated.
-	MaxLogPath = 512
-	// MaxLogMethod is the longest method kept; longer methods are
-	// truncated.
-	MaxLogMethod = 32
-)
-
-// LogEntry is one check, as the check path hands it to AppendLog.
-//
-// Method and Path are borrowed: they need to stay valid only during the
-// AppendLog call, which copies them (truncated to MaxLogMethod and
-// MaxLogPath bytes). KeyID, EntryID and Code are kept as they are, so they
-// should be long-lived strings (from engine data or constants), not
-// converted from reusable buffers.
-type LogEntry struct {
-	Time time.Time
-	// KeyID is "" when the key is unknown.
-	KeyID string
-	// EntryID is the allowlist entry that matched, "" if none.
-	EntryID string
-	IP      netip.Addr
-	Method  []byte
-	Path    []byte
-	Status  int
-	// Code is "" for an allowed check, else e.g. "IP_NOT_ALLOWED".
-	Code    string
-	Latency time.Duration
-}
-
-// LogRecord is a stored usage-log record, as queries return it. Its
-// strings belong to the caller.
-type LogRecord struct {
-	Time      time.Time `json:"time"` // RFC 3339 with nanoseconds in JSON
-	KeyID     string    `json:"key_id"`
-	IP        string    `json:"ip"`
-	Method    string    `json:"method"`
-	Path      string    `json:"path"`
-	Status    int       `json:"status"`
-	Code      string    `json:"code"`
-	EntryID   string    `json:"entry_id"`
-	LatencyUS int64     `json:"latency_us"`
-}
-
-// LogStats counts what happened to usage-log records in this process.
-type LogStats struct {
-	// Queued is the number of records waiting in the buffer.
-	Queued int
-	// InSegment is the number of records taken from the buffer into the
-	// segment being filled, not yet written (or failed).
-	InSegment int
-	// Dropped counts records dropped because the buffer was full (or the
-	// store closed).
-	Dropped uint64
-	// Written counts records written to segments.
-	Written uint64
-	// WriteErrors counts records that could not be written (e.g. disk
-	// full).
-	WriteErrors uint64
-	// Segments is the number of stored segments.
-	Segments int
-}
 
 // slot is one buffered record, with fixed-size room for the borrowed
 // bytes so that buffering never allocates.
@@ -87,8 +25,8 @@ type slot struct {
 	status    uint16
 	methodLen uint8
 	pathLen   uint16
-	method    [MaxLogMethod]byte
-	path      [MaxLogPath]byte
+	method    [usagelog.MaxMethod]byte
+	path      [usagelog.MaxPath]byte
 }
 
 // logWriter is the usage-log buffer, a ring of preallocated slots under a
@@ -102,7 +40,7 @@ type logWriter struct {
 	head, n  int
 	notifyAt int
 	// inSegment counts records taken from the ring into the current
-	// segment and not yet written or failed, so that LogStats accounts
+	// segment and not yet written or failed, so that usagelog.Stats accounts
 	// for every record: queued + in segment + written + failed + dropped.
 	inSegment int
 
@@ -175,13 +113,13 @@ func (w *logWriter) load(txn *badger.Txn) error {
 
 // AppendLog buffers one usage-log record. It never blocks on I/O and
 // does not allocate; when the buffer is full (or the store is closed) the
-// record is dropped and counted in LogStats.Dropped. It copies e's
+// record is dropped and counted in usagelog.Stats.Dropped. It copies e's
 // borrowed bytes and does not retain e. Safe for concurrent use.
-func (s *Store) AppendLog(e *LogEntry) {
+func (s *Store) AppendLog(e *usagelog.Entry) {
 	w := &s.logs
 	w.mu.Lock()
 	if w.n == len(w.ring) || s.closed.Load() {
-		w.dropped.Add(1) // under the lock, for LogStats' sums
+		w.dropped.Add(1) // under the lock, for usagelog.Stats' sums
 		w.mu.Unlock()
 		return
 	}
@@ -212,26 +150,26 @@ func (s *Store) AppendLog(e *LogEntry) {
 
 // FlushLogs writes every buffered record to disk now. It returns an error
 // if a segment it wrote could not be written (its records are counted in
-// LogStats.WriteErrors) or ErrClosed.
+// usagelog.Stats.WriteErrors) or store.ErrClosed.
 func (s *Store) FlushLogs() error {
 	if s.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	ch := make(chan error, 1)
 	select {
 	case s.logs.flushReq <- ch:
 		return <-ch
 	case <-s.stop:
-		return ErrClosed
+		return store.ErrClosed
 	}
 }
 
-// LogStats returns the usage-log counters. Safe for concurrent use.
-func (s *Store) LogStats() LogStats {
+// usagelog.Stats returns the usage-log counters. Safe for concurrent use.
+func (s *Store) LogStats() usagelog.Stats {
 	w := &s.logs
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return LogStats{
+	return usagelog.Stats{
 		Queued:      w.n,
 		InSegment:   w.inSegment,
 		Dropped:     w.dropped.Load(),
@@ -242,7 +180,7 @@ func (s *Store) LogStats() LogStats {
 }
 
 // settle moves n records of the current segment to counter (written or
-// failed), under the lock LogStats reads both under.
+// failed), under the lock usagelog.Stats reads both under.
 func (w *logWriter) settle(n int, counter *atomic.Uint64) {
 	w.mu.Lock()
 	w.inSegment -= n

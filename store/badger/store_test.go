@@ -1,10 +1,12 @@
-package store
+package badgerstore
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -86,7 +88,7 @@ func TestKeyCodecRoundTrip(t *testing.T) {
 			require.Error(t, err, "truncated at %d", cut)
 		}
 	}
-	c := Change{Seq: 7, Time: ts(1_700_000_000, 3), Actor: "cli", Action: "key.revoke", KeyID: "key_1", Before: testKey(r, 5), After: testKey(r, 6)}
+	c := store.Change{Seq: 7, Time: ts(1_700_000_000, 3), Actor: "cli", Action: "key.revoke", KeyID: "key_1", Before: testKey(r, 5), After: testKey(r, 6)}
 	got, err := decodeChange(encodeChange(nil, &c))
 	require.NoError(t, err)
 	require.Equal(t, c, got)
@@ -108,21 +110,21 @@ func TestKeysRoundTripAndReopen(t *testing.T) {
 		c, err := s.CreateKey(ctx, k, "test")
 		require.NoError(t, err)
 		assert.Equal(t, uint64(i+1), c.Seq)
-		assert.Equal(t, ActionCreate, c.Action)
+		assert.Equal(t, store.ActionCreate, c.Action)
 		assert.Nil(t, c.Before)
 		assert.Equal(t, k, c.After)
 		want = append(want, k)
 	}
 	_, err = s.CreateKey(ctx, want[3], "test")
-	require.ErrorIs(t, err, ErrExists)
+	require.ErrorIs(t, err, store.ErrExists)
 	_, err = s.GetKey(ctx, "key_nope")
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, store.ErrNotFound)
 	got, err := s.GetKey(ctx, want[10].ID)
 	require.NoError(t, err)
 	require.Equal(t, want[10], got)
 	require.NoError(t, s.Close())
 	_, err = s.GetKey(ctx, want[10].ID)
-	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, err, store.ErrClosed)
 
 	s = openTest(t, DefaultOptions(dir))
 	assert.Equal(t, uint64(50), s.Seq())
@@ -146,25 +148,25 @@ func TestUpdateKeyAllOrNothing(t *testing.T) {
 	require.NoError(t, err)
 
 	boom := errors.New("boom")
-	_, err = s.UpdateKey(ctx, k.ID, "admin-api", func(k *engine.Key) error {
+	_, err = s.UpdateKey(ctx, k.ID, "admin-api", "", func(k *engine.Key) error {
 		k.Name = "changed"
 		k.Allowlist = nil
 		return boom
 	})
 	require.Equal(t, boom, err, "fn's error is returned unchanged")
-	_, err = s.UpdateKey(ctx, k.ID, "admin-api", func(k *engine.Key) error {
+	_, err = s.UpdateKey(ctx, k.ID, "admin-api", "", func(k *engine.Key) error {
 		k.Hash[0]++
 		return nil
 	})
-	require.ErrorIs(t, err, ErrImmutable)
-	_, err = s.UpdateKey(ctx, "key_missing", "admin-api", func(k *engine.Key) error { return nil })
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, store.ErrImmutable)
+	_, err = s.UpdateKey(ctx, "key_missing", "admin-api", "", func(k *engine.Key) error { return nil })
+	require.ErrorIs(t, err, store.ErrNotFound)
 	got, err := s.GetKey(ctx, k.ID)
 	require.NoError(t, err)
 	require.Equal(t, k, got, "failed updates wrote nothing")
 	require.Equal(t, uint64(1), s.Seq(), "failed updates used no sequence number")
 
-	c, err := s.UpdateKeyAction(ctx, k.ID, "cli", "key.revoke", func(k *engine.Key) error {
+	c, err := s.UpdateKey(ctx, k.ID, "cli", "key.revoke", func(k *engine.Key) error {
 		k.RevokedAt = ts(1_760_000_000, 0)
 		return nil
 	})
@@ -192,13 +194,13 @@ func TestChangesSequence(t *testing.T) {
 		_, err := s.CreateKey(ctx, k, "a")
 		require.NoError(t, err)
 		ids = append(ids, k.ID)
-		wantActions = append(wantActions, ActionCreate)
+		wantActions = append(wantActions, store.ActionCreate)
 	}
 	// Concurrent updates: every one gets its own number, no gaps.
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Go(func() {
-			_, err := s.UpdateKey(ctx, ids[i%len(ids)], fmt.Sprint("w", i), func(k *engine.Key) error {
+			_, err := s.UpdateKey(ctx, ids[i%len(ids)], fmt.Sprint("w", i), "", func(k *engine.Key) error {
 				k.Description = fmt.Sprint("update ", i)
 				return nil
 			})
@@ -216,7 +218,7 @@ func TestChangesSequence(t *testing.T) {
 			require.Equal(t, wantActions[i], c.Action)
 			require.Nil(t, c.Before)
 		} else {
-			require.Equal(t, ActionUpdate, c.Action)
+			require.Equal(t, store.ActionUpdate, c.Action)
 			require.NotNil(t, c.Before)
 			require.Equal(t, c.Before.ID, c.After.ID)
 		}
@@ -246,7 +248,7 @@ func TestOpenLockedInProcess(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, DefaultOptions(dir))
 	_, err := Open(DefaultOptions(dir))
-	require.ErrorIs(t, err, ErrLocked)
+	require.ErrorIs(t, err, store.ErrLocked)
 	require.Contains(t, err.Error(), "in use by another process")
 	require.NoError(t, s.Close())
 	s2, err := Open(DefaultOptions(dir))
@@ -270,7 +272,7 @@ func child(t *testing.T, test string, dir string) *exec.Cmd {
 func TestOpenLockedChild(t *testing.T) {
 	if os.Getenv(envChild) != "" {
 		_, err := Open(DefaultOptions(os.Getenv(envDir)))
-		if errors.Is(err, ErrLocked) {
+		if errors.Is(err, store.ErrLocked) {
 			fmt.Println("LOCKED:", err)
 			return
 		}
@@ -375,11 +377,11 @@ func crashChild(dir string) {
 	fmt.Println("ready")
 	var ids []string
 	for i := 0; ; i++ {
-		s.AppendLog(&LogEntry{Time: time.Now(), KeyID: "key_x", Method: []byte("GET"), Path: []byte("/a"), Status: 200})
+		s.AppendLog(&usagelog.Entry{Time: time.Now(), KeyID: "key_x", Method: []byte("GET"), Path: []byte("/a"), Status: 200})
 		if i%3 == 2 && len(ids) > 0 {
 			id := ids[i%len(ids)]
 			name := fmt.Sprintf("r%s-u%d", round, i)
-			c, err := s.UpdateKey(ctx, id, "crash", func(k *engine.Key) error { k.Name = name; return nil })
+			c, err := s.UpdateKey(ctx, id, "crash", "", func(k *engine.Key) error { k.Name = name; return nil })
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "child update:", err)
 				os.Exit(2)

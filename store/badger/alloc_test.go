@@ -1,8 +1,9 @@
 //go:build !race
 
-package store
+package badgerstore
 
 import (
+	"github.com/keygate/keygate/usagelog"
 	"net/netip"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestNoAllocsAppendLog(t *testing.T) {
 	// AppendLog finds notifyAt (2048) records buffered.
 	s := openTest(t, DefaultOptions("").WithInMemory(true).WithLogBuffer(1<<12).WithFlushInterval(time.Hour))
 	method, path := []byte("GET"), []byte("/v1/orders/12345?expand=items")
-	e := &LogEntry{
+	e := &usagelog.Entry{
 		Time:    time.Now(),
 		KeyID:   "key_0123456789abcdef",
 		EntryID: "ent_0123456789ab",

@@ -1,10 +1,12 @@
-package store
+package badgerstore
 
 import (
 	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -30,8 +32,8 @@ var (
 // test records.
 var testT0 = time.Now().Add(-2 * time.Hour).Unix()
 
-func randEntry(r *rand.Rand) *LogEntry {
-	e := &LogEntry{
+func randEntry(r *rand.Rand) *usagelog.Entry {
+	e := &usagelog.Entry{
 		Time:    time.Unix(testT0+r.Int64N(3600), r.Int64N(1e9)),
 		KeyID:   testKeyIDs[r.IntN(len(testKeyIDs))],
 		EntryID: testEntries[r.IntN(len(testEntries))],
@@ -53,18 +55,18 @@ func randEntry(r *rand.Rand) *LogEntry {
 	// encoding/csv reads CRLF inside a quoted field as LF; keep them out.
 	e.Path = bytes.ReplaceAll(p, []byte("\r\n"), []byte("\r."))
 	if r.IntN(50) == 0 {
-		e.Path = bytes.Repeat([]byte("x"), MaxLogPath+10)
+		e.Path = bytes.Repeat([]byte("x"), usagelog.MaxPath+10)
 	}
 	return e
 }
 
 // recordOf is what a query must return for e.
-func recordOf(e *LogEntry) LogRecord {
-	r := LogRecord{
+func recordOf(e *usagelog.Entry) usagelog.Record {
+	r := usagelog.Record{
 		Time:      time.Unix(0, e.Time.UnixNano()).UTC(),
 		KeyID:     e.KeyID,
 		Method:    string(e.Method),
-		Path:      string(e.Path[:min(len(e.Path), MaxLogPath)]),
+		Path:      string(e.Path[:min(len(e.Path), usagelog.MaxPath)]),
 		Status:    e.Status,
 		Code:      e.Code,
 		EntryID:   e.EntryID,
@@ -78,9 +80,9 @@ func recordOf(e *LogEntry) LogRecord {
 
 // bruteForce is the reference query: every record, newest first, checked
 // one by one.
-func bruteForce(all []LogRecord, f LogFilter) []LogRecord {
-	lo, hi, _ := ParseStatusFilter(f.Status)
-	var out []LogRecord
+func bruteForce(all []usagelog.Record, f usagelog.Filter) []usagelog.Record {
+	lo, hi, _ := usagelog.ParseStatusFilter(f.Status)
+	var out []usagelog.Record
 	for i := len(all) - 1; i >= 0; i-- {
 		r := all[i]
 		if f.KeyID != "" && r.KeyID != f.KeyID ||
@@ -95,8 +97,8 @@ func bruteForce(all []LogRecord, f LogFilter) []LogRecord {
 	return out
 }
 
-func randFilter(r *rand.Rand) LogFilter {
-	var f LogFilter
+func randFilter(r *rand.Rand) usagelog.Filter {
+	var f usagelog.Filter
 	if r.IntN(2) == 0 {
 		f.KeyID = testKeyIDs[r.IntN(len(testKeyIDs))]
 		if r.IntN(10) == 0 {
@@ -122,9 +124,9 @@ func randFilter(r *rand.Rand) LogFilter {
 }
 
 // walk pages through every result of f.
-func walk(t *testing.T, s *Store, f LogFilter, between func()) []LogRecord {
+func walk(t *testing.T, s *Store, f usagelog.Filter, between func()) []usagelog.Record {
 	t.Helper()
-	var got []LogRecord
+	var got []usagelog.Record
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 10000)
 		p, err := s.QueryLogs(context.Background(), f)
@@ -132,7 +134,7 @@ func walk(t *testing.T, s *Store, f LogFilter, between func()) []LogRecord {
 		require.NotNil(t, p.Items)
 		limit := f.Limit
 		if limit == 0 {
-			limit = DefaultLogLimit
+			limit = usagelog.DefaultLimit
 		}
 		require.LessOrEqual(t, len(p.Items), limit)
 		if p.NextCursor != "" {
@@ -155,7 +157,7 @@ func walk(t *testing.T, s *Store, f LogFilter, between func()) []LogRecord {
 	}
 }
 
-func appendAll(s *Store, r *rand.Rand, n int, all *[]LogRecord) {
+func appendAll(s *Store, r *rand.Rand, n int, all *[]usagelog.Record) {
 	for range n {
 		e := randEntry(r)
 		s.AppendLog(e)
@@ -166,7 +168,7 @@ func appendAll(s *Store, r *rand.Rand, n int, all *[]LogRecord) {
 func TestQueryMatchesBruteForce(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true).WithSegmentRecords(64).WithFlushInterval(time.Hour))
 	r := rand.New(rand.NewPCG(11, 12))
-	var all []LogRecord
+	var all []usagelog.Record
 	appendAll(s, r, 3000, &all)
 	require.NoError(t, s.FlushLogs())
 	st := s.LogStats()
@@ -191,7 +193,7 @@ func TestQueryMatchesBruteForce(t *testing.T) {
 func TestPagingWhileAppending(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true).WithSegmentRecords(32).WithFlushInterval(time.Hour))
 	r := rand.New(rand.NewPCG(13, 14))
-	var all []LogRecord
+	var all []usagelog.Record
 	appendAll(s, r, 1000, &all)
 	require.NoError(t, s.FlushLogs())
 	for range 30 {
@@ -220,67 +222,49 @@ func TestPagingWhileAppending(t *testing.T) {
 func TestQueryFilterErrors(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true))
 	for _, tc := range []struct {
-		f     LogFilter
+		f     usagelog.Filter
 		field string
 	}{
-		{LogFilter{Status: "4x"}, "status"},
-		{LogFilter{Status: "600"}, "status"},
-		{LogFilter{Status: "099"}, "status"},
-		{LogFilter{Status: "x00"}, "status"},
-		{LogFilter{Status: "abc"}, "status"},
-		{LogFilter{Limit: -1}, "limit"},
-		{LogFilter{Limit: MaxLogLimit + 1}, "limit"},
-		{LogFilter{Method: "GE T"}, "method"},
-		{LogFilter{KeyID: strings.Repeat("k", 200)}, "key_id"},
-		{LogFilter{From: time.Unix(10, 0), To: time.Unix(5, 0)}, "to"},
-		{LogFilter{Cursor: "!!"}, "cursor"},
-		{LogFilter{Cursor: "AAAA"}, "cursor"},
-		// Times the int64 nanoseconds cannot hold: 2300 wrapped to 1715
-		// and selected every record, 1600 too.
-		{LogFilter{From: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}, "from"},
-		{LogFilter{To: time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}, "to"},
-		{LogFilter{To: time.Date(2262, 1, 1, 0, 0, 0, 1, time.UTC)}, "to"},
-		{LogFilter{From: time.Date(1677, 12, 31, 23, 59, 59, 0, time.UTC)}, "from"},
-		{LogFilter{From: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}, "from"},
+		{usagelog.Filter{Status: "4x"}, "status"},
+		{usagelog.Filter{Status: "600"}, "status"},
+		{usagelog.Filter{Status: "099"}, "status"},
+		{usagelog.Filter{Status: "x00"}, "status"},
+		{usagelog.Filter{Status: "abc"}, "status"},
+		{usagelog.Filter{Limit: -1}, "limit"},
+		{usagelog.Filter{Limit: usagelog.MaxLimit + 1}, "limit"},
+		{usagelog.Filter{Method: "GE T"}, "method"},
+		{usagelog.Filter{KeyID: strings.Repeat("k", 200)}, "key_id"},
+		{usagelog.Filter{From: time.Unix(10, 0), To: time.Unix(5, 0)}, "to"},
+		{usagelog.Filter{Cursor: "!!"}, "cursor"},
+		{usagelog.Filter{Cursor: "AAAA"}, "cursor"},
 	} {
-		err := tc.f.Validate()
-		var fe *FilterError
+		_, err := s.QueryLogs(context.Background(), tc.f)
+		var fe *usagelog.FilterError
 		require.ErrorAs(t, err, &fe, "%+v", tc.f)
 		assert.Equal(t, tc.field, fe.Field)
-		assert.ErrorIs(t, err, ErrBadFilter)
-		_, err = s.QueryLogs(context.Background(), tc.f)
-		assert.ErrorIs(t, err, ErrBadFilter)
+		assert.ErrorIs(t, err, usagelog.ErrBadFilter)
 		_, err = s.ExportCSV(context.Background(), &bytes.Buffer{}, tc.f)
 		if tc.field != "limit" {
-			assert.ErrorIs(t, err, ErrBadFilter)
+			assert.ErrorIs(t, err, usagelog.ErrBadFilter)
 		}
 	}
-	for _, ok := range []LogFilter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: MaxLogLimit}, {Method: "get"},
-		{From: MinFilterTime, To: MaxFilterTime}, {To: MinFilterTime.Add(time.Nanosecond)}, {From: MaxFilterTime}} {
+	for _, ok := range []usagelog.Filter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: usagelog.MaxLimit}, {Method: "get"}} {
 		assert.NoError(t, ok.Validate(), "%+v", ok)
 	}
 }
 
-// csvCell is what a spreadsheet-safe export writes for s: a ' before
-// each byte that begins a field when the line is split on ',', ';' or tab
-// (or broken at CR/LF) and that a spreadsheet reads as a formula, behind
-// any quotes it would strip.
+// csvCell is what a spreadsheet-safe export writes for s.
 func csvCell(s string) string {
-	var b strings.Builder
-	for j := 0; j < len(s); j++ {
-		start := j == 0 || strings.IndexByte(",;\t\r\n", s[j-1]) >= 0
-		if rest := strings.TrimLeft(s[j:], "\""); start && rest != "" && strings.IndexByte("=+-@\t\r", rest[0]) >= 0 {
-			b.WriteByte('\'')
-		}
-		b.WriteByte(s[j])
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
 	}
-	return b.String()
+	return s
 }
 
 func TestExportCSV(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true).WithSegmentRecords(100).WithFlushInterval(time.Hour))
 	r := rand.New(rand.NewPCG(15, 16))
-	var all []LogRecord
+	var all []usagelog.Record
 	appendAll(s, r, 2000, &all)
 	require.NoError(t, s.FlushLogs())
 	for range 20 {
@@ -294,7 +278,7 @@ func TestExportCSV(t *testing.T) {
 		rows, err := csv.NewReader(&buf).ReadAll()
 		require.NoError(t, err)
 		require.Len(t, rows, len(want)+1)
-		require.Equal(t, strings.Split(CSVHeader, ","), rows[0])
+		require.Equal(t, strings.Split(usagelog.CSVHeader, ","), rows[0])
 		for i, w := range want {
 			require.Equal(t, []string{
 				w.Time.Format(time.RFC3339Nano), csvCell(w.KeyID), w.IP, csvCell(w.Method), csvCell(w.Path),
@@ -304,39 +288,9 @@ func TestExportCSV(t *testing.T) {
 	}
 }
 
-func TestCSVFormulaInjection(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"", ""},
-		{"/v1/x", "/v1/x"},
-		{"=1+1", "'=1+1"},
-		{"+1", "'+1"},
-		{"-1", "'-1"},
-		{"@SUM(A1)", "'@SUM(A1)"},
-		{"\tx", "'\tx"},
-		{"\rx", "\"'\rx\""},
-		{"=HYPERLINK(\"http://evil\",\"x\")", "\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\""},
-		{"a,b", "\"a,b\""},
-		{"a\"b", "\"a\"\"b\""},
-		{"a\nb", "\"a\nb\""},
-		{" lead", "\" lead\""},
-		{"x=1", "x=1"},
-		// A field may begin after a separator inside the cell.
-		{"/x;=2+3;@SUM(1)", "/x;'=2+3;'@SUM(1)"},
-		{"/a\t=1", "/a\t'=1"},
-		{"/p,=HYPERLINK(1)", "\"/p,'=HYPERLINK(1)\""},
-		{"/a;\"=1", "\"/a;'\"\"=1\""},
-		{"/a\n+1", "\"/a\n'+1\""},
-		{"/a;\t=1", "/a;'\t'=1"},
-		{"/search;jsessionid=abc,x-y", "\"/search;jsessionid=abc,x-y\""},
-	} {
-		got := string(appendCSVField(nil, []byte(tc.in)))
-		assert.Equal(t, tc.want, got, "appendCSVField(%q)", tc.in)
-	}
-}
-
 func TestDroppedWhenFull(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true).WithLogBuffer(16).WithFlushInterval(time.Hour))
-	e := &LogEntry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/"), Status: 200}
+	e := &usagelog.Entry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/"), Status: 200}
 	for range 100 {
 		s.AppendLog(e)
 	}
@@ -357,7 +311,7 @@ func TestCloseFlushesAndReopen(t *testing.T) {
 	s, err := Open(opts)
 	require.NoError(t, err)
 	r := rand.New(rand.NewPCG(17, 18))
-	var all []LogRecord
+	var all []usagelog.Record
 	appendAll(s, r, 1000, &all)
 	last := map[string]time.Time{}
 	for _, rec := range all {
@@ -368,14 +322,14 @@ func TestCloseFlushesAndReopen(t *testing.T) {
 	require.NoError(t, s.Close())
 	s.AppendLog(randEntry(r))
 	assert.Equal(t, uint64(1), s.LogStats().Dropped, "records after Close are dropped")
-	assert.ErrorIs(t, s.FlushLogs(), ErrClosed)
-	_, err = s.QueryLogs(context.Background(), LogFilter{})
-	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, s.FlushLogs(), store.ErrClosed)
+	_, err = s.QueryLogs(context.Background(), usagelog.Filter{})
+	assert.ErrorIs(t, err, store.ErrClosed)
 
 	s = openTest(t, opts)
 	assert.Equal(t, 4, s.LogStats().Segments)
-	got := walk(t, s, LogFilter{Limit: MaxLogLimit}, nil)
-	require.Equal(t, bruteForce(all, LogFilter{}), got)
+	got := walk(t, s, usagelog.Filter{Limit: usagelog.MaxLimit}, nil)
+	require.Equal(t, bruteForce(all, usagelog.Filter{}), got)
 	for _, id := range testKeyIDs {
 		assert.Equal(t, last[id], s.LastUsed(id), "LastUsed(%q)", id)
 	}
@@ -386,17 +340,17 @@ func TestCloseFlushesAndReopen(t *testing.T) {
 	e := randEntry(r)
 	s.AppendLog(e)
 	require.NoError(t, s.FlushLogs())
-	p, err := s.QueryLogs(context.Background(), LogFilter{Limit: 1})
+	p, err := s.QueryLogs(context.Background(), usagelog.Filter{Limit: 1})
 	require.NoError(t, err)
-	require.Equal(t, []LogRecord{recordOf(e)}, p.Items)
+	require.Equal(t, []usagelog.Record{recordOf(e)}, p.Items)
 }
 
 func TestVisibleWithoutFlush(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true))
 	start := time.Now()
-	s.AppendLog(&LogEntry{Time: start, KeyID: "key_soon", Method: []byte("GET"), Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: start, KeyID: "key_soon", Method: []byte("GET"), Status: 200})
 	for {
-		p, err := s.QueryLogs(context.Background(), LogFilter{KeyID: "key_soon"})
+		p, err := s.QueryLogs(context.Background(), usagelog.Filter{KeyID: "key_soon"})
 		require.NoError(t, err)
 		if len(p.Items) == 1 {
 			break
@@ -412,19 +366,19 @@ func TestRetention(t *testing.T) {
 	s := openTest(t, DefaultOptions(t.TempDir()).WithRetention(time.Hour).WithFlushInterval(time.Hour))
 	now := time.Now()
 	for i := range 10 {
-		s.AppendLog(&LogEntry{Time: now.Add(-3 * time.Hour).Add(time.Duration(i)), KeyID: "key_old", Status: 200})
+		s.AppendLog(&usagelog.Entry{Time: now.Add(-3 * time.Hour).Add(time.Duration(i)), KeyID: "key_old", Status: 200})
 	}
 	require.NoError(t, s.FlushLogs())
-	s.AppendLog(&LogEntry{Time: now.Add(-2 * time.Hour), KeyID: "key_old", Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: now.Add(-2 * time.Hour), KeyID: "key_old", Status: 200})
 	require.NoError(t, s.FlushLogs())
-	s.AppendLog(&LogEntry{Time: now, KeyID: "key_new", Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: now, KeyID: "key_new", Status: 200})
 	require.NoError(t, s.FlushLogs())
 	require.Equal(t, 3, s.LogStats().Segments)
 	n, err := s.expireLogs(now)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
 	assert.Equal(t, 1, s.LogStats().Segments)
-	got := walk(t, s, LogFilter{}, nil)
+	got := walk(t, s, usagelog.Filter{}, nil)
 	require.Len(t, got, 1)
 	assert.Equal(t, "key_new", got[0].KeyID)
 	n, err = s.expireLogs(now)
@@ -448,7 +402,7 @@ func TestConcurrentAppendQuery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			_, err := s.QueryLogs(ctx, LogFilter{KeyID: "key_a", Limit: 50})
+			_, err := s.QueryLogs(ctx, usagelog.Filter{KeyID: "key_a", Limit: 50})
 			if err != nil && !errors.Is(err, context.Canceled) {
 				assert.NoError(t, err)
 			}
@@ -461,7 +415,7 @@ func TestConcurrentAppendQuery(t *testing.T) {
 	st := s.LogStats()
 	assert.Equal(t, uint64(writers*per), st.Written+st.Dropped, "%+v", st)
 	var n int
-	n, err := s.ExportCSV(context.Background(), &bytes.Buffer{}, LogFilter{})
+	n, err := s.ExportCSV(context.Background(), &bytes.Buffer{}, usagelog.Filter{})
 	require.NoError(t, err)
 	assert.Equal(t, int(st.Written), n)
 }
@@ -478,7 +432,7 @@ func TestCursorRoundTrip(t *testing.T) {
 // must keep draining by itself, without a tick (here hours away).
 func TestWriterKeepsDraining(t *testing.T) {
 	s := openTest(t, DefaultOptions("").WithInMemory(true).WithLogBuffer(256).WithFlushInterval(4*time.Hour))
-	e := &LogEntry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/"), Status: 200}
+	e := &usagelog.Entry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/"), Status: 200}
 	deadline := time.Now().Add(10 * time.Second)
 	for range 50_000 {
 		for s.LogStats().Queued > 250 {

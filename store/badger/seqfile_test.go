@@ -1,7 +1,8 @@
-package store
+package badgerstore
 
 import (
 	"context"
+	"github.com/keygate/keygate/store"
 	"math/rand/v2"
 	"testing"
 
@@ -10,7 +11,7 @@ import (
 
 // TestSeqFileDetectsLostChanges: when the database holds fewer changes
 // than were acknowledged (its write-ahead log lost a tail), Open fails
-// with ErrCorrupt instead of serving the older keys.
+// with store.ErrCorrupt instead of serving the older keys.
 func TestSeqFileDetectsLostChanges(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(DefaultOptions(dir))
@@ -34,7 +35,7 @@ func TestSeqFileDetectsLostChanges(t *testing.T) {
 	require.NoError(t, s.recordSeq(7))
 	s.seqf.Close()
 	_, err = Open(DefaultOptions(dir))
-	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorIs(t, err, store.ErrCorrupt)
 	require.ErrorContains(t, err, "change 7 was acknowledged")
 
 	// A record behind the database (a crash between the commit and the

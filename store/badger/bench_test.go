@@ -1,10 +1,11 @@
-package store
+package badgerstore
 
 import (
 	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"github.com/keygate/keygate/usagelog"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -59,10 +60,10 @@ func newRealistic(seed uint64) *realistic {
 	return g
 }
 
-func (g *realistic) next(e *LogEntry) {
+func (g *realistic) next(e *usagelog.Entry) {
 	k := int(g.zipf.Uint64())
 	g.t = g.t.Add(time.Duration(g.r.IntN(20_000)))
-	*e = LogEntry{Time: g.t, KeyID: g.keys[k], IP: g.ips[k][g.r.IntN(3)], Status: 200, Latency: time.Duration(20+g.r.IntN(400)) * time.Microsecond}
+	*e = usagelog.Entry{Time: g.t, KeyID: g.keys[k], IP: g.ips[k][g.r.IntN(3)], Status: 200, Latency: time.Duration(20+g.r.IntN(400)) * time.Microsecond}
 	switch x := g.r.IntN(100); {
 	case x < 80:
 		g.method = append(g.method[:0], "GET"...)
@@ -90,7 +91,7 @@ func (g *realistic) next(e *LogEntry) {
 func BenchmarkLogIngest(b *testing.B) {
 	s := openTest(b, DefaultOptions(b.TempDir()))
 	g := newRealistic(1)
-	entries := make([]LogEntry, 1<<14)
+	entries := make([]usagelog.Entry, 1<<14)
 	for i := range entries {
 		g.next(&entries[i])
 		entries[i].Method = bytes.Clone(entries[i].Method)
@@ -128,16 +129,20 @@ func BenchmarkCompression(b *testing.B) {
 	const n = DefaultSegmentRecords
 	var seg segment
 	var sl slot
-	var e LogEntry
+	var e usagelog.Entry
 	for range n {
 		g.next(&e)
 		fill(&sl, &e)
 		seg.add(&sl)
 	}
 	csvLen := 0
-	var row []byte
+	var (
+		row []byte
+		r   usagelog.CSVRow
+	)
 	for i := range n {
-		row = appendCSVRow(row[:0], &seg, i)
+		seg.csvRow(&r, i)
+		row = usagelog.AppendCSVRow(row[:0], &r)
 		csvLen += len(row)
 	}
 	var body, out []byte
@@ -159,7 +164,7 @@ func fillStore(tb testing.TB, s *Store, n int) []string {
 	g := newRealistic(3)
 	var seg segment
 	var sl slot
-	var e LogEntry
+	var e usagelog.Entry
 	id := uint64(0)
 	for done := 0; done < n; {
 		seg.reset()
@@ -188,13 +193,13 @@ func BenchmarkQueryOneKey(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		f    LogFilter
+		f    usagelog.Filter
 	}{
-		{"popular_key_limit100", LogFilter{KeyID: keys[0]}},
-		{"mid_key_limit100", LogFilter{KeyID: keys[50]}},
-		{"rarest_key_limit1000", LogFilter{KeyID: keys[realisticKeys-1], Limit: 1000}},
-		{"absent_key", LogFilter{KeyID: "key_absent"}},
-		{"rarest_key_403_limit100", LogFilter{KeyID: keys[realisticKeys-1], Status: "403"}},
+		{"popular_key_limit100", usagelog.Filter{KeyID: keys[0]}},
+		{"mid_key_limit100", usagelog.Filter{KeyID: keys[50]}},
+		{"rarest_key_limit1000", usagelog.Filter{KeyID: keys[realisticKeys-1], Limit: 1000}},
+		{"absent_key", usagelog.Filter{KeyID: "key_absent"}},
+		{"rarest_key_403_limit100", usagelog.Filter{KeyID: keys[realisticKeys-1], Status: "403"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var got int
@@ -217,7 +222,7 @@ func BenchmarkExportCSV(b *testing.B) {
 	fillStore(b, s, n)
 	b.ReportAllocs()
 	for b.Loop() {
-		rows, err := s.ExportCSV(context.Background(), io.Discard, LogFilter{})
+		rows, err := s.ExportCSV(context.Background(), io.Discard, usagelog.Filter{})
 		if err != nil || rows != n {
 			b.Fatal(rows, err)
 		}

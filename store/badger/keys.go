@@ -1,4 +1,4 @@
-package store
+package badgerstore
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/keygate/keygate/store"
 	"slices"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 // The Badger key space. Every prefix is one byte and a slash.
 var (
 	prefixKey     = []byte("k/") // k/<key id> -> encoded engine.Key
-	prefixChange  = []byte("c/") // c/<seq, big-endian uint64> -> encoded Change
+	prefixChange  = []byte("c/") // c/<seq, big-endian uint64> -> encoded store.Change
 	keySeq        = []byte("m/seq")
 	prefixSegment = []byte("l/") // l/<segment id> -> compressed segment
 	prefixIndex   = []byte("x/") // x/<segment id> -> segment index
@@ -33,34 +34,9 @@ func seqKey(prefix []byte, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Clip(prefix), n)
 }
 
-// Change is one entry of the audit trail and of the change sequence: a
-// key as it was before and after one change. Keys in a Change belong to
-// the caller.
-type Change struct {
-	// Seq is the change's number in the sequence; the first change is 1.
-	Seq  uint64
-	Time time.Time
-	// Actor is who made the change, as the caller named it ("admin-api").
-	Actor string
-	// Action names the change: "key.create", "key.update", or what the
-	// caller of UpdateKeyAction chose ("key.revoke", "allowlist.replace").
-	Action string
-	KeyID  string
-	// Before is the key before the change; nil on create.
-	Before *engine.Key
-	// After is the full key after the change.
-	After *engine.Key
-}
-
-// The actions the store itself names.
-const (
-	ActionCreate = "key.create"
-	ActionUpdate = "key.update"
-)
-
 func (s *Store) usable(ctx context.Context) error {
 	if s.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return ctx.Err()
 }
@@ -79,20 +55,20 @@ func (s *Store) reading(ctx context.Context) (done func(), err error) {
 func (s *Store) Seq() uint64 { return s.seq.Load() }
 
 // CreateKey stores a new key, which must have an ID and a Hash, and
-// records the change. It fails with ErrExists if the ID is taken. The
+// records the change. It fails with store.ErrExists if the ID is taken. The
 // store keeps its own copy of k.
-func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (Change, error) {
+func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (store.Change, error) {
 	if err := s.usable(ctx); err != nil {
-		return Change{}, err
+		return store.Change{}, err
 	}
 	if k == nil || k.ID == "" || k.Hash == (engine.Hash{}) {
-		return Change{}, errors.New("store: a new key needs an id and a hash")
+		return store.Change{}, errors.New("store: a new key needs an id and a hash")
 	}
-	return s.commit(ActionCreate, actor, k.ID, func(txn *badger.Txn) (*engine.Key, *engine.Key, error) {
+	return s.commit(store.ActionCreate, actor, k.ID, func(txn *badger.Txn) (*engine.Key, *engine.Key, error) {
 		_, err := txn.Get(keyOf(prefixKey, k.ID))
 		switch {
 		case err == nil:
-			return nil, nil, fmt.Errorf("%w: %s", ErrExists, k.ID)
+			return nil, nil, fmt.Errorf("%w: %s", store.ErrExists, k.ID)
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return nil, nil, err
 		}
@@ -101,19 +77,16 @@ func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (Cha
 }
 
 // UpdateKey reads key id, calls fn on a copy, writes the copy back and
-// records the change as "key.update". fn may change any field except ID
-// and Hash (ErrImmutable). If fn returns an error, nothing is written and
-// that error is returned unchanged. fn runs with the store's write lock
-// held: it must not call the store.
-func (s *Store) UpdateKey(ctx context.Context, id, actor string, fn func(k *engine.Key) error) (Change, error) {
-	return s.UpdateKeyAction(ctx, id, actor, ActionUpdate, fn)
-}
-
-// UpdateKeyAction is UpdateKey recording the change under the caller's
-// action name, e.g. "key.revoke" or "allowlist.replace".
-func (s *Store) UpdateKeyAction(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (Change, error) {
+// records the change under action ("" is store.ActionUpdate). fn may
+// change any field except ID and Hash (store.ErrImmutable). If fn returns
+// an error, nothing is written and that error is returned unchanged. fn
+// runs with the store's write lock held: it must not call the store.
+func (s *Store) UpdateKey(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
+	if action == "" {
+		action = store.ActionUpdate
+	}
 	if err := s.usable(ctx); err != nil {
-		return Change{}, err
+		return store.Change{}, err
 	}
 	return s.commit(action, actor, id, func(txn *badger.Txn) (*engine.Key, *engine.Key, error) {
 		before, err := getKey(txn, id)
@@ -125,32 +98,32 @@ func (s *Store) UpdateKeyAction(ctx context.Context, id, actor, action string, f
 			return nil, nil, err
 		}
 		if after.ID != before.ID || after.Hash != before.Hash {
-			return nil, nil, ErrImmutable
+			return nil, nil, store.ErrImmutable
 		}
 		return before, after, nil
 	})
 }
 
 // commit runs one key change: change decides the key before and after
-// inside the transaction, commit stores the key and its Change under the
+// inside the transaction, commit stores the key and its store.Change under the
 // next sequence number, and syncs. Errors from change are returned as they
 // are.
-func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (before, after *engine.Key, err error)) (Change, error) {
+func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (before, after *engine.Key, err error)) (store.Change, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
-		return Change{}, ErrClosed
+		return store.Change{}, store.ErrClosed
 	}
 	if err := s.checkSpace(); err != nil {
-		return Change{}, err
+		return store.Change{}, err
 	}
-	var c Change
+	var c store.Change
 	err := s.db.Update(func(txn *badger.Txn) error {
 		before, after, err := change(txn)
 		if err != nil {
 			return err
 		}
-		c = Change{
+		c = store.Change{
 			Seq:    s.seq.Load() + 1,
 			Time:   time.Now().UTC(),
 			Actor:  actor,
@@ -168,14 +141,14 @@ func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (befor
 		return txn.Set(keySeq, binary.BigEndian.AppendUint64(nil, c.Seq))
 	})
 	if err != nil {
-		return Change{}, err
+		return store.Change{}, err
 	}
 	if s.opts.SyncWrites {
 		if err := s.db.Sync(); err != nil {
 			// The change is committed in memory and will be read back, but
 			// its durability is unknown: report it, keep the sequence.
 			s.seq.Store(c.Seq)
-			return Change{}, fmt.Errorf("store: sync: %w", err)
+			return store.Change{}, fmt.Errorf("store: sync: %w", err)
 		}
 	}
 	s.seq.Store(c.Seq)
@@ -184,7 +157,7 @@ func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (befor
 		// after a crash is weaker until the next change.
 		s.log.Warn("store: recording the acknowledged change sequence", "err", err)
 	}
-	// The Change's keys are the caller's: give out copies so that the
+	// The store.Change's keys are the caller's: give out copies so that the
 	// caller may hand After to the engine while keeping Before.
 	if c.Before != nil {
 		c.Before = c.Before.Clone()
@@ -196,7 +169,7 @@ func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (befor
 func getKey(txn *badger.Txn, id string) (*engine.Key, error) {
 	item, err := txn.Get(keyOf(prefixKey, id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", store.ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -220,7 +193,7 @@ func readSeq(txn *badger.Txn) (uint64, error) {
 	var seq uint64
 	err = item.Value(func(v []byte) error {
 		if len(v) != 8 {
-			return fmt.Errorf("%w: sequence record", ErrCorrupt)
+			return fmt.Errorf("%w: sequence record", store.ErrCorrupt)
 		}
 		seq = binary.BigEndian.Uint64(v)
 		return nil
@@ -228,7 +201,7 @@ func readSeq(txn *badger.Txn) (uint64, error) {
 	return seq, err
 }
 
-// GetKey returns the key with the given id, or ErrNotFound. The key
+// GetKey returns the key with the given id, or store.ErrNotFound. The key
 // belongs to the caller.
 func (s *Store) GetKey(ctx context.Context, id string) (*engine.Key, error) {
 	done, err := s.reading(ctx)
@@ -309,7 +282,7 @@ func (s *Store) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) {
 
 // Changes returns up to limit changes with Seq > since, oldest first.
 // limit <= 0 means 1000.
-func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]Change, error) {
+func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.Change, error) {
 	done, err := s.reading(ctx)
 	if err != nil {
 		return nil, err
@@ -318,7 +291,7 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]Change,
 	if limit <= 0 {
 		limit = 1000
 	}
-	var out []Change
+	var out []store.Change
 	err = s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefixChange

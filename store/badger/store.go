@@ -1,0 +1,471 @@
+// Package store is keygate's persistence: API keys with their allowlists,
+// the audit trail of every change to them, and the usage log of every check,
+// all kept in one embedded Badger database in one data directory.
+//
+// # Durability
+//
+// Every key change (CreateKey, UpdateKey, UpdateKeyAction) is one Badger
+// transaction: it is applied entirely or not at all. With
+// Options.SyncWrites (the default from DefaultOptions) the write-ahead log
+// is fsync'd before the method returns, so a change that was acknowledged
+// survives kill -9 and a power cut. A method that returned an error wrote
+// nothing.
+//
+// Usage-log records are not written synchronously: they wait in a bounded
+// in-memory buffer and are written in compressed segments at least every
+// Options.FlushInterval, without fsync. A crash can lose the records of
+// the last moments; Close and FlushLogs write every buffered record.
+// Records that do not fit in the buffer are dropped and counted
+// (usagelog.Stats.Dropped), never waited for.
+//
+// # Damage and a full disk
+//
+// Open verifies every table's checksums and compares the change sequence
+// with the one recorded outside Badger (keygate.seq) after each
+// acknowledged change: damaged data, or a write-ahead log that lost
+// acknowledged changes, is store.ErrCorrupt rather than older keys served
+// quietly. Below Options.MinFreeSpace of free disk space nothing is
+// written: key changes fail with store.ErrNoSpace and log records are counted
+// as write errors, until space returns.
+//
+// # store.Change sequence
+//
+// Every key change gets the next number of one monotonically increasing
+// sequence, stored with the change in the same transaction. Changes(since)
+// returns what changed after a given number, which is how a daemon that
+// loaded the keys at sequence N catches up, and is the audit trail: who
+// (actor), when, and the key before and after.
+//
+// A Store is safe for concurrent use. Only one process may open a data
+// directory at a time; Open reports store.ErrLocked to the second.
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/keygate/keygate/store"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Defaults for the zero values of Options fields.
+const (
+	DefaultLogBuffer      = 1 << 16
+	DefaultSegmentRecords = 4096
+	DefaultFlushInterval  = time.Second
+	DefaultRetention      = 30 * 24 * time.Hour
+	DefaultMinFreeSpace   = 64 << 20
+)
+
+// memTableSize is Badger's memtable size. keygate writes little at a
+// time (keys, ~100 KB log segments), and with Badger's default of 64 MiB a
+// steady usage log at 3,900 checks/s took about 35 minutes to fill the
+// first memtable, memory and the write-ahead log growing all along; 16 MiB
+// bounds both four times sooner.
+const memTableSize = 16 << 20
+
+// DefaultMaintenanceInterval is how often, by default, expired log
+// segments are removed and Badger's value log is garbage-collected.
+const DefaultMaintenanceInterval = 10 * time.Minute
+
+// Options configure a Store. Zero values of the fields mean the defaults;
+// build them with DefaultOptions and the WithX methods, each of which
+// returns a changed copy.
+type Options struct {
+	// Dir is the data directory, created if missing. Required unless
+	// InMemory.
+	Dir string
+	// InMemory keeps everything in memory and nothing on disk; for tests.
+	InMemory bool
+	// SyncWrites makes key changes durable (fsync) before they return.
+	// DefaultOptions sets it; the zero Options does not.
+	SyncWrites bool
+	// LogBuffer is the usage-log buffer capacity in records (default
+	// 1<<16). Records arriving while it is full are dropped and counted.
+	LogBuffer int
+	// SegmentRecords is the number of records per log segment (default
+	// 4096).
+	SegmentRecords int
+	// FlushInterval is the longest a record waits before its segment is
+	// written (default 1s).
+	FlushInterval time.Duration
+	// Retention is the age after which log segments expire (default 30
+	// days).
+	Retention time.Duration
+	// MaintenanceInterval is how often retention and value-log GC run
+	// (default DefaultMaintenanceInterval).
+	MaintenanceInterval time.Duration
+	// MinFreeSpace is the free space, in bytes, that the file system
+	// holding Dir must keep: below it, key changes fail with store.ErrNoSpace and
+	// usage-log segments are not written (their records are counted in
+	// usagelog.Stats.WriteErrors), until space returns. Default 64 MiB; negative
+	// disables the check.
+	//
+	// The reserve is what keeps a full disk from killing the process:
+	// Badger writes through memory-mapped, sparsely allocated files, and
+	// touching a page the file system cannot back is a SIGBUS, not an
+	// error. It should exceed the largest write Badger makes at once (a
+	// memtable flush, memTableSize).
+	MinFreeSpace int64
+	// Logger receives the store's and Badger's messages (default: none).
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the options for a durable store in dir.
+func DefaultOptions(dir string) Options {
+	return Options{Dir: dir, SyncWrites: true}
+}
+
+// WithDir returns a copy of o with Dir set.
+func (o Options) WithDir(dir string) Options { o.Dir = dir; return o }
+
+// WithInMemory returns a copy of o with InMemory set.
+func (o Options) WithInMemory(v bool) Options { o.InMemory = v; return o }
+
+// WithSyncWrites returns a copy of o with SyncWrites set.
+func (o Options) WithSyncWrites(v bool) Options { o.SyncWrites = v; return o }
+
+// WithLogBuffer returns a copy of o with LogBuffer set.
+func (o Options) WithLogBuffer(n int) Options { o.LogBuffer = n; return o }
+
+// WithSegmentRecords returns a copy of o with SegmentRecords set.
+func (o Options) WithSegmentRecords(n int) Options { o.SegmentRecords = n; return o }
+
+// WithFlushInterval returns a copy of o with FlushInterval set.
+func (o Options) WithFlushInterval(d time.Duration) Options { o.FlushInterval = d; return o }
+
+// WithRetention returns a copy of o with Retention set.
+func (o Options) WithRetention(d time.Duration) Options { o.Retention = d; return o }
+
+// WithMaintenanceInterval returns a copy of o with MaintenanceInterval set.
+func (o Options) WithMaintenanceInterval(d time.Duration) Options {
+	o.MaintenanceInterval = d
+	return o
+}
+
+// WithMinFreeSpace returns a copy of o with MinFreeSpace set.
+func (o Options) WithMinFreeSpace(n int64) Options { o.MinFreeSpace = n; return o }
+
+// WithLogger returns a copy of o with Logger set.
+func (o Options) WithLogger(l *slog.Logger) Options { o.Logger = l; return o }
+
+// Validate reports the first invalid field of o.
+func (o Options) Validate() error {
+	switch {
+	case o.Dir == "" && !o.InMemory:
+		return errors.New("store: options: Dir is required unless InMemory")
+	case o.LogBuffer < 0:
+		return errors.New("store: options: LogBuffer must not be negative")
+	case o.SegmentRecords < 0 || o.SegmentRecords > maxSegmentRecords:
+		return fmt.Errorf("store: options: SegmentRecords must be between 0 and %d", maxSegmentRecords)
+	case o.FlushInterval < 0:
+		return errors.New("store: options: FlushInterval must not be negative")
+	case o.Retention < 0:
+		return errors.New("store: options: Retention must not be negative")
+	case o.MaintenanceInterval < 0:
+		return errors.New("store: options: MaintenanceInterval must not be negative")
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.LogBuffer == 0 {
+		o.LogBuffer = DefaultLogBuffer
+	}
+	if o.SegmentRecords == 0 {
+		o.SegmentRecords = DefaultSegmentRecords
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.MaintenanceInterval == 0 {
+		o.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	if o.MinFreeSpace == 0 {
+		o.MinFreeSpace = DefaultMinFreeSpace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// checkSpace reports store.ErrNoSpace when the data directory's file system has
+// less free space than the reserve. When free space cannot be read, it lets
+// the write go ahead.
+func (s *Store) checkSpace() error {
+	if s.opts.InMemory || s.opts.MinFreeSpace < 0 {
+		return nil
+	}
+	free, err := freeSpace(s.opts.Dir)
+	if err != nil || free >= uint64(s.opts.MinFreeSpace) {
+		return nil
+	}
+	return fmt.Errorf("%w: %d bytes free on the file system of %s, %d kept in reserve; free some space (nothing was written)",
+		store.ErrNoSpace, free, s.opts.Dir, s.opts.MinFreeSpace)
+}
+
+// Store is an open data directory. It is safe for concurrent use.
+type Store struct {
+	opts Options
+	db   *badger.DB
+	lock *os.File // flock'd lock file; nil in memory
+	// seqf records the last acknowledged change (see seqFileName); nil
+	// in memory or without SyncWrites.
+	seqf *os.File
+	log  *slog.Logger
+
+	// wmu serialises key changes so that sequence numbers are assigned
+	// and committed in order.
+	wmu sync.Mutex
+	seq atomic.Uint64
+	// rmu is held shared by reads, so that Close waits for them.
+	rmu sync.RWMutex
+
+	logs logWriter
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open opens (creating if needed) the store described by opts. If another
+// process has the directory open, the error wraps store.ErrLocked.
+func Open(opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	s := &Store{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+
+	bopts := badger.DefaultOptions(opts.Dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		// Key changes are synced explicitly (db.Sync) so that log segments
+		// do not pay an fsync each.
+		WithSyncWrites(false).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false).
+		WithMemTableSize(memTableSize).
+		// A damaged table block is then an error, not a panic (or a
+		// wrong value) deep inside Badger; the check costs a CRC per
+		// block read, and checks never read the database.
+		WithChecksumVerificationMode(options.OnBlockRead)
+	if opts.InMemory {
+		bopts = bopts.WithDir("").WithValueDir("").WithInMemory(true)
+	} else {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		f, err := lockDir(filepath.Join(opts.Dir, "keygate.lock"))
+		if err != nil {
+			return nil, err
+		}
+		s.lock = f
+		if err := removeEmptyMemtables(opts.Dir, s.log); err != nil {
+			s.unlock()
+			return nil, err
+		}
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		s.unlock()
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s.db = db
+	if !opts.InMemory {
+		if err := verifyTables(db); err != nil {
+			db.Close()
+			s.unlock()
+			return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, opts.Dir, err)
+		}
+	}
+	if err := s.loadState(); err != nil {
+		db.Close()
+		s.unlock()
+		return nil, err
+	}
+	if !opts.InMemory && opts.SyncWrites {
+		f, acked, err := openSeqFile(opts.Dir)
+		if err == nil && acked > s.seq.Load() {
+			f.Close()
+			err = fmt.Errorf("%w: %s holds key changes up to number %d, but change %d was acknowledged: the write-ahead log (*.mem) is damaged and what followed the damage was dropped; restore the directory from a backup",
+				store.ErrCorrupt, opts.Dir, s.seq.Load(), acked)
+		}
+		if err != nil {
+			db.Close()
+			s.unlock()
+			return nil, err
+		}
+		s.seqf = f
+	}
+	s.logs.init(s)
+	// The start-up retention pass runs here rather than in maintain, so
+	// that it is over before Open returns and never races the caller's
+	// first writes.
+	s.expire(time.Now())
+	s.wg.Add(2)
+	go s.logs.run()
+	go s.maintain()
+	return s, nil
+}
+
+// removeEmptyMemtables deletes empty memtable log files (*.mem). A kill
+// between Badger creating one and sizing it leaves such a file, and Badger
+// then refuses to open the directory ("Create a new file"). An empty file
+// holds no entries, so nothing is lost.
+func removeEmptyMemtables(dir string, log *slog.Logger) error {
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, m := range mems {
+		if fi, err := os.Stat(m); err == nil && fi.Size() == 0 {
+			if err := os.Remove(m); err != nil {
+				return fmt.Errorf("store: removing the empty memtable log %s: %w", m, err)
+			}
+			log.Warn("store: removed an empty memtable log left by a crash", "file", m)
+		}
+	}
+	return nil
+}
+
+// verifyTables checks every block of every table against its checksum.
+// Reads alone cannot be trusted to notice damage: Badger's iterators end
+// quietly at a block that fails its checksum, so a damaged table would
+// load as fewer keys (or older versions of them) with no error. Badger
+// can also panic on a damaged block trailer; that is reported as an error
+// too. It costs one read of the tables at Open (CRC32C, GB/s).
+func verifyTables(db *badger.DB) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			msg, _, _ := strings.Cut(fmt.Sprint(p), "\n")
+			err = fmt.Errorf("damaged table: %s", msg)
+		}
+	}()
+	return db.VerifyChecksum()
+}
+
+// loadState reads the last change sequence, the log segment counters and
+// the last-used times.
+func (s *Store) loadState() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		seq, err := readSeq(txn)
+		if err != nil {
+			return err
+		}
+		s.seq.Store(seq)
+		return s.logs.load(txn)
+	})
+}
+
+// Close flushes every buffered usage-log record, stops the background
+// work and closes the database. Calls after the first return the first
+// call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		// Under both locks, so that no key change is half done and no
+		// record is buffered after the writer's last drain.
+		s.wmu.Lock()
+		s.logs.mu.Lock()
+		s.closed.Store(true)
+		s.logs.mu.Unlock()
+		s.wmu.Unlock()
+		close(s.stop)
+		s.wg.Wait()
+		err := s.logs.err()
+		s.rmu.Lock() // wait for running queries
+		defer s.rmu.Unlock()
+		if cerr := s.db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("store: close: %w", cerr)
+		}
+		s.unlock()
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+func (s *Store) unlock() {
+	if s.seqf != nil {
+		s.seqf.Close()
+		s.seqf = nil
+	}
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// maintain runs retention and value-log GC every MaintenanceInterval until
+// Close.
+func (s *Store) maintain() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.expire(now)
+			s.gcValueLog()
+		}
+	}
+}
+
+func (s *Store) expire(now time.Time) {
+	if n, err := s.expireLogs(now); err != nil {
+		s.log.Warn("store: log retention", "err", err)
+	} else if n > 0 {
+		s.log.Info("store: expired log segments", "segments", n)
+	}
+}
+
+// gcValueLog runs Badger's value-log GC until it finds nothing to rewrite.
+func (s *Store) gcValueLog() {
+	if s.opts.InMemory {
+		return
+	}
+	for i := 0; i < 16; i++ {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		if err := s.db.RunValueLogGC(0.5); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) {
+				s.log.Debug("store: value log gc", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// badgerLogger routes Badger's messages to slog, one level down: Badger
+// reports routine events (compactions, replays) as INFO.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.logf(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.logf(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.logf(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}
+
+func (b badgerLogger) logf(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if b.l.Enabled(ctx, level) {
+		b.l.Log(ctx, level, "badger: "+strings.TrimSpace(fmt.Sprintf(f, a...)))
+	}
+}

@@ -1,0 +1,242 @@
+// Package usagelog is the vocabulary of keygate's usage log: the Entry the
+// check path hands to a store, the Record a query returns, the Filter that
+// selects records (and its one validation), a Page of results, the
+// pipeline's Stats, and the CSV format of an export. Every store backend,
+// the server and the CLI use these types; nothing re-declares them.
+//
+// usagelog imports only the standard library.
+package usagelog
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on what one usage-log record keeps.
+const (
+	// MaxPath is the longest path kept; longer paths are truncated.
+	MaxPath = 512
+	// MaxMethod is the longest method kept; longer methods are truncated.
+	MaxMethod = 32
+)
+
+// Query limits.
+const (
+	// DefaultLimit is the page size of a Filter whose Limit is 0.
+	DefaultLimit = 100
+	// MaxLimit is the largest page size.
+	MaxLimit = 1000
+	// MaxFilterKeyID is the longest key id a Filter may name.
+	MaxFilterKeyID = 128
+)
+
+// ErrBadFilter: a Filter field is invalid; the error is a *FilterError
+// naming the field.
+var ErrBadFilter = errors.New("usagelog: bad log filter")
+
+// Entry is one check, as the check path hands it to a store's AppendLog.
+//
+// Method and Path are borrowed: they need to stay valid only during the
+// AppendLog call, which copies them (truncated to MaxMethod and MaxPath
+// bytes). KeyID, EntryID and Code are kept as they are, so they should be
+// long-lived strings (from engine data or constants), not converted from
+// reusable buffers.
+type Entry struct {
+	Time time.Time
+	// KeyID is "" when the key is unknown.
+	KeyID string
+	// EntryID is the allowlist entry that matched, "" if none.
+	EntryID string
+	IP      netip.Addr
+	Method  []byte
+	Path    []byte
+	Status  int
+	// Code is "" for an allowed check, else e.g. "IP_NOT_ALLOWED".
+	Code    string
+	Latency time.Duration
+}
+
+// Record is a stored usage-log record, as queries return it. Its strings
+// belong to the caller.
+type Record struct {
+	Time      time.Time `json:"time"` // RFC 3339 with nanoseconds in JSON
+	KeyID     string    `json:"key_id"`
+	IP        string    `json:"ip"`
+	Method    string    `json:"method"`
+	Path      string    `json:"path"`
+	Status    int       `json:"status"`
+	Code      string    `json:"code"`
+	EntryID   string    `json:"entry_id"`
+	LatencyUS int64     `json:"latency_us"`
+}
+
+// Page is one page of query results, newest first.
+type Page struct {
+	Items []Record `json:"items"`
+	// NextCursor continues the walk (Filter.Cursor); "" when no records
+	// are left.
+	NextCursor string `json:"next_cursor"`
+}
+
+// Stats counts what happened to usage-log records in this process.
+// Queued + InSegment + Written + WriteErrors + Dropped is the number of
+// records appended.
+type Stats struct {
+	// Queued is the number of records waiting in the buffer.
+	Queued int
+	// InSegment is the number of records taken from the buffer into a
+	// batch being filled, not yet written (or failed).
+	InSegment int
+	// Dropped counts records dropped because the buffer was full (or the
+	// store closed).
+	Dropped uint64
+	// Written counts records written.
+	Written uint64
+	// WriteErrors counts records that could not be written (e.g. disk
+	// full).
+	WriteErrors uint64
+	// Segments is the number of stored segments (0 for a backend that
+	// has none).
+	Segments int
+}
+
+// Filter selects usage-log records. The zero value selects every record,
+// DefaultLimit at a time.
+type Filter struct {
+	// KeyID selects one key's records; "" selects all.
+	KeyID string
+	// Method selects one HTTP method, compared case-insensitively.
+	Method string
+	// Status selects "" (all), one code ("403") or a class ("4xx"); see
+	// ParseStatusFilter.
+	Status string
+	// From (inclusive) and To (exclusive) bound the record time; the zero
+	// time leaves that side open.
+	From, To time.Time
+	// Limit is the page size for a query: 0 means DefaultLimit, at most
+	// MaxLimit. An export ignores it.
+	Limit int
+	// Cursor continues a query: Page.NextCursor of the previous page. Its
+	// form belongs to the backend that issued it; Validate does not look
+	// inside.
+	Cursor string
+}
+
+// FilterError names the Filter field that is invalid. It wraps
+// ErrBadFilter.
+type FilterError struct {
+	Field   string // "key_id", "method", "status", "from", "to", "limit", "cursor"
+	Message string
+}
+
+func (e *FilterError) Error() string {
+	return fmt.Sprintf("usagelog: bad log filter: %s: %s", e.Field, e.Message)
+}
+
+func (e *FilterError) Unwrap() error { return ErrBadFilter }
+
+// BadCursor is the error a backend returns for a cursor it did not issue.
+func BadCursor() error {
+	return &FilterError{Field: "cursor", Message: "not a cursor this server issued"}
+}
+
+// ParseStatusFilter parses a status filter: "" (every status), an exact
+// code from 100 to 599 ("403"), or a class "1xx" to "5xx" (the x's in
+// either case). It returns the inclusive range of codes selected (0, 0 for
+// every status), or a *FilterError.
+func ParseStatusFilter(s string) (lo, hi int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	bad := &FilterError{Field: "status", Message: fmt.Sprintf("%q is not a status code (100-599) or class (1xx-5xx)", s)}
+	if len(s) != 3 || s[0] < '1' || s[0] > '5' {
+		return 0, 0, bad
+	}
+	if (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X') {
+		c := int(s[0]-'0') * 100
+		return c, c + 99, nil
+	}
+	if s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9' {
+		return 0, 0, bad
+	}
+	n, _ := strconv.Atoi(s)
+	return n, n, nil
+}
+
+// Query is a validated Filter, ready for a backend to match with. Times are
+// Unix nanoseconds.
+type Query struct {
+	KeyID  string
+	Method string
+	// StatusLo..StatusHi is the inclusive status range; StatusHi 0 selects
+	// every status.
+	StatusLo, StatusHi int
+	From, To           int64
+	HasFrom, HasTo     bool
+	// Limit is the page size, DefaultLimit for a zero Filter.Limit.
+	Limit int
+	// Cursor is Filter.Cursor, for the backend to parse.
+	Cursor string
+}
+
+// Match reports whether a record with these fields is selected by q
+// (cursor aside).
+func (q *Query) Match(t int64, keyID, method string, status int) bool {
+	return (q.KeyID == "" || q.KeyID == keyID) &&
+		(q.Method == "" || strings.EqualFold(q.Method, method)) &&
+		(q.StatusHi == 0 || status >= q.StatusLo && status <= q.StatusHi) &&
+		(!q.HasFrom || t >= q.From) && (!q.HasTo || t < q.To)
+}
+
+// Compile validates f and returns it as a Query. The first invalid field
+// is reported as a *FilterError.
+func (f Filter) Compile() (Query, error) {
+	q := Query{KeyID: f.KeyID, Method: f.Method, Cursor: f.Cursor}
+	if len(f.KeyID) > MaxFilterKeyID {
+		return q, &FilterError{Field: "key_id", Message: fmt.Sprintf("longer than %d bytes", MaxFilterKeyID)}
+	}
+	if len(f.Method) > MaxMethod || strings.ContainsFunc(f.Method, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return q, &FilterError{Field: "method", Message: fmt.Sprintf("%q is not an HTTP method", f.Method)}
+	}
+	var err error
+	if q.StatusLo, q.StatusHi, err = ParseStatusFilter(f.Status); err != nil {
+		return q, err
+	}
+	if !f.From.IsZero() {
+		q.From, q.HasFrom = f.From.UnixNano(), true
+	}
+	if !f.To.IsZero() {
+		q.To, q.HasTo = f.To.UnixNano(), true
+	}
+	if err := CheckRange(f.From, f.To); err != nil {
+		return q, err
+	}
+	switch {
+	case f.Limit < 0 || f.Limit > MaxLimit:
+		return q, &FilterError{Field: "limit", Message: fmt.Sprintf("must be between 1 and %d", MaxLimit)}
+	case f.Limit == 0:
+		q.Limit = DefaultLimit
+	default:
+		q.Limit = f.Limit
+	}
+	return q, nil
+}
+
+// Validate reports the first invalid field of f as a *FilterError.
+func (f Filter) Validate() error {
+	_, err := f.Compile()
+	return err
+}
+
+// CheckRange reports a *FilterError unless to comes after from (From is
+// inclusive and To exclusive) or one of them is the zero time.
+func CheckRange(from, to time.Time) error {
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return &FilterError{Field: "to", Message: "not after from"}
+	}
+	return nil
+}
