@@ -22,7 +22,7 @@ import (
 
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/internal/daemontest"
-	"github.com/keygate/keygate/store"
+	badgerstore "github.com/keygate/keygate/store/badger"
 )
 
 // TestLoad is the daemon-level benchmark: it builds keygate, the net/http
@@ -345,7 +345,7 @@ func groupOf(kind, sym string) string {
 func scale(t *testing.T, bins map[string]string, dir string, n int) {
 	dataDir := filepath.Join(dir, fmt.Sprintf("kg-%d", n))
 	must(t, os.RemoveAll(dataDir))
-	st, err := store.Open(store.DefaultOptions(dataDir).WithSyncWrites(false))
+	st, err := badgerstore.Open(badgerstore.DefaultOptions(dataDir).WithSyncWrites(false))
 	must(t, err)
 	start := time.Now()
 	// Keep about 100k keys (spread over the whole set) for the probes.

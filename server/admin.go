@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -195,34 +197,6 @@ func (s *Server) getKey(ctx *fasthttp.RequestCtx, c context.Context, id string) 
 	return nil
 }
 
-// commit runs one store write and makes it live in the engine before the
-// caller answers. Changes other writers committed in between are applied
-// with it, in order and in the same publication. If they cannot be read
-// now, the change is made live without moving the engine's sequence
-// number, so the poller still fetches the gap, in order, and re-applies
-// this change after it: a sequence number is never skipped.
-func (s *Server) commit(c context.Context, write func() (Change, error)) (Change, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	ch, err := write()
-	if err != nil {
-		return ch, err
-	}
-	cur := s.eng.Snapshot().Seq()
-	switch {
-	case ch.Seq == 0 || ch.Seq == cur+1:
-		s.applyChanges([]Change{ch})
-	case ch.Seq > cur+1:
-		gap, err := s.store.Changes(c, cur, int(ch.Seq-cur))
-		if err == nil && len(gap) == int(ch.Seq-cur) && gap[len(gap)-1].Seq == ch.Seq {
-			s.applyChanges(gap)
-		} else if ch.After != nil {
-			s.eng.Apply(0, []*engine.Key{ch.After}, nil)
-		}
-	}
-	return ch, nil
-}
-
 type createKeyRequest struct {
 	Name        string              `json:"name"`
 	Description string              `json:"description"`
@@ -264,7 +238,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, c context.Context) error {
 	if req.ExpiresAt != nil {
 		k.ExpiresAt = req.ExpiresAt.UTC()
 	}
-	ch, err := s.commit(c, func() (Change, error) { return s.store.CreateKey(c, k.Clone(), actor) })
+	ch, err := s.keys.Commit(c, func() (store.Change, error) { return s.store.CreateKey(c, k.Clone(), actor) })
 	if err != nil {
 		return err
 	}
@@ -365,7 +339,7 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string
 	if len(problems) > 0 {
 		return errorf(ErrInvalid, "%s; nothing was changed", strings.Join(problems, "; "))
 	}
-	ch, err := s.commit(c, func() (Change, error) {
+	ch, err := s.keys.Commit(c, func() (store.Change, error) {
 		return s.store.UpdateKey(c, id, actor, "key.update", func(k *engine.Key) error {
 			if !k.RevokedAt.IsZero() {
 				return errRevoked(id)
@@ -403,7 +377,7 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string
 }
 
 func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, c context.Context, id string) error {
-	ch, err := s.commit(c, func() (Change, error) {
+	ch, err := s.keys.Commit(c, func() (store.Change, error) {
 		return s.store.UpdateKey(c, id, actor, "key.revoke", func(k *engine.Key) error {
 			if k.RevokedAt.IsZero() {
 				k.RevokedAt = time.Now().UTC()
@@ -480,8 +454,8 @@ type putAllowlistRequest struct {
 
 // updateAllowlist replaces key id's allowlist with what fn makes of the
 // current one, all or nothing.
-func (s *Server) updateAllowlist(c context.Context, id, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (Change, error) {
-	return s.commit(c, func() (Change, error) {
+func (s *Server) updateAllowlist(c context.Context, id, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (store.Change, error) {
+	return s.keys.Commit(c, func() (store.Change, error) {
 		return s.store.UpdateKey(c, id, actor, action, func(k *engine.Key) error {
 			if !k.RevokedAt.IsZero() {
 				return errRevoked(id)
@@ -630,7 +604,7 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if page.Items == nil {
-			page.Items = []LogRecord{}
+			page.Items = []usagelog.Record{}
 		}
 		writeJSON(ctx, fasthttp.StatusOK, page)
 	case "/v1/logs/export.csv":
@@ -673,14 +647,14 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 // parseLogFilter reads the log filters from the query string.
-func parseLogFilter(args *fasthttp.Args) (LogFilter, error) {
-	var f LogFilter
+func parseLogFilter(args *fasthttp.Args) (usagelog.Filter, error) {
+	var f usagelog.Filter
 	var problems []string
 	f.KeyID = string(args.Peek("key_id"))
 	f.Method = strings.ToUpper(string(args.Peek("method")))
 	f.Cursor = string(args.Peek("cursor"))
 	if st := string(args.Peek("status")); st != "" {
-		if !validStatusFilter(st) {
+		if _, _, err := usagelog.ParseStatusFilter(st); err != nil {
 			problems = append(problems, fmt.Sprintf("status %q: want a status code such as 403 or a class such as 4xx", st))
 		}
 		f.Status = strings.ToLower(st)
@@ -700,13 +674,13 @@ func parseLogFilter(args *fasthttp.Args) (LogFilter, error) {
 		}
 		*p.dst = t
 	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+	if usagelog.CheckRange(f.From, f.To) != nil {
 		problems = append(problems, "from must be before to")
 	}
 	if v := string(args.Peek("limit")); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			problems = append(problems, fmt.Sprintf("limit %q: want a number from 1 to 1000", v))
+		if err != nil || n < 1 || n > usagelog.MaxLimit {
+			problems = append(problems, fmt.Sprintf("limit %q: want a number from 1 to %d", v, usagelog.MaxLimit))
 		}
 		f.Limit = n
 	}
@@ -716,12 +690,3 @@ func parseLogFilter(args *fasthttp.Args) (LogFilter, error) {
 	return f, nil
 }
 
-func validStatusFilter(s string) bool {
-	if len(s) != 3 || s[0] < '1' || s[0] > '5' {
-		return false
-	}
-	if strings.EqualFold(s[1:], "xx") {
-		return true
-	}
-	return s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
-}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/keygate/keygate/usagelog"
 	"net/http"
 	"strings"
 	"testing"
@@ -336,10 +337,10 @@ func TestCommitNeverSkipsAChange(t *testing.T) {
 	ts.st.mu.Unlock()
 	_, other := ts.createKey(t, map[string]any{"name": "other"})
 	wantStatus(t, ts.check(t, other, "198.51.100.1", ""), 200, "own change live at once")
-	must(t, ts.PollOnce(t.Context()))
+	must(t, ts.keys.CatchUp(t.Context()))
 	wantStatus(t, ts.check(t, secret, "198.51.100.1", ""), 401, "the other writer's revocation after a poll")
 	wantStatus(t, ts.check(t, other, "198.51.100.1", ""), 200, "own change still live after the poll")
-	if got, want := ts.Engine().Snapshot().Seq(), uint64(3); got != want {
+	if got, want := ts.keys.Seq(), uint64(3); got != want {
 		t.Errorf("engine seq %d, want %d", got, want)
 	}
 }
@@ -447,7 +448,7 @@ func TestExportOutlivesWriteTimeout(t *testing.T) {
 	const rows = 20000
 	path := []byte("/" + strings.Repeat("p", 500))
 	for i := range rows {
-		ts.st.AppendLog(&LogEntry{Time: time.Unix(int64(i), 0), Method: []byte("GET"), Path: path, Status: 200})
+		ts.st.AppendLog(&usagelog.Entry{Time: time.Unix(int64(i), 0), Method: []byte("GET"), Path: path, Status: 200})
 	}
 	req, err := http.NewRequest("GET", ts.adminURL+"/v1/logs/export.csv", nil)
 	must(t, err)

@@ -27,8 +27,10 @@ func TestNoAllocs(t *testing.T) {
 	secret, hint := engine.NewSecret()
 	entries, err := engine.Policy{}.BuildAllowlist([]engine.EntryInput{{CIDR: "203.0.113.0/24"}, {CIDR: "2001:db8::/48"}})
 	must(t, err)
-	s.eng.Put(&engine.Key{ID: engine.NewKeyID(), Name: "k", Scopes: []string{"orders:read", "x"},
-		Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries})
+	_, err = st.CreateKey(context.Background(), &engine.Key{ID: engine.NewKeyID(), Name: "k", Scopes: []string{"orders:read", "x"},
+		Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries}, "test")
+	must(t, err)
+	must(t, s.keys.CatchUp(context.Background()))
 	h := s.CheckHandler()
 	peer := &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 4000}
 

@@ -24,7 +24,9 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	entries, err := engine.Policy{}.BuildAllowlist(in)
 	must(b, err)
-	s.eng.Put(&engine.Key{ID: "key_bench", Name: "bench", Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries})
+	_, err = st.CreateKey(context.Background(), &engine.Key{ID: "key_bench", Name: "bench", Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries}, "test")
+	must(b, err)
+	must(b, s.keys.CatchUp(context.Background()))
 	h := s.CheckHandler()
 	peer := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}
 	cases := []struct{ name, uri, body, xff string }{

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/usagelog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -27,7 +28,7 @@ const authzPrefix = "/v1/authz"
 // scratch is per-request working memory of the check path, pooled so that
 // a check does not allocate in steady state.
 type scratch struct {
-	log LogEntry
+	log usagelog.Entry
 	uri fasthttp.URI
 	buf []byte
 	req checkRequest
@@ -81,7 +82,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	}
 
 	ip := clientIP(h, peerAddr(ctx), s.trusted, s.cfg.RealIPHeaders)
-	res := s.eng.Check(secret, scope, ip, start)
+	res := s.keys.Check(secret, scope, ip, start)
 
 	rh := &ctx.Response.Header
 	rh.Set(fasthttp.HeaderCacheControl, "no-store")
@@ -130,7 +131,7 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 		s.writeBadCheck(ctx, sc, start, r, msgInvalidIP)
 		return
 	}
-	res := s.eng.Check(r.key, r.scope, ip, start)
+	res := s.keys.Check(r.key, r.scope, ip, start)
 	if res.Decision == engine.Allow {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType("application/json")
@@ -192,7 +193,7 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outc
 		code = "BAD_REQUEST"
 	}
 	e := &sc.log
-	*e = LogEntry{Time: start, IP: ip, Method: method, Path: path, Status: status, Code: code, Latency: lat}
+	*e = usagelog.Entry{Time: start, IP: ip, Method: method, Path: path, Status: status, Code: code, Latency: lat}
 	if res.Key != nil {
 		e.KeyID = res.Key.ID
 	}
@@ -200,7 +201,7 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outc
 		e.EntryID = res.Entry.ID
 	}
 	s.store.AppendLog(e)
-	*e = LogEntry{}
+	*e = usagelog.Entry{}
 }
 
 var slash = []byte("/")

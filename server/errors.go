@@ -7,11 +7,29 @@ import (
 	"fmt"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"github.com/valyala/fasthttp"
 )
 
-// Errors the server itself raises, mapped to statuses by errorResponse.
+// Errors the server itself raises, mapped to statuses by errorResponse
+// (alongside the store's and usagelog's errors).
 var (
+	// ErrNotFound: the key (or entry) does not exist. Answered with 404.
+	ErrNotFound = errors.New("server: not found")
+	// ErrConflict: the change conflicts with the current state (for
+	// example, editing a revoked key). Answered with 409.
+	ErrConflict = errors.New("server: conflict")
+	// ErrInvalid: the request is well-formed but its content breaks a rule.
+	// Answered with 422.
+	ErrInvalid = errors.New("server: invalid request")
+	// ErrBadRequest: the request cannot be parsed (malformed JSON, a bad
+	// query parameter). Answered with 400.
+	ErrBadRequest = errors.New("server: bad request")
+	// ErrUnavailable: the server or its store is not ready. Answered with
+	// 503.
+	ErrUnavailable = errors.New("server: unavailable")
+
 	errUnauthorized     = errors.New("server: unauthorized")
 	errMethodNotAllowed = errors.New("server: method not allowed")
 	errRouteNotFound    = errors.New("server: no such endpoint")
@@ -74,15 +92,20 @@ func errorResponse(err error) (int, errorBody) {
 	}{
 		{errUnauthorized, fasthttp.StatusUnauthorized, "UNAUTHORIZED"},
 		{ErrNotFound, fasthttp.StatusNotFound, "NOT_FOUND"},
+		{store.ErrNotFound, fasthttp.StatusNotFound, "NOT_FOUND"},
 		{errRouteNotFound, fasthttp.StatusNotFound, "NOT_FOUND"},
 		{errMethodNotAllowed, fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
 		{ErrConflict, fasthttp.StatusConflict, "CONFLICT"},
+		{store.ErrConflict, fasthttp.StatusConflict, "CONFLICT"},
 		{ErrInvalid, fasthttp.StatusUnprocessableEntity, "VALIDATION_FAILED"},
+		{store.ErrInvalid, fasthttp.StatusUnprocessableEntity, "VALIDATION_FAILED"},
 		{ErrBadRequest, fasthttp.StatusBadRequest, "BAD_REQUEST"},
+		{usagelog.ErrBadFilter, fasthttp.StatusBadRequest, "BAD_REQUEST"},
 		{errTooLarge, fasthttp.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE"},
 		{errHeaderTooLarge, fasthttp.StatusRequestHeaderFieldsTooLarge, "HEADER_TOO_LARGE"},
 		{errTimeout, fasthttp.StatusRequestTimeout, "REQUEST_TIMEOUT"},
 		{ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
+		{store.ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
 	}
 	for _, t := range table {
 		if errors.Is(err, t.kind) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 	"io"
 	"slices"
 	"strconv"
@@ -19,8 +21,8 @@ type fakeStore struct {
 	mu      sync.Mutex
 	keys    map[string]*engine.Key
 	order   []string
-	changes []Change
-	logs    []LogRecord
+	changes []store.Change
+	logs    []usagelog.Record
 	// discardLogs makes AppendLog a no-op, for allocation tests.
 	discardLogs bool
 	// panicOnList makes ListKeys panic, to test recovery.
@@ -31,33 +33,33 @@ type fakeStore struct {
 
 func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }
 
-func (f *fakeStore) record(k *engine.Key) Change {
-	c := Change{Seq: uint64(len(f.changes) + 1), After: k.Clone()}
+func (f *fakeStore) record(k *engine.Key) store.Change {
+	c := store.Change{Seq: uint64(len(f.changes) + 1), After: k.Clone()}
 	f.changes = append(f.changes, c)
 	return c
 }
 
-func (f *fakeStore) CreateKey(_ context.Context, k *engine.Key, _ string) (Change, error) {
+func (f *fakeStore) CreateKey(_ context.Context, k *engine.Key, _ string) (store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.keys[k.ID]; ok {
-		return Change{}, fmt.Errorf("fake: %w", ErrConflict)
+		return store.Change{}, fmt.Errorf("fake: %w", store.ErrExists)
 	}
 	f.keys[k.ID] = k.Clone()
 	f.order = append(f.order, k.ID)
 	return f.record(k), nil
 }
 
-func (f *fakeStore) UpdateKey(_ context.Context, id, _, _ string, fn func(*engine.Key) error) (Change, error) {
+func (f *fakeStore) UpdateKey(_ context.Context, id, _, _ string, fn func(*engine.Key) error) (store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k, ok := f.keys[id]
 	if !ok {
-		return Change{}, fmt.Errorf("fake: key %s: %w", id, ErrNotFound)
+		return store.Change{}, fmt.Errorf("fake: key %s: %w", id, store.ErrNotFound)
 	}
 	c := k.Clone()
 	if err := fn(c); err != nil {
-		return Change{}, err
+		return store.Change{}, err
 	}
 	f.keys[id] = c
 	return f.record(c), nil
@@ -68,7 +70,7 @@ func (f *fakeStore) GetKey(_ context.Context, id string) (*engine.Key, error) {
 	defer f.mu.Unlock()
 	k, ok := f.keys[id]
 	if !ok {
-		return nil, fmt.Errorf("fake: key %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("fake: key %s: %w", id, store.ErrNotFound)
 	}
 	return k.Clone(), nil
 }
@@ -93,12 +95,12 @@ func (f *fakeStore) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) 
 	return keys, uint64(len(f.changes)), nil
 }
 
-func (f *fakeStore) Changes(_ context.Context, since uint64, limit int) ([]Change, error) {
+func (f *fakeStore) Changes(_ context.Context, since uint64, limit int) ([]store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failChanges > 0 {
 		f.failChanges--
-		return nil, fmt.Errorf("fake: %w: transient read error", ErrUnavailable)
+		return nil, fmt.Errorf("fake: %w: transient read error", store.ErrUnavailable)
 	}
 	if since >= uint64(len(f.changes)) {
 		return nil, nil
@@ -110,11 +112,11 @@ func (f *fakeStore) Changes(_ context.Context, since uint64, limit int) ([]Chang
 	return slices.Clone(out), nil
 }
 
-func (f *fakeStore) AppendLog(e *LogEntry) {
+func (f *fakeStore) AppendLog(e *usagelog.Entry) {
 	if f.discardLogs {
 		return
 	}
-	r := LogRecord{Time: e.Time, KeyID: e.KeyID, Method: string(e.Method), Path: string(e.Path),
+	r := usagelog.Record{Time: e.Time, KeyID: e.KeyID, Method: string(e.Method), Path: string(e.Path),
 		Status: e.Status, Code: e.Code, EntryID: e.EntryID, LatencyUS: e.Latency.Microseconds()}
 	if e.IP.IsValid() {
 		r.IP = e.IP.String()
@@ -124,7 +126,7 @@ func (f *fakeStore) AppendLog(e *LogEntry) {
 	f.mu.Unlock()
 }
 
-func (f *fakeStore) match(r LogRecord, q LogFilter) bool {
+func (f *fakeStore) match(r usagelog.Record, q usagelog.Filter) bool {
 	switch {
 	case q.KeyID != "" && r.KeyID != q.KeyID,
 		q.Method != "" && !strings.EqualFold(r.Method, q.Method),
@@ -141,7 +143,7 @@ func (f *fakeStore) match(r LogRecord, q LogFilter) bool {
 	return true
 }
 
-func (f *fakeStore) QueryLogs(_ context.Context, q LogFilter) (LogPage, error) {
+func (f *fakeStore) QueryLogs(_ context.Context, q usagelog.Filter) (usagelog.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	limit := q.Limit
@@ -152,11 +154,11 @@ func (f *fakeStore) QueryLogs(_ context.Context, q LogFilter) (LogPage, error) {
 	if q.Cursor != "" {
 		n, err := strconv.Atoi(q.Cursor)
 		if err != nil {
-			return LogPage{}, fmt.Errorf("fake: cursor: %w", ErrBadRequest)
+			return usagelog.Page{}, usagelog.BadCursor()
 		}
 		start = n
 	}
-	var p LogPage
+	var p usagelog.Page
 	for i := start; i >= 0; i-- {
 		if !f.match(f.logs[i], q) {
 			continue
@@ -170,7 +172,7 @@ func (f *fakeStore) QueryLogs(_ context.Context, q LogFilter) (LogPage, error) {
 	return p, nil
 }
 
-func (f *fakeStore) ExportCSV(_ context.Context, w io.Writer, q LogFilter) (int, error) {
+func (f *fakeStore) ExportCSV(_ context.Context, w io.Writer, q usagelog.Filter) (int, error) {
 	f.mu.Lock()
 	logs := slices.Clone(f.logs)
 	f.mu.Unlock()
@@ -189,13 +191,19 @@ func (f *fakeStore) ExportCSV(_ context.Context, w io.Writer, q LogFilter) (int,
 	return n, cw.Error()
 }
 
-func (f *fakeStore) LogStats() LogStats {
+func (f *fakeStore) LogStats() usagelog.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return LogStats{Written: uint64(len(f.logs))}
+	return usagelog.Stats{Written: uint64(len(f.logs))}
 }
 
 func (f *fakeStore) LastUsed(string) time.Time { return time.Time{} }
+
+func (f *fakeStore) FlushLogs() error { return nil }
+
+func (f *fakeStore) Close() error { return nil }
+
+var _ store.Store = (*fakeStore)(nil)
 
 func (f *fakeStore) logCount() int {
 	f.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/usagelog"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -90,7 +91,7 @@ func (m *metrics) observeRequest(h handlerID, code int) {
 type gauges struct {
 	keys     int
 	seq      uint64
-	logStats LogStats
+	logStats usagelog.Stats
 }
 
 // write writes every metric in the Prometheus text exposition format.

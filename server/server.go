@@ -4,9 +4,9 @@
 // operational endpoints (/healthz, /readyz, /metrics). It serves with
 // fasthttp.
 //
-// server imports the engine and declares the small interfaces it needs
-// from a store (KeyStore, LogSink, LogStore); cmd/keygate wires a concrete
-// store in.
+// server is HTTP only: the live key set is package keyset's, the storage
+// contract package store's and the usage-log vocabulary package
+// usagelog's. It never imports a store backend; cmd/keygate wires one in.
 package server
 
 import (
@@ -18,9 +18,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/keyset"
+	"github.com/keygate/keygate/store"
 	"github.com/valyala/fasthttp"
 )
 
@@ -28,8 +29,8 @@ import (
 // safe for concurrent use.
 type Server struct {
 	cfg       Config
-	eng       *engine.Engine
-	store     Store
+	keys      *keyset.Set
+	store     store.Store
 	trusted   proxySet
 	routes    routeTable
 	policy    engine.Policy
@@ -37,15 +38,11 @@ type Server struct {
 	metrics   metrics
 	log       *slog.Logger
 	ready     atomic.Bool
-
-	// writeMu serialises management writes with applying their changes to
-	// the engine, so the engine's sequence number only moves forward.
-	writeMu sync.Mutex
 }
 
 // New validates cfg and returns a server over st whose keys are loaded
-// into a new engine.
-func New(ctx context.Context, cfg Config, st Store) (*Server, error) {
+// into a new key set.
+func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -54,7 +51,6 @@ func New(ctx context.Context, cfg Config, st Store) (*Server, error) {
 	routes, _ := compileRoutes(cfg.Routes)
 	s := &Server{
 		cfg:       cfg,
-		eng:       engine.New(),
 		store:     st,
 		trusted:   trusted,
 		routes:    routes,
@@ -62,17 +58,14 @@ func New(ctx context.Context, cfg Config, st Store) (*Server, error) {
 		adminHash: hashToken([]byte(cfg.AdminToken)),
 		log:       cfg.Logger,
 	}
-	keys, seq, err := st.LoadAll(ctx)
+	keys, err := keyset.Open(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("server: loading keys: %w", err)
+		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.eng.Load(keys, seq)
+	s.keys = keys
 	s.ready.Store(true)
 	return s, nil
 }
-
-// Engine returns the engine the server decides with.
-func (s *Server) Engine() *engine.Engine { return s.eng }
 
 // CheckHandler serves the listener at Addr: the check path and health,
 // and — unless AdminAddr is set — management, the UI and metrics.
@@ -161,70 +154,17 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errorf(ErrUnavailable, "not ready: shutting down"))
 		return
 	}
-	snap := s.eng.Snapshot()
+	snap := s.keys.Snapshot()
 	fmt.Fprintf(ctx, "{\"status\":\"ready\",\"keys\":%d,\"seq\":%d}\n", snap.Len(), snap.Seq())
 }
 
 func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	snap := s.eng.Snapshot()
+	snap := s.keys.Snapshot()
 	g := gauges{keys: snap.Len(), seq: snap.Seq(), logStats: s.store.LogStats()}
 	w := bufio.NewWriter(ctx)
 	s.metrics.write(w, g, s.cfg.Version)
 	w.Flush()
-}
-
-// applyChanges makes committed changes live in one publication, so readers
-// never see part of a batch. Changes must be in sequence order; those the
-// engine already reflects are skipped. The engine's sequence number moves
-// to the last change applied.
-func (s *Server) applyChanges(changes []Change) {
-	cur := s.eng.Snapshot().Seq()
-	put := make([]*engine.Key, 0, len(changes))
-	var seq uint64
-	for _, c := range changes {
-		if c.After == nil || (c.Seq != 0 && c.Seq <= cur) {
-			continue
-		}
-		put = append(put, c.After)
-		seq = max(seq, c.Seq)
-	}
-	if len(put) > 0 {
-		s.eng.Apply(seq, put, nil)
-	}
-}
-
-// poll applies changes committed by other writers (other daemons sharing
-// the store) until ctx is done.
-func (s *Server) poll(ctx context.Context) {
-	t := time.NewTicker(s.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := s.PollOnce(ctx); err != nil && ctx.Err() == nil {
-			s.metrics.pollErrors.Add(1)
-			s.log.Warn("polling the store for changes failed", "err", err)
-		}
-	}
-}
-
-// PollOnce applies every change newer than the engine's sequence number.
-func (s *Server) PollOnce(ctx context.Context) error {
-	for {
-		s.writeMu.Lock()
-		changes, err := s.store.Changes(ctx, s.eng.Snapshot().Seq(), 1000)
-		if err == nil {
-			s.applyChanges(changes)
-		}
-		s.writeMu.Unlock()
-		if err != nil || len(changes) < 1000 {
-			return err
-		}
-	}
 }
 
 // httpServer returns a hardened fasthttp server for h.
@@ -293,7 +233,12 @@ func (s *Server) Listen() (Listeners, error) {
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	pollCtx, stopPoll := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { s.poll(pollCtx) })
+	wg.Go(func() {
+		s.keys.Follow(pollCtx, s.cfg.PollInterval, func(err error) {
+			s.metrics.pollErrors.Add(1)
+			s.log.Warn("reading the store's changes failed", "err", err)
+		})
+	})
 
 	limit := func(ln net.Listener) net.Listener {
 		return &limitListener{Listener: ln, max: int64(s.cfg.MaxConns), rejected: &s.metrics.connsRejected}

@@ -9,14 +9,14 @@ import (
 
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/server"
-	"github.com/keygate/keygate/store"
+	badgerstore "github.com/keygate/keygate/store/badger"
 	"github.com/valyala/fasthttp"
 )
 
 // TestNoAllocsRealStore: the check handler wired to the real store through
 // the adapter, usage log included, does not allocate per check.
 func TestNoAllocsRealStore(t *testing.T) {
-	st, err := store.Open(store.DefaultOptions("").WithInMemory(true))
+	st, err := badgerstore.Open(badgerstore.DefaultOptions("").WithInMemory(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestNoAllocsRealStore(t *testing.T) {
 	if _, err := st.CreateKey(context.Background(), k, "test"); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(context.Background(), server.Config{AdminToken: "test-admin-token-0123456789"}, storeAdapter{st})
+	srv, err := server.New(context.Background(), server.Config{AdminToken: "test-admin-token-0123456789"}, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/server"
-	"github.com/keygate/keygate/store"
+	badgerstore "github.com/keygate/keygate/store/badger"
 )
 
 // TestConcurrentSwapsRealStore runs a bounded check load against the real
@@ -21,13 +21,13 @@ import (
 // lists are always allowed, in neither always denied, each acknowledged
 // swap holds for the next check, and every check reaches the usage log.
 func TestConcurrentSwapsRealStore(t *testing.T) {
-	st, err := store.Open(store.DefaultOptions(t.TempDir()))
+	st, err := badgerstore.Open(badgerstore.DefaultOptions(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	const tok = "test-admin-token-0123456789"
-	srv, err := server.New(context.Background(), server.Config{AdminToken: tok}, storeAdapter{st})
+	srv, err := server.New(context.Background(), server.Config{AdminToken: tok}, st)
 	if err != nil {
 		t.Fatal(err)
 	}

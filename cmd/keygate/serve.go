@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/server"
-	"github.com/keygate/keygate/store"
+	badgerstore "github.com/keygate/keygate/store/badger"
 )
 
 // Config is the daemon's whole configuration: the server's settings plus
@@ -38,13 +38,13 @@ type Config struct {
 	// MinFreeSpace is the free disk space, in bytes, kept in reserve on the
 	// data directory's file system: below it management writes fail with
 	// 503 and usage-log records are counted as write errors. 0 means
-	// store.DefaultMinFreeSpace (64 MiB); negative disables the reserve.
+	// badgerstore.DefaultMinFreeSpace (64 MiB); negative disables the reserve.
 	MinFreeSpace int64 `json:"min_free_space"`
 	// LogRetention is how long usage-log records are kept; 0 means
-	// store.DefaultRetention (30 days).
+	// badgerstore.DefaultRetention (30 days).
 	LogRetention time.Duration `json:"-"`
 	// MaintenanceInterval is how often retention and value-log GC run; 0
-	// means store.DefaultMaintenanceInterval. Set only by a hidden flag,
+	// means badgerstore.DefaultMaintenanceInterval. Set only by a hidden flag,
 	// for soak tests.
 	MaintenanceInterval time.Duration `json:"-"`
 }
@@ -213,7 +213,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	cfg.Version = version
 	cfg.Logger = logger
 
-	st, err := store.Open(store.DefaultOptions(cfg.Data).WithLogger(logger).
+	st, err := badgerstore.Open(badgerstore.DefaultOptions(cfg.Data).WithLogger(logger).
 		WithMinFreeSpace(cfg.MinFreeSpace).WithRetention(cfg.LogRetention).WithMaintenanceInterval(cfg.MaintenanceInterval))
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", cfg.Data, err)
@@ -221,7 +221,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := server.New(ctx, cfg.Config, storeAdapter{st})
+	srv, err := server.New(ctx, cfg.Config, st)
 	if err == nil {
 		var ls server.Listeners
 		if ls, err = srv.Listen(); err == nil {
