@@ -27,4 +27,3 @@ func TestCSVFormulaInjection(t *testing.T) {
 		assert.Equal(t, tc.want, got, "AppendCSVField(%q)", tc.in)
 	}
 }
-
