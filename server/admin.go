@@ -13,10 +13,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usagelog"
-	"github.com/valyala/fasthttp"
 )
 
 // actor names the management API in the store's audit trail.

@@ -2,11 +2,12 @@ package server
 
 import (
 	"fmt"
-	"github.com/keygate/keygate/usagelog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/usagelog"
 )
 
 func TestAdminAuth(t *testing.T) {

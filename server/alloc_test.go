@@ -7,8 +7,9 @@ import (
 	"net"
 	"testing"
 
-	"github.com/keygate/keygate/engine"
 	"github.com/valyala/fasthttp"
+
+	"github.com/keygate/keygate/engine"
 )
 
 // TestNoAllocs proves that a check, through the fasthttp handler, does not

@@ -6,8 +6,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/keygate/keygate/engine"
 	"github.com/valyala/fasthttp"
+
+	"github.com/keygate/keygate/engine"
 )
 
 // BenchmarkHandler measures one check through the fasthttp handler (no

@@ -7,9 +7,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/usagelog"
-	"github.com/valyala/fasthttp"
 )
 
 // Response headers of the forward-auth endpoint. The identity headers are

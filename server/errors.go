@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usagelog"
-	"github.com/valyala/fasthttp"
 )
 
 // Errors the server itself raises, mapped to statuses by errorResponse

@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/usagelog"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/keygate/keygate/engine"
 )

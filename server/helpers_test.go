@@ -3,11 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/daemontest"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/daemontest"
 )
 
 const testToken = "test-admin-token-0123456789"

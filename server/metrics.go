@@ -3,12 +3,13 @@ package server
 import (
 	"bufio"
 	"fmt"
-	"github.com/keygate/keygate/engine"
-	"github.com/keygate/keygate/usagelog"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/usagelog"
 )
 
 // handlerID names a group of routes for the keygate_http_requests_total

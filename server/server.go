@@ -19,10 +19,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/keyset"
 	"github.com/keygate/keygate/store"
-	"github.com/valyala/fasthttp"
 )
 
 // Server is the keygate daemon's HTTP server. Create it with New; it is

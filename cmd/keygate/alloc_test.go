@@ -7,10 +7,11 @@ import (
 	"net"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/server"
 	badgerstore "github.com/keygate/keygate/store/badger"
-	"github.com/valyala/fasthttp"
 )
 
 // TestNoAllocsRealStore: the check handler wired to the real store through

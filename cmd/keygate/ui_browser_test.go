@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/internal/daemontest"
 )

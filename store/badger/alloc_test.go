@@ -3,10 +3,11 @@
 package badgerstore
 
 import (
-	"github.com/keygate/keygate/usagelog"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/usagelog"
 )
 
 // TestNoAllocsAppendLog proves that AppendLog, which runs on the check

@@ -5,13 +5,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/keygate/keygate/usagelog"
 	"io"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/dgraph-io/badger/v4"
 

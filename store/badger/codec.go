@@ -3,9 +3,10 @@ package badgerstore
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/keygate/keygate/store"
 	"net/netip"
 	"time"
+
+	"github.com/keygate/keygate/store"
 
 	"github.com/keygate/keygate/engine"
 )

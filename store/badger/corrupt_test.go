@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/store/storetest"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/engine"
@@ -55,7 +57,7 @@ func TestCorruptTable(t *testing.T) {
 	require.NoError(t, err)
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := range 40 {
-		_, err := s.CreateKey(context.Background(), testKey(r, i), "t")
+		_, err := s.CreateKey(context.Background(), storetest.Key(r, i), "t")
 		require.NoError(t, err)
 	}
 	want, err := keysDigest(s)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/keygate/keygate/store/storetest"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -17,7 +19,7 @@ func TestOpenEmptyMemtableFile(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(DefaultOptions(dir))
 	require.NoError(t, err)
-	k := testKey(rand.New(rand.NewPCG(1, 1)), 0)
+	k := storetest.Key(rand.New(rand.NewPCG(1, 1)), 0)
 	_, err = s.CreateKey(context.Background(), k, "t")
 	require.NoError(t, err)
 	require.NoError(t, s.Close())

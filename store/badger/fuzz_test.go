@@ -1,9 +1,11 @@
 package badgerstore
 
 import (
-	"github.com/keygate/keygate/usagelog"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/keygate/keygate/store/storetest"
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/stretchr/testify/require"
 )
@@ -13,7 +15,7 @@ func segmentOf(r *rand.Rand, n int) (*segment, []byte) {
 	var g segment
 	var sl slot
 	for range n {
-		fill(&sl, randEntry(r))
+		fill(&sl, storetest.RandEntry(r))
 		g.add(&sl)
 	}
 	return &g, g.encodeBody(nil)

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/store"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/store"
 
 	"github.com/dgraph-io/badger/v4"
 

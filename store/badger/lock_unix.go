@@ -5,9 +5,10 @@ package badgerstore
 import (
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/store"
 	"os"
 	"syscall"
+
+	"github.com/keygate/keygate/store"
 )
 
 // lockDir takes an exclusive, non-blocking flock on path. The kernel

@@ -3,12 +3,13 @@ package badgerstore
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/usagelog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/dgraph-io/badger/v4"
 )

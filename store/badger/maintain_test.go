@@ -1,10 +1,11 @@
 package badgerstore
 
 import (
-	"github.com/keygate/keygate/usagelog"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/stretchr/testify/require"
 )

@@ -6,9 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"io"
+
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usagelog"
-	"io"
 
 	"github.com/dgraph-io/badger/v4"
 )

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/usagelog"
 	"math/bits"
 	"net/netip"
 	"sync"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/klauspost/compress/zstd"
 )

@@ -2,9 +2,11 @@ package badgerstore
 
 import (
 	"context"
-	"github.com/keygate/keygate/store"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/storetest"
 
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +20,7 @@ func TestSeqFileDetectsLostChanges(t *testing.T) {
 	require.NoError(t, err)
 	r := rand.New(rand.NewPCG(3, 3))
 	for i := range 3 {
-		_, err := s.CreateKey(context.Background(), testKey(r, i), "t")
+		_, err := s.CreateKey(context.Background(), storetest.Key(r, i), "t")
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Close())

@@ -2,13 +2,15 @@ package badgerstore
 
 import (
 	"context"
-	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/usagelog"
 	"math"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/storetest"
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/stretchr/testify/require"
 
@@ -22,12 +24,12 @@ func TestLowDiskSpace(t *testing.T) {
 	s := openTest(t, DefaultOptions(t.TempDir()))
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 2))
-	k := testKey(r, 0)
+	k := storetest.Key(r, 0)
 	_, err := s.CreateKey(ctx, k, "t")
 	require.NoError(t, err)
 
 	s.opts.MinFreeSpace = math.MaxInt64 // no file system has that much free
-	_, err = s.CreateKey(ctx, testKey(r, 1), "t")
+	_, err = s.CreateKey(ctx, storetest.Key(r, 1), "t")
 	require.ErrorIs(t, err, store.ErrNoSpace)
 	_, err = s.UpdateKey(ctx, k.ID, "t", "", func(k *engine.Key) error { k.Name = "changed"; return nil })
 	require.ErrorIs(t, err, store.ErrNoSpace)

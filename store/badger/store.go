@@ -44,7 +44,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/store"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,6 +51,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/store"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"

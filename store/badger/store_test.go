@@ -5,18 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/usagelog"
 	"io"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -33,215 +32,6 @@ func openTest(t testing.TB, opts Options) *Store {
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// ts returns a time as the store gives it back: UTC, no monotonic
-// reading.
-func ts(sec int64, ns int64) time.Time { return time.Unix(sec, ns).UTC() }
-
-func testKey(r *rand.Rand, i int) *engine.Key {
-	k := &engine.Key{
-		ID:          fmt.Sprintf("key_%016d", i),
-		Name:        fmt.Sprintf("key number %d", i),
-		Description: "a test key, ümlaut and all",
-		Scopes:      []string{"read", "write"},
-		Hint:        "kg_AbCdEfGh",
-		CreatedAt:   ts(1_700_000_000+int64(i), int64(r.IntN(1e9))),
-	}
-	for j := range k.Hash {
-		k.Hash[j] = byte(r.Uint32())
-	}
-	if i%3 == 0 {
-		k.ExpiresAt = ts(1_800_000_000, 5)
-	}
-	if i%5 == 0 {
-		k.RevokedAt = ts(1_750_000_000, 0)
-		k.ReportOnly = true
-	}
-	if i%7 == 0 {
-		k.Scopes = nil
-	}
-	for j := range i % 6 {
-		var p netip.Prefix
-		if j%2 == 0 {
-			p = netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(j)}), 32)
-		} else {
-			p = netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x::/48", j))
-		}
-		k.Allowlist = append(k.Allowlist, engine.Entry{ID: fmt.Sprintf("ent_%012d", j), Prefix: p, Label: "office " + fmt.Sprint(j)})
-	}
-	if len(k.Allowlist) > 0 && i%4 == 0 {
-		k.Allowlist[0].ExpiresAt = ts(1_900_000_000, 1)
-	}
-	return k
-}
-
-func TestKeyCodecRoundTrip(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 200 {
-		k := testKey(r, i)
-		got, err := decodeKey(encodeKey(nil, k))
-		require.NoError(t, err)
-		require.Equal(t, k, got)
-		for cut := range len(encodeKey(nil, k)) {
-			_, err := decodeKey(encodeKey(nil, k)[:cut])
-			require.Error(t, err, "truncated at %d", cut)
-		}
-	}
-	c := store.Change{Seq: 7, Time: ts(1_700_000_000, 3), Actor: "cli", Action: "key.revoke", KeyID: "key_1", Before: testKey(r, 5), After: testKey(r, 6)}
-	got, err := decodeChange(encodeChange(nil, &c))
-	require.NoError(t, err)
-	require.Equal(t, c, got)
-	c.Before = nil
-	got, err = decodeChange(encodeChange(nil, &c))
-	require.NoError(t, err)
-	require.Equal(t, c, got)
-}
-
-func TestKeysRoundTripAndReopen(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := Open(DefaultOptions(dir))
-	require.NoError(t, err)
-	r := rand.New(rand.NewPCG(3, 4))
-	var want []*engine.Key
-	for i := range 50 {
-		k := testKey(r, 49-i) // created out of CreatedAt order
-		c, err := s.CreateKey(ctx, k, "test")
-		require.NoError(t, err)
-		assert.Equal(t, uint64(i+1), c.Seq)
-		assert.Equal(t, store.ActionCreate, c.Action)
-		assert.Nil(t, c.Before)
-		assert.Equal(t, k, c.After)
-		want = append(want, k)
-	}
-	_, err = s.CreateKey(ctx, want[3], "test")
-	require.ErrorIs(t, err, store.ErrExists)
-	_, err = s.GetKey(ctx, "key_nope")
-	require.ErrorIs(t, err, store.ErrNotFound)
-	got, err := s.GetKey(ctx, want[10].ID)
-	require.NoError(t, err)
-	require.Equal(t, want[10], got)
-	require.NoError(t, s.Close())
-	_, err = s.GetKey(ctx, want[10].ID)
-	require.ErrorIs(t, err, store.ErrClosed)
-
-	s = openTest(t, DefaultOptions(dir))
-	assert.Equal(t, uint64(50), s.Seq())
-	list, err := s.ListKeys(ctx)
-	require.NoError(t, err)
-	require.Len(t, list, 50)
-	for i, k := range list {
-		require.Equal(t, want[49-i], k, "ListKeys[%d]", i)
-	}
-	all, seq, err := s.LoadAll(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, uint64(50), seq)
-	assert.ElementsMatch(t, want, all)
-}
-
-func TestUpdateKeyAllOrNothing(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, DefaultOptions("").WithInMemory(true))
-	k := testKey(rand.New(rand.NewPCG(5, 6)), 8)
-	_, err := s.CreateKey(ctx, k, "admin-api")
-	require.NoError(t, err)
-
-	boom := errors.New("boom")
-	_, err = s.UpdateKey(ctx, k.ID, "admin-api", "", func(k *engine.Key) error {
-		k.Name = "changed"
-		k.Allowlist = nil
-		return boom
-	})
-	require.Equal(t, boom, err, "fn's error is returned unchanged")
-	_, err = s.UpdateKey(ctx, k.ID, "admin-api", "", func(k *engine.Key) error {
-		k.Hash[0]++
-		return nil
-	})
-	require.ErrorIs(t, err, store.ErrImmutable)
-	_, err = s.UpdateKey(ctx, "key_missing", "admin-api", "", func(k *engine.Key) error { return nil })
-	require.ErrorIs(t, err, store.ErrNotFound)
-	got, err := s.GetKey(ctx, k.ID)
-	require.NoError(t, err)
-	require.Equal(t, k, got, "failed updates wrote nothing")
-	require.Equal(t, uint64(1), s.Seq(), "failed updates used no sequence number")
-
-	c, err := s.UpdateKey(ctx, k.ID, "cli", "key.revoke", func(k *engine.Key) error {
-		k.RevokedAt = ts(1_760_000_000, 0)
-		return nil
-	})
-	require.NoError(t, err)
-	assert.Equal(t, uint64(2), c.Seq)
-	assert.Equal(t, "key.revoke", c.Action)
-	assert.Equal(t, "cli", c.Actor)
-	assert.Equal(t, k, c.Before)
-	want := k.Clone()
-	want.RevokedAt = ts(1_760_000_000, 0)
-	assert.Equal(t, want, c.After)
-	got, err = s.GetKey(ctx, k.ID)
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-}
-
-func TestChangesSequence(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, DefaultOptions("").WithInMemory(true))
-	r := rand.New(rand.NewPCG(7, 8))
-	var ids []string
-	var wantActions []string
-	for i := range 20 {
-		k := testKey(r, i)
-		_, err := s.CreateKey(ctx, k, "a")
-		require.NoError(t, err)
-		ids = append(ids, k.ID)
-		wantActions = append(wantActions, store.ActionCreate)
-	}
-	// Concurrent updates: every one gets its own number, no gaps.
-	var wg sync.WaitGroup
-	for i := range 40 {
-		wg.Go(func() {
-			_, err := s.UpdateKey(ctx, ids[i%len(ids)], fmt.Sprint("w", i), "", func(k *engine.Key) error {
-				k.Description = fmt.Sprint("update ", i)
-				return nil
-			})
-			assert.NoError(t, err)
-		})
-	}
-	wg.Wait()
-	require.Equal(t, uint64(60), s.Seq())
-	all, err := s.Changes(ctx, 0, 1000)
-	require.NoError(t, err)
-	require.Len(t, all, 60)
-	for i, c := range all {
-		require.Equal(t, uint64(i+1), c.Seq)
-		if i < 20 {
-			require.Equal(t, wantActions[i], c.Action)
-			require.Nil(t, c.Before)
-		} else {
-			require.Equal(t, store.ActionUpdate, c.Action)
-			require.NotNil(t, c.Before)
-			require.Equal(t, c.Before.ID, c.After.ID)
-		}
-		if i > 0 {
-			require.False(t, c.Time.Before(all[i-1].Time), "change times do not go back")
-		}
-	}
-	// Every update's Before is the previous After of the same key.
-	last := map[string]*engine.Key{}
-	for _, c := range all {
-		if c.Before != nil {
-			require.Equal(t, last[c.KeyID], c.Before, "seq %d", c.Seq)
-		}
-		last[c.KeyID] = c.After
-	}
-	for _, tc := range []struct{ since, limit, want int }{{0, 10, 10}, {55, 10, 5}, {60, 10, 0}, {100, 10, 0}, {30, 0, 30}} {
-		got, err := s.Changes(ctx, uint64(tc.since), tc.limit)
-		require.NoError(t, err)
-		require.Len(t, got, tc.want, "Changes(%d, %d)", tc.since, tc.limit)
-		for i, c := range got {
-			require.Equal(t, uint64(tc.since+1+i), c.Seq)
-		}
-	}
 }
 
 func TestOpenLockedInProcess(t *testing.T) {
