@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -126,6 +127,39 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// storedEntry is an allowlist entry as the management API shows it.
+type storedEntry struct{ ID, CIDR string }
+
+// entryWithPrefix returns the id of the entry whose prefix is arg's: an
+// address or a CIDR in any spelling the server accepts (2001:DB8::1,
+// 2001:db8::1/128 and 2001:0db8::1 are one entry), or "" if none is.
+func entryWithPrefix(entries []storedEntry, arg string) string {
+	want, err := netip.ParsePrefix(arg)
+	if err != nil {
+		a, aerr := netip.ParseAddr(arg)
+		if aerr != nil {
+			return ""
+		}
+		want = netip.PrefixFrom(a, a.BitLen())
+	}
+	want = unmapPrefix(want).Masked()
+	for _, e := range entries {
+		if p, err := netip.ParsePrefix(e.CIDR); err == nil && unmapPrefix(p).Masked() == want {
+			return e.ID
+		}
+	}
+	return ""
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 prefix (::ffff:a.b.c.d/n) into
+// its IPv4 form.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 // entryArg parses "CIDR" or "CIDR=LABEL".
@@ -267,18 +301,12 @@ func allowlistCmd(args []string, w io.Writer) error {
 		if !strings.HasPrefix(id, "ent_") {
 			// Find the entry by its address or range.
 			var cur struct {
-				Entries []struct{ ID, CIDR string }
+				Entries []storedEntry
 			}
 			if err := c.do("GET", base, nil, &cur); err != nil {
 				return err
 			}
-			id = ""
-			for _, e := range cur.Entries {
-				if e.CIDR == rest[1] || strings.TrimSuffix(strings.TrimSuffix(e.CIDR, "/32"), "/128") == rest[1] {
-					id = e.ID
-				}
-			}
-			if id == "" {
+			if id = entryWithPrefix(cur.Entries, rest[1]); id == "" {
 				return fmt.Errorf("key %s has no allowlist entry %s", rest[0], rest[1])
 			}
 		}
