@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,14 +20,6 @@ import (
 
 // actor names the management API in the store's audit trail.
 const actor = "admin-api"
-
-// Limits on key fields.
-const (
-	MaxNameLen        = 100
-	MaxDescriptionLen = 500
-	MaxScopes         = 32
-	MaxScopeLen       = 64
-)
 
 // keyJSON is a key as the management API shows it. The secret is set only
 // in the creation response.
@@ -214,9 +204,9 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, c context.Context) error {
 	now := time.Now().UTC()
 	var problems []string
 	req.Name = strings.TrimSpace(req.Name)
-	problems = appendTextProblems(problems, "name", req.Name, MaxNameLen, true, false)
-	problems = appendTextProblems(problems, "description", req.Description, MaxDescriptionLen, false, true)
-	scopes, sp := checkScopes(req.Scopes)
+	problems = engine.TextProblems(problems, "name", req.Name, engine.MaxNameLen, true, false)
+	problems = engine.TextProblems(problems, "description", req.Description, engine.MaxDescriptionLen, false, true)
+	scopes, sp := engine.CheckScopes(req.Scopes)
 	problems = append(problems, sp...)
 	if p := expiryProblem(req.ExpiresAt, now); p != "" {
 		problems = append(problems, p)
@@ -249,60 +239,6 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, c context.Context) error {
 	return nil
 }
 
-// appendTextProblems checks a free-text field.
-func appendTextProblems(problems []string, field, v string, maxLen int, required, multiline bool) []string {
-	switch {
-	case required && v == "":
-		return append(problems, field+" is required")
-	case !utf8.ValidString(v):
-		return append(problems, field+" is not valid UTF-8 text")
-	case utf8.RuneCountInString(v) > maxLen:
-		return append(problems, fmt.Sprintf("%s is %d characters long; the limit is %d", field, utf8.RuneCountInString(v), maxLen))
-	}
-	for _, r := range v {
-		if multiline && (r == '\n' || r == '\t') {
-			continue
-		}
-		if !unicode.IsPrint(r) && r != ' ' {
-			return append(problems, fmt.Sprintf("%s contains the non-printable character %U", field, r))
-		}
-	}
-	return problems
-}
-
-// checkScopes validates scopes and returns them without duplicates.
-func checkScopes(in []string) ([]string, []string) {
-	var problems []string
-	if len(in) > MaxScopes {
-		problems = append(problems, fmt.Sprintf("a key can have at most %d scopes, not %d", MaxScopes, len(in)))
-	}
-	out := make([]string, 0, len(in))
-	for i, sc := range in {
-		switch {
-		case sc == "":
-			problems = append(problems, fmt.Sprintf("scopes[%d] is empty", i))
-			continue
-		case len(sc) > MaxScopeLen:
-			problems = append(problems, fmt.Sprintf("scopes[%d] is longer than %d characters", i, MaxScopeLen))
-			continue
-		}
-		bad := false
-		for j := 0; j < len(sc); j++ {
-			if c := sc[j]; c <= ' ' || c >= 0x7f || c == ',' || c == '"' {
-				bad = true
-			}
-		}
-		if bad {
-			problems = append(problems, fmt.Sprintf("scopes[%d] %q may contain only printable ASCII without spaces, commas or quotes (e.g. \"orders:read\")", i, sc))
-			continue
-		}
-		if !slices.Contains(out, sc) {
-			out = append(out, sc)
-		}
-	}
-	return out, problems
-}
-
 type patchKeyRequest struct {
 	Name        *string              `json:"name"`
 	Description *string              `json:"description"`
@@ -323,15 +259,15 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string
 	var problems []string
 	if req.Name != nil {
 		*req.Name = strings.TrimSpace(*req.Name)
-		problems = appendTextProblems(problems, "name", *req.Name, MaxNameLen, true, false)
+		problems = engine.TextProblems(problems, "name", *req.Name, engine.MaxNameLen, true, false)
 	}
 	if req.Description != nil {
-		problems = appendTextProblems(problems, "description", *req.Description, MaxDescriptionLen, false, true)
+		problems = engine.TextProblems(problems, "description", *req.Description, engine.MaxDescriptionLen, false, true)
 	}
 	var scopes []string
 	if req.Scopes != nil {
 		var sp []string
-		scopes, sp = checkScopes(*req.Scopes)
+		scopes, sp = engine.CheckScopes(*req.Scopes)
 		problems = append(problems, sp...)
 	}
 	if p := expiryProblem(req.ExpiresAt.At, time.Now()); req.ExpiresAt.Set && p != "" {
@@ -361,7 +297,7 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, c context.Context, id string
 				}
 			}
 			if req.Allowlist != nil {
-				entries, err := s.mergeEntries(k.Allowlist, *req.Allowlist)
+				entries, err := s.policy.MergeEntries(k.Allowlist, *req.Allowlist)
 				if err != nil {
 					return err
 				}
@@ -408,47 +344,6 @@ func (s *Server) getAllowlist(ctx *fasthttp.RequestCtx, c context.Context, id st
 	return nil
 }
 
-// mergeEntries validates a new list for a key whose current list is cur.
-// Entry ids stay stable: an input naming an id keeps it (it must be one of
-// cur's), and an input without one that matches an entry of cur by prefix
-// takes that entry's id.
-func (s *Server) mergeEntries(cur []engine.Entry, in []engine.EntryInput) ([]engine.Entry, error) {
-	in = slices.Clone(in)
-	used := make(map[string]bool, len(in))
-	var problems []*engine.EntryError
-	for i, e := range in {
-		if e.ID == "" {
-			continue
-		}
-		if !slices.ContainsFunc(cur, func(x engine.Entry) bool { return x.ID == e.ID }) {
-			problems = append(problems, &engine.EntryError{Index: i, Input: e.CIDR, Rule: engine.RuleUnknownID,
-				Message: fmt.Sprintf("entry id %q is not an entry of this key: leave id empty for a new entry", e.ID)})
-			continue
-		}
-		used[e.ID] = true
-	}
-	if len(problems) > 0 {
-		return nil, &engine.AllowlistError{Problems: problems}
-	}
-	for i, e := range in {
-		if e.ID != "" {
-			continue
-		}
-		pfx, err := s.policy.ParseEntry(e.CIDR)
-		if err != nil {
-			continue
-		}
-		for _, x := range cur {
-			if x.Prefix == pfx && !used[x.ID] {
-				in[i].ID = x.ID
-				used[x.ID] = true
-				break
-			}
-		}
-	}
-	return s.policy.BuildAllowlist(in)
-}
-
 type putAllowlistRequest struct {
 	Entries *[]engine.EntryInput `json:"entries"`
 }
@@ -465,7 +360,7 @@ func (s *Server) updateAllowlist(c context.Context, id, action string, fn func(c
 			if err != nil {
 				return err
 			}
-			entries, err := s.mergeEntries(k.Allowlist, in)
+			entries, err := s.policy.MergeEntries(k.Allowlist, in)
 			if err != nil {
 				return err
 			}

@@ -230,8 +230,8 @@ func compileRoutes(rs []Route) (routeTable, error) {
 			errs = append(errs, fmt.Errorf("routes[%d]: prefix %q must start with /", i, r.Prefix))
 			continue
 		}
-		if strings.ContainsAny(r.Scope, " \t\r\n,") {
-			errs = append(errs, fmt.Errorf("routes[%d]: scope %q must not contain spaces or commas", i, r.Scope))
+		if p := engine.ScopeProblem(r.Scope); r.Scope != "" && p != "" {
+			errs = append(errs, fmt.Errorf("routes[%d]: scope %s", i, p))
 			continue
 		}
 		rt := route{prefix: []byte(r.Prefix), scope: []byte(r.Scope), fold: r.CaseInsensitive}
