@@ -53,8 +53,8 @@ func TestMergeEntriesKeepsIDs(t *testing.T) {
 	require.NoError(t, err)
 	got, err := p.MergeEntries(cur, []EntryInput{
 		{CIDR: "198.51.100.0/24", Label: "dc renamed"}, // matched by prefix
-		{ID: cur[0].ID, CIDR: "203.0.113.6"},             // kept by id
-		{CIDR: "2001:db8::1"},                            // new
+		{ID: cur[0].ID, CIDR: "203.0.113.6"},           // kept by id
+		{CIDR: "2001:db8::1"},                          // new
 	})
 	require.NoError(t, err)
 	require.Len(t, got, 3)
