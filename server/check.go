@@ -40,7 +40,7 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 
 // handleAuthz serves forward-auth requests (/v1/authz and below, any
 // method). The query string and the body are ignored.
 func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := s.cfg.Now()
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	h := &ctx.Request.Header
@@ -113,7 +113,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 
 // handleCheck serves POST /v1/check.
 func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := s.cfg.Now()
 	if !ctx.IsPost() {
 		writeError(ctx, errorf(errMethodNotAllowed, "use POST for /v1/check"))
 		return
@@ -187,7 +187,7 @@ func (s *Server) writeBadCheck(ctx *fasthttp.RequestCtx, sc *scratch, start time
 // one clock read taken before the decision, is also the record's time: a
 // check reads the clock twice in all.
 func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outcome, ip netip.Addr, method, path []byte, status int) {
-	lat := time.Since(start)
+	lat := s.cfg.Now().Sub(start)
 	s.metrics.observeDecision(o, lat)
 	code := res.Decision.Code()
 	if o == oBadRequest {

@@ -12,7 +12,9 @@ const ipBody = `{"error":{"code":"IP_NOT_ALLOWED","message":"Request IP address 
 // TestDecisionOrder walks every row of the product's decision order through
 // both check endpoints.
 func TestDecisionOrder(t *testing.T) {
+	var clock testClock
 	ts := startServer(t, func(c *Config) {
+		c.Now = clock.Now
 		c.TrustedProxies = []string{"127.0.0.1"}
 		c.Routes = []Route{{Prefix: "/orders", Scope: "orders:read"}, {Method: "POST", Prefix: "/orders", Scope: "orders:write"}}
 	})
@@ -21,8 +23,8 @@ func TestDecisionOrder(t *testing.T) {
 	_, openSecret := ts.createKey(t, map[string]any{"name": "open", "scopes": []string{"orders:read"}})
 	revoked, revokedSecret := ts.createKey(t, map[string]any{"name": "revoked", "scopes": []string{"orders:read"}})
 	wantStatus(t, ts.admin(t, "DELETE", "/v1/keys/"+revoked, nil), 200, "revoke")
-	_, expiredSecret := ts.createKey(t, map[string]any{"name": "expiring", "expires_at": time.Now().Add(300 * time.Millisecond)})
-	time.Sleep(400 * time.Millisecond)
+	_, expiredSecret := ts.createKey(t, map[string]any{"name": "expiring", "expires_at": clock.Now().Add(time.Minute)})
+	clock.Advance(time.Minute)
 
 	// An unknown secret of valid form: flip the random part, keep nothing else.
 	unknown := "kg_" + strings.Repeat("A", 32) + "000000"

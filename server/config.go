@@ -67,6 +67,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests are waited for;
 	// default 10s.
 	ShutdownTimeout time.Duration `json:"-"`
+	// Now is the clock the decision, the usage log and the management
+	// views read; nil means time.Now. Tests set it to move time without
+	// waiting.
+	Now func() time.Time `json:"-"`
 	// Version is reported by /metrics and /healthz.
 	Version string `json:"-"`
 	// Logger receives operational messages; nil discards them.
@@ -96,6 +100,9 @@ type Route struct {
 const DefaultAddr = "127.0.0.1:8080"
 
 func (c Config) withDefaults() Config {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -107,6 +108,9 @@ func errorResponse(err error) (int, errorBody) {
 		{errTimeout, fasthttp.StatusRequestTimeout, "REQUEST_TIMEOUT"},
 		{ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
 		{store.ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
+		// A management request's context ends when the server shuts down.
+		{context.Canceled, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
+		{context.DeadlineExceeded, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
 	}
 	for _, t := range table {
 		if errors.Is(err, t.kind) {

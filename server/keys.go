@@ -1,0 +1,233 @@
+package server
+
+import (
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/store"
+)
+
+// handleKeys serves everything under /v1/keys.
+func (s *Server) handleKeys(ctx *fasthttp.RequestCtx) {
+	if !s.authorized(ctx) {
+		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
+		return
+	}
+	parts := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")[2:] // drop "v1", "keys"
+	m := string(ctx.Method())
+	var err error
+	switch {
+	case len(parts) == 0:
+		switch m {
+		case fasthttp.MethodGet:
+			err = s.listKeys(ctx)
+		case fasthttp.MethodPost:
+			err = s.createKey(ctx)
+		default:
+			err = methodNotAllowed("GET, POST")
+		}
+	case len(parts) == 1:
+		switch m {
+		case fasthttp.MethodGet:
+			err = s.getKey(ctx, parts[0])
+		case fasthttp.MethodPatch:
+			err = s.patchKey(ctx, parts[0])
+		case fasthttp.MethodDelete:
+			err = s.revokeKey(ctx, parts[0])
+		default:
+			err = methodNotAllowed("GET, PATCH, DELETE")
+		}
+	case len(parts) == 2 && parts[1] == "allowlist":
+		switch m {
+		case fasthttp.MethodGet:
+			err = s.getAllowlist(ctx, parts[0])
+		case fasthttp.MethodPut:
+			err = s.putAllowlist(ctx, parts[0])
+		case fasthttp.MethodPost:
+			err = s.addEntry(ctx, parts[0])
+		default:
+			err = methodNotAllowed("GET, PUT, POST")
+		}
+	case len(parts) == 3 && parts[1] == "allowlist":
+		switch m {
+		case fasthttp.MethodPatch:
+			err = s.patchEntry(ctx, parts[0], parts[2])
+		case fasthttp.MethodDelete:
+			err = s.deleteEntry(ctx, parts[0], parts[2])
+		default:
+			err = methodNotAllowed("PATCH, DELETE")
+		}
+	default:
+		err = errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path())
+	}
+	if err != nil {
+		writeError(ctx, err)
+	}
+}
+
+func (s *Server) listKeys(ctx *fasthttp.RequestCtx) error {
+	keys, err := s.store.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	items := make([]keyJSON, len(keys))
+	for i, k := range keys {
+		items[i] = s.keyView(k, now)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"items": items})
+	return nil
+}
+
+func (s *Server) getKey(ctx *fasthttp.RequestCtx, id string) error {
+	k, err := s.store.GetKey(ctx, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.keyView(k, s.cfg.Now()))
+	return nil
+}
+
+type createKeyRequest struct {
+	Name        string              `json:"name"`
+	Description string              `json:"description"`
+	Scopes      []string            `json:"scopes"`
+	Allowlist   []engine.EntryInput `json:"allowlist"`
+	ExpiresAt   *time.Time          `json:"expires_at"`
+}
+
+func (s *Server) createKey(ctx *fasthttp.RequestCtx) error {
+	var req createKeyRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	var problems []string
+	req.Name = strings.TrimSpace(req.Name)
+	problems = engine.TextProblems(problems, "name", req.Name, engine.MaxNameLen, true, false)
+	problems = engine.TextProblems(problems, "description", req.Description, engine.MaxDescriptionLen, false, true)
+	scopes, sp := engine.CheckScopes(req.Scopes)
+	problems = append(problems, sp...)
+	if p := expiryProblem(req.ExpiresAt, now); p != "" {
+		problems = append(problems, p)
+	}
+	if len(problems) > 0 {
+		return errorf(ErrInvalid, "%s; nothing was created", strings.Join(problems, "; "))
+	}
+	for i := range req.Allowlist {
+		req.Allowlist[i].ID = ""
+	}
+	entries, err := s.policy.BuildAllowlist(req.Allowlist)
+	if err != nil {
+		return err
+	}
+	secret, hint := engine.NewSecret()
+	k := &engine.Key{
+		ID: engine.NewKeyID(), Name: req.Name, Description: req.Description, Scopes: scopes,
+		Hash: engine.HashSecret([]byte(secret)), Hint: hint, CreatedAt: now, Allowlist: entries,
+	}
+	if req.ExpiresAt != nil {
+		k.ExpiresAt = req.ExpiresAt.UTC()
+	}
+	ch, err := s.keys.Commit(ctx, func() (store.Change, error) { return s.store.CreateKey(ctx, k.Clone(), actor) })
+	if err != nil {
+		return err
+	}
+	view := s.keyView(ch.After, now)
+	view.Secret = secret
+	writeJSON(ctx, fasthttp.StatusCreated, view)
+	return nil
+}
+
+type patchKeyRequest struct {
+	Name        *string              `json:"name"`
+	Description *string              `json:"description"`
+	Scopes      *[]string            `json:"scopes"`
+	ExpiresAt   expiryField          `json:"expires_at"`
+	Allowlist   *[]engine.EntryInput `json:"allowlist"`
+}
+
+func errRevoked(id string) error {
+	return errorf(ErrConflict, "key %s is revoked and cannot be changed", id)
+}
+
+func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
+	var req patchKeyRequest
+	if err := decodeJSON(ctx, &req); err != nil {
+		return err
+	}
+	var problems []string
+	if req.Name != nil {
+		*req.Name = strings.TrimSpace(*req.Name)
+		problems = engine.TextProblems(problems, "name", *req.Name, engine.MaxNameLen, true, false)
+	}
+	if req.Description != nil {
+		problems = engine.TextProblems(problems, "description", *req.Description, engine.MaxDescriptionLen, false, true)
+	}
+	var scopes []string
+	if req.Scopes != nil {
+		var sp []string
+		scopes, sp = engine.CheckScopes(*req.Scopes)
+		problems = append(problems, sp...)
+	}
+	if p := expiryProblem(req.ExpiresAt.At, s.cfg.Now()); req.ExpiresAt.Set && p != "" {
+		problems = append(problems, p)
+	}
+	if len(problems) > 0 {
+		return errorf(ErrInvalid, "%s; nothing was changed", strings.Join(problems, "; "))
+	}
+	ch, err := s.keys.Commit(ctx, func() (store.Change, error) {
+		return s.store.UpdateKey(ctx, id, actor, "key.update", func(k *engine.Key) error {
+			if !k.RevokedAt.IsZero() {
+				return errRevoked(id)
+			}
+			if req.Name != nil {
+				k.Name = *req.Name
+			}
+			if req.Description != nil {
+				k.Description = *req.Description
+			}
+			if req.Scopes != nil {
+				k.Scopes = scopes
+			}
+			if req.ExpiresAt.Set {
+				k.ExpiresAt = time.Time{}
+				if req.ExpiresAt.At != nil {
+					k.ExpiresAt = req.ExpiresAt.At.UTC()
+				}
+			}
+			if req.Allowlist != nil {
+				entries, err := s.policy.MergeEntries(k.Allowlist, *req.Allowlist)
+				if err != nil {
+					return err
+				}
+				k.Allowlist = entries
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.keyView(ch.After, s.cfg.Now()))
+	return nil
+}
+
+func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, id string) error {
+	ch, err := s.keys.Commit(ctx, func() (store.Change, error) {
+		return s.store.UpdateKey(ctx, id, actor, "key.revoke", func(k *engine.Key) error {
+			if k.RevokedAt.IsZero() {
+				k.RevokedAt = s.cfg.Now().UTC()
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.keyView(ch.After, s.cfg.Now()))
+	return nil
+}
