@@ -199,32 +199,6 @@ func (s *Snapshot) find(h *Hash) *compiled {
 	return nil
 }
 
-// Lookup returns the key stored under hash h, or nil. The key is the
-// snapshot's own immutable copy.
-func (s *Snapshot) Lookup(h Hash) *Key {
-	if c := s.find(&h); c != nil {
-		return &c.key
-	}
-	return nil
-}
-
-// Range calls fn for every key, in no particular order, until fn returns
-// false.
-func (s *Snapshot) Range(fn func(*Key) bool) {
-	for _, l := range s.root {
-		if l == nil {
-			continue
-		}
-		for _, b := range l.buckets {
-			for i := range b {
-				if !fn(&b[i].c.key) {
-					return
-				}
-			}
-		}
-	}
-}
-
 // Check decides whether secret may be used from addr for a request that
 // requires scope (empty: none). now decides expiry. Malformed input of any
 // kind is a denial, never an error. Check does not allocate and does not
@@ -289,13 +263,6 @@ func (e *Engine) Load(keys []*Key, seq uint64) {
 	}
 	e.snap.Store(b.finish(seq))
 }
-
-// Put adds k, or replaces the key with the same hash, and publishes the
-// result: the next check sees it. k must not be changed afterwards.
-func (e *Engine) Put(k *Key) { e.Apply(0, []*Key{k}, nil) }
-
-// Remove deletes the key with hash h, if present, and publishes the result.
-func (e *Engine) Remove(h Hash) { e.Apply(0, nil, []Hash{h}) }
 
 // Apply puts and removes keys in one publication, so readers see all of the
 // change or none of it. A non-zero seq is recorded as the snapshot's
