@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	"github.com/gaissmai/bart"
-	"github.com/keygate/keygate/engine"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/yl2chen/cidranger"
 	"go4.org/netipx"
+
+	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/internal/golden"
 )
 
 // matcher is what every approach offers: does the allowlist contain addr?
@@ -77,7 +79,7 @@ func (m *maskedScan) Contains(a netip.Addr) bool {
 
 type netipScan []netip.Prefix
 
-func (s netipScan) Contains(a netip.Addr) bool { return Contains(s, a) }
+func (s netipScan) Contains(a netip.Addr) bool { return golden.Contains(s, a) }
 
 type rangerMatcher struct{ r cidranger.Ranger }
 
@@ -172,7 +174,7 @@ func matchers(tb testing.TB, ps []netip.Prefix) []struct {
 func TestMatchersAgree(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		for _, n := range []int{1, 5, 20} {
-			al := GenAllowlist(1, n, v6)
+			al := golden.GenAllowlist(1, n, v6)
 			for _, m := range matchers(t, al.Prefixes) {
 				for _, a := range al.Hits {
 					if !m.m.Contains(a) {
@@ -194,7 +196,7 @@ func TestMatchersAgree(t *testing.T) {
 func BenchmarkMatch(b *testing.B) {
 	for _, fam := range []string{"v4", "v6"} {
 		for _, n := range []int{1, 5, 20} {
-			al := GenAllowlist(1, n, fam == "v6")
+			al := golden.GenAllowlist(1, n, fam == "v6")
 			ms := matchers(b, al.Prefixes)
 			for _, probe := range []struct {
 				name  string

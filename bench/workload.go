@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/internal/golden"
 )
 
 // LoadKey is one key of a load test: what its server knows (hash,
@@ -36,11 +37,11 @@ func GenLoadKeys(seed uint64, n, entries int) []LoadKey {
 	return keys
 }
 
-// GenKeyAllowlist is GenAllowlist without duplicate prefixes (which
+// GenKeyAllowlist is golden.GenAllowlist without duplicate prefixes (which
 // keygate refuses): a duplicate is dropped, so a list may be one short.
 // Hits and misses stay right: the same prefixes remain.
-func GenKeyAllowlist(seed uint64, n int, v6 bool) Allowlist {
-	al := GenAllowlist(seed, n, v6)
+func GenKeyAllowlist(seed uint64, n int, v6 bool) golden.Allowlist {
+	al := golden.GenAllowlist(seed, n, v6)
 	slices.SortFunc(al.Prefixes, netip.Prefix.Compare)
 	al.Prefixes = slices.Compact(al.Prefixes)
 	return al

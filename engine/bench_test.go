@@ -6,28 +6,13 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+
+	"github.com/keygate/keygate/internal/golden"
 )
 
-// benchPrefixes returns n random public prefixes of one family (/16../32 or
-// /40../128).
+// benchPrefixes returns n random public prefixes of one family.
 func benchPrefixes(r *rand.Rand, n int, v6 bool) []Entry {
-	var entries []Entry
-	for len(entries) < n {
-		var a netip.Addr
-		var bits int
-		if v6 {
-			var b [16]byte
-			b[0], b[1] = 0x2a, byte(r.IntN(256))
-			for i := 2; i < 16; i++ {
-				b[i] = byte(r.Uint32())
-			}
-			a, bits = netip.AddrFrom16(b), 40+r.IntN(89)
-		} else {
-			a, bits = netip.AddrFrom4([4]byte{byte(1 + r.IntN(9)), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())}), 16+r.IntN(17)
-		}
-		entries = append(entries, Entry{Prefix: netip.PrefixFrom(a, bits).Masked()})
-	}
-	return entries
+	return entriesOf(golden.PublicPrefixes(r, n, v6))
 }
 
 // benchEntries returns benchPrefixes and 64 addresses that hit and 64 that
@@ -38,7 +23,7 @@ func benchEntries(r *rand.Rand, n int, v6 bool) (entries []Entry, hits, misses [
 	for len(hits) < 64 {
 		p := entries[r.IntN(n)].Prefix
 		if p.Bits() < p.Addr().BitLen() {
-			hits = append(hits, lastAddr(p))
+			hits = append(hits, golden.LastAddr(p))
 		} else {
 			hits = append(hits, p.Addr())
 		}
@@ -115,7 +100,7 @@ func BenchmarkCheck(b *testing.B) {
 		e.Load(keys, 1)
 		addrs := make([]netip.Addr, 1024)
 		for i := range addrs {
-			addrs[i] = lastAddr(keys[i%n].Allowlist[i%5].Prefix)
+			addrs[i] = golden.LastAddr(keys[i%n].Allowlist[i%5].Prefix)
 		}
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			b.ReportAllocs()

@@ -4,124 +4,34 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/keygate/keygate/internal/golden"
 )
 
-// slowMatch is the obviously-correct reference: a linear scan returning the
-// most specific entry containing addr (the first one among equals), with
-// the same normalisation rules as compiled.match.
-func slowMatch(entries []Entry, addr netip.Addr) int {
-	if !addr.IsValid() || addr.Zone() != "" {
-		return -1
-	}
-	addr = addr.Unmap()
-	best, bestBits := -1, -1
+// slowMatch is the reference match (internal/golden) over entries.
+func slowMatch(entries []Entry, addr netip.Addr) int { return golden.Match(prefixesOf(entries), addr) }
+
+func prefixesOf(entries []Entry) []netip.Prefix {
+	out := make([]netip.Prefix, len(entries))
 	for i, e := range entries {
-		p := e.Prefix
-		if p.Addr().Is4In6() {
-			if p.Bits() < 96 {
-				continue
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
-		if p.Contains(addr) && p.Bits() > bestBits {
-			best, bestBits = i, p.Bits()
-		}
-	}
-	return best
-}
-
-// randAddr returns a random address of the family, drawn near a small set of
-// bases so that random prefixes nest and overlap often.
-func randAddr(r *rand.Rand, v6 bool) netip.Addr {
-	if v6 {
-		var b [16]byte
-		b[0], b[1] = 0x20, 0x01
-		b[2] = byte(r.IntN(3))
-		for i := 3; i < 16; i++ {
-			if r.IntN(4) == 0 {
-				b[i] = byte(r.Uint32())
-			}
-		}
-		return netip.AddrFrom16(b)
-	}
-	var b [4]byte
-	b[0] = byte(198 + r.IntN(3))
-	for i := 1; i < 4; i++ {
-		if r.IntN(3) == 0 {
-			b[i] = byte(r.Uint32())
-		}
-	}
-	return netip.AddrFrom4(b)
-}
-
-func randPrefix(r *rand.Rand, v6 bool) netip.Prefix {
-	a := randAddr(r, v6)
-	return netip.PrefixFrom(a, r.IntN(a.BitLen()+1)).Masked()
-}
-
-// lastAddr returns the last address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// probes returns, for each entry, its first and last address and the
-// addresses just outside, plus random addresses of both families.
-func probes(r *rand.Rand, entries []Entry, random int) []netip.Addr {
-	var out []netip.Addr
-	for _, e := range entries {
-		first, last := e.Prefix.Addr(), lastAddr(e.Prefix)
-		out = append(out, first, last, first.Prev(), last.Next())
-		// A random address inside, and one with a random bit flipped.
-		b := first.AsSlice()
-		for j := e.Prefix.Bits(); j < len(b)*8; j++ {
-			if r.IntN(2) == 0 {
-				b[j/8] |= 0x80 >> (j % 8)
-			}
-		}
-		j := r.IntN(len(b) * 8)
-		in, _ := netip.AddrFromSlice(b)
-		b[j/8] ^= 0x80 >> (j % 8)
-		flipped, _ := netip.AddrFromSlice(b)
-		out = append(out, in, flipped)
-	}
-	for range random {
-		out = append(out, randAddr(r, r.IntN(2) == 0))
+		out[i] = e.Prefix
 	}
 	return out
 }
 
-// randEntries returns n random entries. Half the time they all share a
-// random common prefix, so the trie's root (and its jump table) sits at
-// every possible depth, including across the 64-bit boundary of IPv6.
-func randEntries(r *rand.Rand, n int) []Entry {
-	entries := make([]Entry, n)
-	if r.IntN(2) == 0 {
-		for i := range entries {
-			entries[i] = Entry{Prefix: randPrefix(r, r.IntN(2) == 0)}
-		}
-		return entries
+func entriesOf(prefixes []netip.Prefix) []Entry {
+	out := make([]Entry, len(prefixes))
+	for i, p := range prefixes {
+		out[i] = Entry{Prefix: p}
 	}
-	base := randAddr(r, r.IntN(2) == 0).AsSlice()
-	common := r.IntN(len(base)*8 + 1)
-	for i := range entries {
-		b := append([]byte(nil), base...)
-		for j := common; j < len(b)*8; j++ {
-			if r.IntN(2) == 0 {
-				b[j/8] ^= 0x80 >> (j % 8)
-			}
-		}
-		a, _ := netip.AddrFromSlice(b)
-		bits := common + r.IntN(len(b)*8-common+1)
-		entries[i] = Entry{Prefix: netip.PrefixFrom(a, bits).Masked()}
-	}
-	return entries
+	return out
 }
+
+func probes(r *rand.Rand, entries []Entry, random int) []netip.Addr {
+	return golden.Probes(r, prefixesOf(entries), random)
+}
+
+func randEntries(r *rand.Rand, n int) []Entry { return entriesOf(golden.RandPrefixes(r, n)) }
 
 func TestTrieDifferential(t *testing.T) {
 	rounds := 100000

@@ -14,12 +14,13 @@ const mod = "github.com/keygate/keygate/"
 // directly. A package not listed here is not policed, except by
 // TestBackendsOnlyInMain.
 var layers = map[string]struct{ internal, thirdParty []string }{
-	"engine":       {},
-	"usagelog":     {},
-	"store":        {internal: []string{"engine", "usagelog"}},
-	"store/badger": {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/klauspost/compress"}},
-	"keyset":       {internal: []string{"engine", "store", "usagelog"}},
-	"server":       {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp"}},
+	"engine":          {},
+	"usagelog":        {},
+	"internal/golden": {},
+	"store":           {internal: []string{"engine", "usagelog"}},
+	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/klauspost/compress"}},
+	"keyset":          {internal: []string{"engine", "store", "usagelog"}},
+	"server":          {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp"}},
 }
 
 // list runs go list on pkgs with a template that prints one line per
