@@ -16,23 +16,49 @@ func TestNoAllocs(t *testing.T) {
 	u, _ := NewSecret()
 	unknown, garbage := []byte(u), []byte("garbage")
 	c := NewMatcher(k.Allowlist)
+	v4 := netip.MustParseAddr("203.0.113.5")
+	v6 := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1})
+	other := netip.AddrFrom4([4]byte{8, 8, 8, 8})
+	// Each case returns what it decided; the result of the measured runs
+	// is checked, so that a case cannot measure a shortcut (net/netip's
+	// sink-and-check habit).
 	tests := []struct {
 		name string
-		fn   func()
+		fn   func() Decision
+		want Decision
 	}{
-		{"Check allow v4", func() { e.Check(secret, scope, netip.MustParseAddr("203.0.113.5"), now) }},
-		{"Check allow v6", func() { e.Check(secret, scope, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}), now) }},
-		{"Check deny ip", func() { e.Check(secret, scope, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
-		{"Check deny scope", func() { e.Check(secret, []byte("write"), netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
-		{"Check unknown", func() { e.Check(unknown, nil, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
-		{"Check garbage", func() { e.Check(garbage, nil, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
-		{"Check empty allowlist", func() { e.Check(openSecret, nil, netip.AddrFrom4([4]byte{8, 8, 8, 8}), now) }},
-		{"Contains v4", func() { c.Match(netip.AddrFrom4([4]byte{203, 0, 113, 1})) }},
-		{"Contains v4-mapped", func() { c.Match(netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 203, 15: 1})) }},
+		{"Check allow v4", func() Decision { return e.Check(secret, scope, v4, now).Decision }, Allow},
+		{"Check allow v6", func() Decision { return e.Check(secret, scope, v6, now).Decision }, Allow},
+		{"Check deny ip", func() Decision { return e.Check(secret, scope, other, now).Decision }, DenyIP},
+		{"Check deny scope", func() Decision { return e.Check(secret, []byte("write"), other, now).Decision }, DenyScope},
+		{"Check unknown", func() Decision { return e.Check(unknown, nil, other, now).Decision }, DenyInvalidKey},
+		{"Check garbage", func() Decision { return e.Check(garbage, nil, other, now).Decision }, DenyInvalidKey},
+		{"Check empty allowlist", func() Decision { return e.Check(openSecret, nil, other, now).Decision }, Allow},
 	}
 	for _, tt := range tests {
-		if n := testing.AllocsPerRun(1000, tt.fn); n != 0 {
+		var got Decision
+		if n := testing.AllocsPerRun(1000, func() { got = tt.fn() }); n != 0 {
 			t.Errorf("%s: %v allocs per run, want 0", tt.name, n)
+		}
+		if got != tt.want {
+			t.Errorf("%s: decided %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		addr netip.Addr
+		want int
+	}{
+		{"Match v4", netip.AddrFrom4([4]byte{203, 0, 113, 1}), 0},
+		{"Match v4-mapped", netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 203, 14: 113, 15: 1}), 0},
+		{"Match miss", other, -1},
+	} {
+		var got int
+		if n := testing.AllocsPerRun(1000, func() { got = c.Match(tt.addr) }); n != 0 {
+			t.Errorf("%s: %v allocs per run, want 0", tt.name, n)
+		}
+		if got != tt.want {
+			t.Errorf("%s: matched entry %d, want %d", tt.name, got, tt.want)
 		}
 	}
 }

@@ -61,6 +61,10 @@ func TestNoAllocsRealStore(t *testing.T) {
 		if n := testing.AllocsPerRun(500, run); n != 0 {
 			t.Errorf("%s: %v allocations per check, want 0", tt.name, n)
 		}
+		// The measured runs decided as the first did (sink and check).
+		if got := ctx.Response.StatusCode(); got != tt.want {
+			t.Errorf("%s: measured runs answered %d, want %d", tt.name, got, tt.want)
+		}
 	}
 	if s := st.LogStats(); s.Dropped != 0 {
 		t.Errorf("%d records dropped", s.Dropped)
