@@ -4,7 +4,7 @@ BIN     := bin/keygate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test test-race bench bench-micro bench-load bench-store fuzz clean
+.PHONY: build run lint test test-race bench bench-micro bench-load bench-store fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keygate
@@ -15,8 +15,16 @@ ARGS    ?=
 run: build
 	./$(BIN) serve $(ARGS)
 
-test:
+# staticcheck at a pinned version, fetched through the Go module proxy on
+# first use (then from the module cache); its default checks, all of them.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint:
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	cd bench && $(GO) vet ./... && $(STATICCHECK) ./...
+
+test: lint
 	$(GO) test -count=1 ./...
 	$(GO) test -race -count=1 -run 'Race|Concurrent' ./...
 
