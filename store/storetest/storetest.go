@@ -10,7 +10,7 @@
 // Assertions here, as in every keygate test written or moved since the
 // store contract, use testify's require (a failed precondition stops the
 // test) and assert (a failed check is reported and the test goes on); see
-// internal/testutil.
+// CONTRIBUTING.md.
 package storetest
 
 import (
