@@ -305,11 +305,31 @@ func (w *logWriter) seal() {
 // write stores g as segment id, with its index and the last-used times of
 // its keys, in one transaction. Write errors are logged and counted.
 func (w *logWriter) write(g *segment, id uint64) {
-	w.body = g.encodeBody(w.body[:0])
-	val := compress(make([]byte, 0, len(w.body)/6+64), w.body)
-	idx := g.encodeIndex(nil)
+	val, idx := w.encode(g)
+	newer := w.newerLastUsed(g)
+	err := w.s.checkSpace()
+	if err == nil {
+		err = w.s.db.Update(func(txn *badger.Txn) error { return w.put(txn, g, id, val, idx, newer) })
+	}
+	if err != nil {
+		w.failed(g.n, err)
+		return
+	}
+	w.settle(g.n, &w.written)
+	w.segments.Add(1)
+	w.publishLastUsed(g, newer)
+}
 
-	// Newest time per key in this segment, for LastUsed.
+// encode returns g's compressed body and its index.
+func (w *logWriter) encode(g *segment) (val, idx []byte) {
+	w.body = g.encodeBody(w.body[:0])
+	return compress(make([]byte, 0, len(w.body)/6+64), w.body), g.encodeIndex(nil)
+}
+
+// newerLastUsed sets w.keyMax to the newest time of each of g's keys and
+// returns the keys (as dictionary indexes) whose newest time is later
+// than the last-used time known so far.
+func (w *logWriter) newerLastUsed(g *segment) []int {
 	keys := g.dicts[dictKey].vals
 	w.keyMax = grow(w.keyMax, len(keys))
 	for i := range w.keyMax {
@@ -321,6 +341,7 @@ func (w *logWriter) write(g *segment, id uint64) {
 		}
 	}
 	w.usedMu.RLock()
+	defer w.usedMu.RUnlock()
 	var newer []int
 	for i, k := range keys {
 		if len(k) == 0 {
@@ -330,42 +351,48 @@ func (w *logWriter) write(g *segment, id uint64) {
 			newer = append(newer, i)
 		}
 	}
-	w.usedMu.RUnlock()
+	return newer
+}
 
-	err := w.s.checkSpace()
-	if err == nil {
-		err = w.s.db.Update(func(txn *badger.Txn) error {
-			if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
-				return err
-			}
-			if err := txn.Set(seqKey(prefixIndex, id), idx); err != nil {
-				return err
-			}
-			for _, i := range newer {
-				v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
-				if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+// put sets segment id, its index and the newer last-used times in txn.
+func (w *logWriter) put(txn *badger.Txn, g *segment, id uint64, val, idx []byte, newer []int) error {
+	if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
+		return err
 	}
-	if err != nil {
-		w.settle(g.n, &w.writeErrors)
-		err = fmt.Errorf("store: write log segment: %w", err)
-		w.s.log.Error("store: usage-log records lost", "records", g.n, "err", err)
-		if w.lastErr == nil {
-			w.lastErr = err
+	if err := txn.Set(seqKey(prefixIndex, id), idx); err != nil {
+		return err
+	}
+	keys := g.dicts[dictKey].vals
+	for _, i := range newer {
+		v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
+		if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// failed counts n records as write errors, logs err and keeps it for the
+// flush in progress.
+func (w *logWriter) failed(n int, err error) {
+	w.settle(n, &w.writeErrors)
+	err = fmt.Errorf("store: write log segment: %w", err)
+	w.s.log.Error("store: usage-log records lost", "records", n, "err", err)
+	if w.lastErr == nil {
+		w.lastErr = err
+	}
+}
+
+// publishLastUsed makes the newer last-used times of g's keys, now
+// written, visible to LastUsed.
+func (w *logWriter) publishLastUsed(g *segment, newer []int) {
+	if len(newer) == 0 {
 		return
 	}
-	w.settle(g.n, &w.written)
-	w.segments.Add(1)
-	if len(newer) > 0 {
-		w.usedMu.Lock()
-		for _, i := range newer {
-			w.lastUsed[string(keys[i])] = w.keyMax[i]
-		}
-		w.usedMu.Unlock()
+	keys := g.dicts[dictKey].vals
+	w.usedMu.Lock()
+	defer w.usedMu.Unlock()
+	for _, i := range newer {
+		w.lastUsed[string(keys[i])] = w.keyMax[i]
 	}
 }

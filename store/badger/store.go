@@ -252,7 +252,56 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Store{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	if err := s.open(); err != nil {
+		// Whatever open got as far as taking is given back here, once.
+		if s.db != nil {
+			s.db.Close()
+		}
+		s.unlock()
+		return nil, err
+	}
+	s.logs.init(s)
+	// The start-up retention pass runs here rather than in maintain, so
+	// that it is over before Open returns and never races the caller's
+	// first writes.
+	s.expire(time.Now())
+	s.wg.Add(2)
+	go s.logs.run()
+	go s.maintain()
+	return s, nil
+}
 
+// open takes the directory lock, opens Badger and checks what it holds:
+// the tables' checksums, the stored state, and the acknowledged change
+// sequence. On error, Open releases what open took (s.db, the lock).
+func (s *Store) open() error {
+	opts := s.opts
+	if !opts.InMemory {
+		if err := s.takeDir(); err != nil {
+			return err
+		}
+	}
+	db, err := badger.Open(badgerOptions(opts))
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s.db = db
+	if !opts.InMemory {
+		if err := verifyTables(db); err != nil {
+			return fmt.Errorf("%w: %s: %w", store.ErrCorrupt, opts.Dir, err)
+		}
+	}
+	if err := s.loadState(); err != nil {
+		return err
+	}
+	if !opts.InMemory && opts.SyncWrites {
+		return s.checkAcknowledged()
+	}
+	return nil
+}
+
+// badgerOptions is how keygate runs Badger.
+func badgerOptions(opts Options) badger.Options {
 	bopts := badger.DefaultOptions(opts.Dir).
 		WithLogger(badgerLogger{opts.Logger}).
 		// Key changes are synced explicitly (db.Sync) so that log segments
@@ -267,61 +316,38 @@ func Open(opts Options) (*Store, error) {
 		WithChecksumVerificationMode(options.OnBlockRead)
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("").WithInMemory(true)
-	} else {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		f, err := lockDir(filepath.Join(opts.Dir, "keygate.lock"))
-		if err != nil {
-			return nil, err
-		}
-		s.lock = f
-		if err := removeEmptyMemtables(opts.Dir, s.log); err != nil {
-			s.unlock()
-			return nil, err
-		}
 	}
-	db, err := badger.Open(bopts)
+	return bopts
+}
+
+// takeDir creates the data directory if needed, takes its lock (s.lock)
+// and clears what a crash may have left that Badger cannot open.
+func (s *Store) takeDir() error {
+	if err := os.MkdirAll(s.opts.Dir, 0o700); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	f, err := lockDir(filepath.Join(s.opts.Dir, "keygate.lock"))
 	if err != nil {
-		s.unlock()
-		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+		return err
 	}
-	s.db = db
-	if !opts.InMemory {
-		if err := verifyTables(db); err != nil {
-			db.Close()
-			s.unlock()
-			return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, opts.Dir, err)
-		}
+	s.lock = f
+	return removeEmptyMemtables(s.opts.Dir, s.log)
+}
+
+// checkAcknowledged opens the sequence file (s.seqf) and refuses a
+// database that lost changes it acknowledged.
+func (s *Store) checkAcknowledged() error {
+	f, acked, err := openSeqFile(s.opts.Dir)
+	if err != nil {
+		return err
 	}
-	if err := s.loadState(); err != nil {
-		db.Close()
-		s.unlock()
-		return nil, err
+	if acked > s.seq.Load() {
+		f.Close()
+		return fmt.Errorf("%w: %s holds key changes up to number %d, but change %d was acknowledged: the write-ahead log (*.mem) is damaged and what followed the damage was dropped; restore the directory from a backup",
+			store.ErrCorrupt, s.opts.Dir, s.seq.Load(), acked)
 	}
-	if !opts.InMemory && opts.SyncWrites {
-		f, acked, err := openSeqFile(opts.Dir)
-		if err == nil && acked > s.seq.Load() {
-			f.Close()
-			err = fmt.Errorf("%w: %s holds key changes up to number %d, but change %d was acknowledged: the write-ahead log (*.mem) is damaged and what followed the damage was dropped; restore the directory from a backup",
-				store.ErrCorrupt, opts.Dir, s.seq.Load(), acked)
-		}
-		if err != nil {
-			db.Close()
-			s.unlock()
-			return nil, err
-		}
-		s.seqf = f
-	}
-	s.logs.init(s)
-	// The start-up retention pass runs here rather than in maintain, so
-	// that it is over before Open returns and never races the caller's
-	// first writes.
-	s.expire(time.Now())
-	s.wg.Add(2)
-	go s.logs.run()
-	go s.maintain()
-	return s, nil
+	s.seqf = f
+	return nil
 }
 
 // removeEmptyMemtables deletes empty memtable log files (*.mem). A kill
