@@ -176,89 +176,105 @@ func keysCmd(args []string, w io.Writer) error {
 	build := clientFlags(fs)
 	switch args[0] {
 	case "create":
-		name := fs.String("name", "", "key name (required)")
-		desc := fs.String("description", "", "description")
-		expires := fs.String("expires", "", "expiry time, RFC 3339")
-		var scopes listFlag
-		var allow repeatFlag
-		fs.Var(&scopes, "scope", "scope the key grants (repeatable, or comma-separated)")
-		fs.Var(&allow, "allow", "allowlist entry CIDR or CIDR=LABEL (repeatable)")
-		if _, err := parseFlags(fs, args[1:]); err != nil {
-			return err
-		}
-		c, err := build()
-		if err != nil {
-			return err
-		}
-		body := map[string]any{"name": *name, "description": *desc, "scopes": []string(scopes)}
-		entries := []map[string]string{}
-		for _, a := range allow {
-			entries = append(entries, entryArg(a))
-		}
-		body["allowlist"] = entries
-		if *expires != "" {
-			t, err := time.Parse(time.RFC3339, *expires)
-			if err != nil {
-				return usagef("--expires %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", *expires)
-			}
-			body["expires_at"] = t
-		}
-		var out map[string]any
-		if err := c.do("POST", "/v1/keys", body, &out); err != nil {
-			return err
-		}
-		if err := printJSON(w, out); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "\nThe secret above is shown only this once: store it now.\n")
-		return err
+		return keysCreate(fs, build, args[1:], w)
 	case "list":
-		if _, err := parseFlags(fs, args[1:]); err != nil {
-			return err
-		}
-		c, err := build()
-		if err != nil {
-			return err
-		}
-		var out struct {
-			Items []struct {
-				ID, Name, Status, Hint string
-				Scopes                 []string
-				Allowlist              []any
-				CreatedAt              time.Time `json:"created_at"`
-			}
-		}
-		if err := c.do("GET", "/v1/keys", nil, &out); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tHINT\tSCOPES\tALLOWLIST\tCREATED")
-		for _, k := range out.Items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%d\t%s\n", k.ID, k.Name, k.Status, k.Hint, strings.Join(k.Scopes, ","), len(k.Allowlist), k.CreatedAt.Format(time.RFC3339))
-		}
-		return tw.Flush()
+		return keysList(fs, build, args[1:], w)
 	case "show", "revoke":
-		if _, err := parseFlags(fs, args[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() != 1 {
-			return usagef("keys %s: want exactly one key id", args[0])
-		}
-		c, err := build()
-		if err != nil {
-			return err
-		}
-		method := "GET"
-		if args[0] == "revoke" {
-			method = "DELETE"
-		}
-		var out map[string]any
-		if err := c.do(method, "/v1/keys/"+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
-			return err
-		}
-		return printJSON(w, out)
+		return keysShowOrRevoke(fs, build, args[0], args[1:], w)
 	}
 	return usagef("keys: unknown subcommand %q: want create, list, show or revoke", args[0])
+}
+
+// keysCreate is `keygate keys create`: it prints the new key, secret
+// included, once.
+func keysCreate(fs *flag.FlagSet, build func() (*client, error), args []string, w io.Writer) error {
+	name := fs.String("name", "", "key name (required)")
+	desc := fs.String("description", "", "description")
+	expires := fs.String("expires", "", "expiry time, RFC 3339")
+	var scopes listFlag
+	var allow repeatFlag
+	fs.Var(&scopes, "scope", "scope the key grants (repeatable, or comma-separated)")
+	fs.Var(&allow, "allow", "allowlist entry CIDR or CIDR=LABEL (repeatable)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"name": *name, "description": *desc, "scopes": []string(scopes)}
+	entries := []map[string]string{}
+	for _, a := range allow {
+		entries = append(entries, entryArg(a))
+	}
+	body["allowlist"] = entries
+	if *expires != "" {
+		t, err := time.Parse(time.RFC3339, *expires)
+		if err != nil {
+			return usagef("--expires %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", *expires)
+		}
+		body["expires_at"] = t
+	}
+	var out map[string]any
+	if err := c.do("POST", "/v1/keys", body, &out); err != nil {
+		return err
+	}
+	if err := printJSON(w, out); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "\nThe secret above is shown only this once: store it now.\n")
+	return err
+}
+
+// keysList is `keygate keys list`: one line per key.
+func keysList(fs *flag.FlagSet, build func() (*client, error), args []string, w io.Writer) error {
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Items []struct {
+			ID, Name, Status, Hint string
+			Scopes                 []string
+			Allowlist              []any
+			CreatedAt              time.Time `json:"created_at"`
+		}
+	}
+	if err := c.do("GET", "/v1/keys", nil, &out); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tHINT\tSCOPES\tALLOWLIST\tCREATED")
+	for _, k := range out.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%d\t%s\n", k.ID, k.Name, k.Status, k.Hint, strings.Join(k.Scopes, ","), len(k.Allowlist), k.CreatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// keysShowOrRevoke is `keygate keys show|revoke ID`.
+func keysShowOrRevoke(fs *flag.FlagSet, build func() (*client, error), sub string, args []string, w io.Writer) error {
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("keys %s: want exactly one key id", sub)
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	method := "GET"
+	if sub == "revoke" {
+		method = "DELETE"
+	}
+	var out map[string]any
+	if err := c.do(method, "/v1/keys/"+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
+		return err
+	}
+	return printJSON(w, out)
 }
 
 func allowlistCmd(args []string, w io.Writer) error {
