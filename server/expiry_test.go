@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/store"
 )
 
 // TestPatchExpiry: PATCH applies create's rule to expires_at (a past time
@@ -43,7 +44,7 @@ func TestPatchExpiry(t *testing.T) {
 	}
 
 	// An expired key is renewed by setting a future expiry.
-	_, err := ts.commit(context.Background(), func() (Change, error) {
+	_, err := ts.keys.Commit(context.Background(), func() (store.Change, error) {
 		return ts.st.UpdateKey(context.Background(), id, "test", "key.update", func(k *engine.Key) error {
 			k.ExpiresAt = time.Now().Add(-time.Minute)
 			return nil

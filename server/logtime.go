@@ -4,15 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-)
 
-// The range of times the log filters from and to accept: the log keeps
-// Unix nanoseconds in an int64 (1677-09-21 to 2262-04-11), so a time
-// outside it would wrap and select the wrong records. Whole years inside
-// that span, the same bounds as the store's.
-var (
-	minLogTime = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxLogTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+	"github.com/keygate/keygate/usagelog"
 )
 
 // parseLogTime reads a from/to filter value: RFC 3339, or Unix seconds.
@@ -29,7 +22,7 @@ func parseLogTime(name, v string) (time.Time, string) {
 	} else if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
 		return t, fmt.Sprintf("%s %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z, or Unix seconds", name, v)
 	}
-	if t.Before(minLogTime) || t.After(maxLogTime) {
+	if t.Before(usagelog.MinFilterTime) || t.After(usagelog.MaxFilterTime) {
 		return time.Time{}, outOfRange(name, v)
 	}
 	return t, ""
@@ -37,5 +30,5 @@ func parseLogTime(name, v string) (time.Time, string) {
 
 func outOfRange(name, v string) string {
 	return fmt.Sprintf("%s %q is outside the range the log can hold: use a time from %s to %s",
-		name, v, minLogTime.Format(time.RFC3339), maxLogTime.Format(time.RFC3339))
+		name, v, usagelog.MinFilterTime.Format(time.RFC3339), usagelog.MaxFilterTime.Format(time.RFC3339))
 }

@@ -22,6 +22,14 @@ func TestCSVFormulaInjection(t *testing.T) {
 		{"a\nb", "\"a\nb\""},
 		{" lead", "\" lead\""},
 		{"x=1", "x=1"},
+		// A field may begin after a separator inside the cell.
+		{"/x;=2+3;@SUM(1)", "/x;'=2+3;'@SUM(1)"},
+		{"/a\t=1", "/a\t'=1"},
+		{"/p,=HYPERLINK(1)", "\"/p,'=HYPERLINK(1)\""},
+		{"/a;\"=1", "\"/a;'\"\"=1\""},
+		{"/a\n+1", "\"/a\n'+1\""},
+		{"/a;\t=1", "/a;'\t'=1"},
+		{"/search;jsessionid=abc,x-y", "\"/search;jsessionid=abc,x-y\""},
 	} {
 		got := string(AppendCSVField(nil, []byte(tc.in)))
 		assert.Equal(t, tc.want, got, "AppendCSVField(%q)", tc.in)

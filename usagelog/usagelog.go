@@ -115,7 +115,8 @@ type Filter struct {
 	// ParseStatusFilter.
 	Status string
 	// From (inclusive) and To (exclusive) bound the record time; the zero
-	// time leaves that side open.
+	// time leaves that side open. Other times must lie within
+	// MinFilterTime and MaxFilterTime.
 	From, To time.Time
 	// Limit is the page size for a query: 0 means DefaultLimit, at most
 	// MaxLimit. An export ignores it.
@@ -206,6 +207,12 @@ func (f Filter) Compile() (Query, error) {
 	if q.StatusLo, q.StatusHi, err = ParseStatusFilter(f.Status); err != nil {
 		return q, err
 	}
+	if err := checkTime("from", f.From); err != nil {
+		return q, err
+	}
+	if err := checkTime("to", f.To); err != nil {
+		return q, err
+	}
 	if !f.From.IsZero() {
 		q.From, q.HasFrom = f.From.UnixNano(), true
 	}
@@ -239,4 +246,22 @@ func CheckRange(from, to time.Time) error {
 		return &FilterError{Field: "to", Message: "not after from"}
 	}
 	return nil
+}
+
+// The range of times a Filter's From and To may take. Records are kept
+// as Unix nanoseconds in an int64, which spans 1677-09-21 to 2262-04-11;
+// a time outside it would wrap (2300 read as 1715) and select the wrong
+// records, so it is refused. The bounds are whole years inside that span.
+var (
+	MinFilterTime = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxFilterTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// checkTime refuses a non-zero t outside [MinFilterTime, MaxFilterTime].
+func checkTime(field string, t time.Time) error {
+	if t.IsZero() || (!t.Before(MinFilterTime) && !t.After(MaxFilterTime)) {
+		return nil
+	}
+	return &FilterError{Field: field, Message: fmt.Sprintf("%s is outside the range the log can hold: use a time from %s to %s",
+		t.UTC().Format(time.RFC3339), MinFilterTime.Format(time.RFC3339), MaxFilterTime.Format(time.RFC3339))}
 }

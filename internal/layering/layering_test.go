@@ -20,7 +20,7 @@ var layers = map[string]struct{ internal, thirdParty []string }{
 	"store":           {internal: []string{"engine", "usagelog"}},
 	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/klauspost/compress"}},
 	"keyset":          {internal: []string{"engine", "store", "usagelog"}},
-	"server":          {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp"}},
+	"server":          {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp", "github.com/go-json-experiment/json"}},
 }
 
 // list runs go list on pkgs with a template that prints one line per

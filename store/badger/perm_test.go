@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/usagelog"
 )
 
 // TestPrivateFileModes: after writes and a reopen, every file in the store
@@ -32,7 +33,7 @@ func TestPrivateFileModes(t *testing.T) {
 		_, err = s.CreateKey(context.Background(), k, "test")
 		require.NoError(t, err)
 		for i := range 100 {
-			s.AppendLog(&LogEntry{Time: time.Now(), KeyID: k.ID, Method: []byte("GET"), Path: []byte("/"), Status: 200 + i%2})
+			s.AppendLog(&usagelog.Entry{Time: time.Now(), KeyID: k.ID, Method: []byte("GET"), Path: []byte("/"), Status: 200 + i%2})
 		}
 		require.NoError(t, s.FlushLogs())
 		require.NoError(t, s.Close())

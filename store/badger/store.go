@@ -245,7 +245,9 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the store described by opts. If another
-// process has the directory open, the error wraps store.ErrLocked.
+// process has the directory open, the error wraps store.ErrLocked. Files in
+// the directory are made 0600 and directories below it 0700 (see
+// privateModes), again at each maintenance pass and at Close.
 func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -287,6 +289,10 @@ func (s *Store) open() error {
 	}
 	s.db = db
 	if !opts.InMemory {
+		// The files Badger has just created.
+		if err := privateModes(opts.Dir); err != nil {
+			return err
+		}
 		if err := verifyTables(db); err != nil {
 			return fmt.Errorf("%w: %s: %w", store.ErrCorrupt, opts.Dir, err)
 		}
@@ -331,7 +337,10 @@ func (s *Store) takeDir() error {
 		return err
 	}
 	s.lock = f
-	return removeEmptyMemtables(s.opts.Dir, s.log)
+	if err := removeEmptyMemtables(s.opts.Dir, s.log); err != nil {
+		return err
+	}
+	return privateModes(s.opts.Dir)
 }
 
 // checkAcknowledged opens the sequence file (s.seqf) and refuses a
@@ -419,6 +428,12 @@ func (s *Store) Close() error {
 		if cerr := s.db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("store: close: %w", cerr)
 		}
+		if !s.opts.InMemory {
+			// Closing flushes the memtable into a new table file.
+			if perr := privateModes(s.opts.Dir); perr != nil && err == nil {
+				err = perr
+			}
+		}
 		s.unlock()
 		s.closeErr = err
 	})
@@ -449,6 +464,11 @@ func (s *Store) maintain() {
 		case now := <-t.C:
 			s.expire(now)
 			s.gcValueLog()
+			if !s.opts.InMemory {
+				if err := privateModes(s.opts.Dir); err != nil {
+					s.log.Warn("store: file modes", "err", err)
+				}
+			}
 		}
 	}
 }

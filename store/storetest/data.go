@@ -171,10 +171,17 @@ func RandFilter(r *rand.Rand) usagelog.Filter {
 }
 
 // CSVCell is what a spreadsheet-safe export writes for s, as
-// encoding/csv reads it back.
+// encoding/csv reads it back: a ' before each byte that begins a field
+// when the line is split on ',', ';' or tab (or broken at CR/LF) and that
+// a spreadsheet reads as a formula, behind any quotes it would strip.
 func CSVCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+	var b strings.Builder
+	for j := 0; j < len(s); j++ {
+		start := j == 0 || strings.IndexByte(",;\t\r\n", s[j-1]) >= 0
+		if rest := strings.TrimLeft(s[j:], "\""); start && rest != "" && strings.IndexByte("=+-@\t\r", rest[0]) >= 0 {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(s[j])
 	}
-	return s
+	return b.String()
 }

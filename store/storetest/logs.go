@@ -129,6 +129,13 @@ func testQueryFilterErrors(t *testing.T, h Harness) {
 		{usagelog.Filter{KeyID: strings.Repeat("k", 200)}, "key_id"},
 		{usagelog.Filter{From: time.Unix(10, 0), To: time.Unix(5, 0)}, "to"},
 		{usagelog.Filter{From: time.Unix(10, 0), To: time.Unix(10, 0)}, "to"},
+		// Times the int64 nanoseconds cannot hold: 2300 wrapped to 1715
+		// and selected every record, 1600 too.
+		{usagelog.Filter{From: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}, "from"},
+		{usagelog.Filter{To: time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}, "to"},
+		{usagelog.Filter{To: time.Date(2262, 1, 1, 0, 0, 0, 1, time.UTC)}, "to"},
+		{usagelog.Filter{From: time.Date(1677, 12, 31, 23, 59, 59, 0, time.UTC)}, "from"},
+		{usagelog.Filter{From: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}, "from"},
 		{usagelog.Filter{Cursor: "!!"}, "cursor"},
 		{usagelog.Filter{Cursor: "not a cursor"}, "cursor"},
 	} {
@@ -142,7 +149,8 @@ func testQueryFilterErrors(t *testing.T, h Harness) {
 			assert.ErrorIs(t, err, usagelog.ErrBadFilter, "ExportCSV %+v", tc.f)
 		}
 	}
-	for _, ok := range []usagelog.Filter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: usagelog.MaxLimit}, {Method: "get"}} {
+	for _, ok := range []usagelog.Filter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: usagelog.MaxLimit}, {Method: "get"},
+		{From: usagelog.MinFilterTime, To: usagelog.MaxFilterTime}, {To: usagelog.MinFilterTime.Add(time.Nanosecond)}, {From: usagelog.MaxFilterTime}} {
 		_, err := s.QueryLogs(context.Background(), ok)
 		assert.NoError(t, err, "%+v", ok)
 	}

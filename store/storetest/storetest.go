@@ -64,6 +64,7 @@ var sequential = []test{
 	{"PagingWhileAppending", testPagingWhileAppending},
 	{"QueryFilterErrors", testQueryFilterErrors},
 	{"ExportCSV", testExportCSV},
+	{"CSVSafeUnderEverySeparator", testCSVSafeUnderEverySeparator},
 	{"LogStats", testLogStats},
 	{"LastUsed", testLastUsed},
 	{"CloseFlushesLogs", testCloseFlushesLogs},

@@ -1,4 +1,4 @@
-package badgerstore
+package storetest
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/usagelog"
 )
 
 // hostileCells are values a client controls (path, method) or that reach
@@ -31,20 +33,20 @@ func formulaStarts(f string) bool {
 	return f != "" && strings.IndexByte("=+-@\t\r", f[0]) >= 0
 }
 
-// TestCSVSafeUnderEverySeparator exports records whose text fields are
+// testCSVSafeUnderEverySeparator exports records whose text fields are
 // hostile and reads the file as a spreadsheet might: with encoding/csv
 // splitting on ',', ';' and tab, and naively split on each of them after
 // breaking lines at CR and LF. No field may begin a formula.
-func TestCSVSafeUnderEverySeparator(t *testing.T) {
-	s := openTest(t, DefaultOptions("").WithInMemory(true).WithFlushInterval(time.Hour))
+func testCSVSafeUnderEverySeparator(t *testing.T, h Harness) {
+	s := open(t, h)
 	now := time.Now()
 	for i, v := range hostileCells {
-		s.AppendLog(&LogEntry{Time: now.Add(time.Duration(i) * time.Millisecond), KeyID: v, EntryID: v, Method: []byte(v), Path: []byte(v),
+		s.AppendLog(&usagelog.Entry{Time: now.Add(time.Duration(i) * time.Millisecond), KeyID: v, EntryID: v, Method: []byte(v), Path: []byte(v),
 			Status: 401, Code: v, IP: netip.MustParseAddr("203.0.113.5")})
 	}
 	require.NoError(t, s.FlushLogs())
 	var buf bytes.Buffer
-	n, err := s.ExportCSV(context.Background(), &buf, LogFilter{})
+	n, err := s.ExportCSV(context.Background(), &buf, usagelog.Filter{})
 	require.NoError(t, err)
 	require.Equal(t, len(hostileCells), n)
 	out := buf.String()
@@ -82,8 +84,7 @@ func TestCSVSafeUnderEverySeparator(t *testing.T) {
 	require.NoError(t, err)
 	for i, row := range rows[1:] {
 		v := hostileCells[len(hostileCells)-1-i] // newest first
-		want := strings.ReplaceAll(csvCell(v), "\r\n", "\n")
+		want := strings.ReplaceAll(CSVCell(v), "\r\n", "\n")
 		assert.Equal(t, []string{want, want, want}, []string{row[1], row[3], row[4]}, "row %d (%q)", i+1, v)
 	}
-
 }
