@@ -59,7 +59,7 @@ func forwardedPath(uri []byte) (path []byte, ok bool) {
 	if end < 0 {
 		end = len(rest)
 	}
-	if bytes.IndexAny(rest[:end], "\\%") >= 0 {
+	if bytes.ContainsAny(rest[:end], `\%`) {
 		// "http://host\@evil/x", "http://host%2fadmin": where the
 		// authority ends depends on the parser.
 		return nil, false
