@@ -60,7 +60,7 @@ bench-micro:
 # (over 1M records instead of the default 10M), CSV export.
 bench-store:
 	@mkdir -p $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench 'LogIngest|Compression|QueryOneKey|ExportCSV' -benchmem -cpu 1 -benchtime $(BENCHTIME) ./store/ -store.records=1000000 | tee $(BENCH_OUT)/store.txt
+	$(GO) test -run '^$$' -bench 'LogIngest|Compression|QueryOneKey|ExportCSV' -benchmem -cpu 1 -benchtime $(BENCHTIME) ./store/badger/ -store.records=1000000 | tee $(BENCH_OUT)/store.txt
 
 # The daemons under load (keygate, net/http, OPA's server; servers on core
 # 0, the load generator on core 1, loopback only), propagation, and scale
@@ -73,7 +73,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime 60s ./engine/
 	$(GO) test -run '^$$' -fuzz FuzzTrie -fuzztime 60s ./engine/
 	$(GO) test -run '^$$' -fuzz FuzzValidSecretFormat -fuzztime 30s ./engine/
-	$(GO) test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime 60s ./store/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime 60s ./store/badger/
 	$(GO) test -run '^$$' -fuzz FuzzWalkXFF -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz FuzzClientIP -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz FuzzParseCheckRequest -fuzztime 30s ./server/
