@@ -4,6 +4,10 @@
 // place that knows the commit-then-publish protocol a management write
 // follows so that its answer is already true for the check path.
 //
+// Changes made by other writers arrive by polling (Follow) and, sooner,
+// by a wake-up: Notify, or the store's own notifications when it is a
+// store.Notifier (PostgreSQL's LISTEN/NOTIFY).
+//
 // keyset imports engine and the store contract, never a backend, and no
 // HTTP: it is tested with a store alone.
 package keyset
@@ -115,17 +119,27 @@ func (s *Set) Notify() {
 	}
 }
 
-// Follow catches up every interval and on each Notify until ctx is done,
+// Follow catches up every interval, on each Notify, and on each of the
+// store's notifications if it is a store.Notifier, until ctx is done,
 // handing each failure to onErr (which may be nil).
 func (s *Set) Follow(ctx context.Context, interval time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var notified <-chan struct{}
+	if n, ok := s.st.(store.Notifier); ok {
+		notified = n.Notifications()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.wake:
+		case _, ok := <-notified:
+			if !ok {
+				notified = nil // closed: polling alone from now on
+				continue
+			}
 		}
 		if err := s.CatchUp(ctx); err != nil && ctx.Err() == nil && onErr != nil {
 			onErr(err)

@@ -254,3 +254,37 @@ func TestConcurrentCommitsAndFollow(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// notifying is a store that announces commits, as a PostgreSQL backend
+// with LISTEN/NOTIFY does.
+type notifying struct {
+	*flaky
+	ch chan struct{}
+}
+
+func (n notifying) Notifications() <-chan struct{} { return n.ch }
+
+// TestStoreNotificationWakesFollow: a store.Notifier's notification
+// catches up at once, and a closed channel leaves polling in charge.
+func TestStoreNotificationWakesFollow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := notifying{newStore(t), make(chan struct{}, 1)}
+	s, err := Open(ctx, st)
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Follow(ctx, time.Hour, nil) }()
+	k, secret := testKey(t, "a")
+	_, err = st.CreateKey(ctx, k, "other")
+	require.NoError(t, err)
+	st.ch <- struct{}{}
+	require.Eventually(t, func() bool { return decide(s, secret) == engine.Allow }, 5*time.Second, time.Millisecond)
+	close(st.ch)
+	k2, secret2 := testKey(t, "b")
+	_, err = st.CreateKey(ctx, k2, "other")
+	require.NoError(t, err)
+	s.Notify() // Follow still runs after the channel closed
+	require.Eventually(t, func() bool { return decide(s, secret2) == engine.Allow }, 5*time.Second, time.Millisecond)
+	cancel()
+	<-done
+}

@@ -164,3 +164,14 @@ type Store interface {
 	// called afterwards fails with ErrClosed (AppendLog counts a drop).
 	Close() error
 }
+
+// Notifier is implemented by a backend that can announce commits, its own
+// and other processes' (PostgreSQL's LISTEN/NOTIFY). The key set then
+// catches up as soon as a value arrives instead of at its next poll; it
+// polls all the same, so a lost notification only delays a change.
+type Notifier interface {
+	// Notifications returns a channel that receives a value after changes
+	// are committed; several commits may share one value. It may be
+	// closed when the store closes.
+	Notifications() <-chan struct{}
+}
