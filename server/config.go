@@ -32,6 +32,10 @@ type Config struct {
 	// whose forwarded headers are believed. Empty: none; the TCP peer is
 	// always the client.
 	TrustedProxies []string `json:"trusted_proxies"`
+	// TrustAllProxies confirms a TrustedProxies range of every address
+	// (0.0.0.0/0 or ::/0), refused without it: every client can then set
+	// its own address with X-Forwarded-For.
+	TrustAllProxies bool `json:"trust_all_proxies"`
 	// RealIPHeaders are single-address headers read from a trusted proxy,
 	// the first present one counting. Alone, it names the client; beside
 	// an X-Forwarded-For that names a different client, there is no client
@@ -79,11 +83,18 @@ type Config struct {
 
 // Route maps requests to a required scope.
 type Route struct {
-	// Method is an HTTP method, or "" or "*" for any.
+	// Method is one HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE,
+	// OPTIONS, CONNECT, TRACE; any case), or "" or "*" for any. A list
+	// ("GET,POST") is refused: write one rule per method.
 	Method string `json:"method"`
 	// Prefix is matched against the request path (decoded, without the
 	// query) byte for byte: "/admin" also covers "/administrators". It
-	// must start with "/". A path whose meaning depends on the upstream
+	// must start with "/" and be a normalised path, or it could never
+	// match: no query or fragment, no %-escape (write the decoded
+	// characters), no dot-segment or empty segment, nothing ambiguousPath
+	// refuses. Two rules with the same method and prefix (compared
+	// without case when either rule is case-insensitive) are refused. A
+	// path whose meaning depends on the upstream
 	// (see ambiguousPath) matches no rule: it needs a scope no key holds.
 	Prefix string `json:"prefix"`
 	// Scope is the scope the key must grant; "" requires none, which lets a
@@ -173,7 +184,7 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("max-conns %d must not be negative", c.MaxConns))
 	}
-	if _, err := parseProxies(c.TrustedProxies); err != nil {
+	if _, err := parseProxies(c.TrustedProxies, c.TrustAllProxies); err != nil {
 		errs = append(errs, err)
 	}
 	for _, h := range c.RealIPHeaders {
@@ -188,7 +199,8 @@ func (c Config) Validate() error {
 }
 
 // parseProxies parses trusted proxy addresses and ranges.
-func parseProxies(list []string) (proxySet, error) {
+// A range of every address (0.0.0.0/0, ::/0) is refused unless trustAll.
+func parseProxies(list []string, trustAll bool) (proxySet, error) {
 	var out proxySet
 	var errs []error
 	for _, s := range list {
@@ -205,7 +217,15 @@ func parseProxies(list []string) (proxySet, error) {
 			if p.Addr().Is4In6() {
 				p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
 			}
-			out = append(out, p.Masked())
+			if m := p.Masked(); m.Addr() != p.Addr() {
+				errs = append(errs, fmt.Errorf("trusted-proxies: %q has bits set beyond the /%d prefix: did you mean %s (the whole range) or %s (the single address)?", s, p.Bits(), m, p.Addr()))
+				continue
+			}
+			if p.Bits() == 0 && !trustAll {
+				errs = append(errs, fmt.Errorf("trusted-proxies: %q is every address: any client could then forge X-Forwarded-For and pass an allowlist; name the proxies' addresses, or confirm with --trust-all-proxies (trust_all_proxies in the config file)", s))
+				continue
+			}
+			out = append(out, p)
 			continue
 		}
 		a, err := netip.ParseAddr(s)
@@ -229,25 +249,71 @@ type route struct {
 
 type routeTable []route
 
+// httpMethods are the methods a route rule may name (RFC 9110 and PATCH).
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// routeProblem says what is wrong with one rule, and what to write
+// instead, or returns "". A rule that could never match would fail open:
+// the requests it was meant to guard would need no scope.
+func routeProblem(r Route) string {
+	m := r.Method
+	switch {
+	case strings.ContainsAny(m, ", "):
+		return fmt.Sprintf("method %q names more than one method: write one rule per method (or \"*\" for any)", m)
+	case m != "" && m != "*" && !slices.Contains(httpMethods, strings.ToUpper(m)):
+		return fmt.Sprintf("method %q is not an HTTP method: write one of %s, or \"*\" (or leave it out) for any", m, strings.Join(httpMethods, ", "))
+	}
+	p := r.Prefix
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("prefix %q must start with /", p)
+	case strings.ContainsAny(p, "?#"):
+		return fmt.Sprintf("prefix %q holds a query or fragment (? or #): it is matched against the path alone; write the path, e.g. %q", p, p[:strings.IndexAny(p, "?#")])
+	case strings.Contains(p, "%"):
+		return fmt.Sprintf("prefix %q holds a %%-escape: it is matched against the decoded path; write the decoded characters (e.g. /api, not /%%61pi)", p)
+	case ambiguousPath([]byte(p)):
+		return fmt.Sprintf("prefix %q holds a dot-segment (/./, /../), an empty segment (//), a backslash, a ; or a control byte: a path with one is never matched to a rule; write the normalised path", p)
+	}
+	if pr := engine.ScopeProblem(r.Scope); r.Scope != "" && pr != "" {
+		return "scope " + pr
+	}
+	return ""
+}
+
+// routeKey identifies a rule for the duplicate check: its method ("*" for
+// any) and its prefix, case-folded when either rule ignores case.
+func routeKey(r Route) (method, prefix string) {
+	method = strings.ToUpper(strings.TrimSpace(r.Method))
+	if method == "" {
+		method = "*"
+	}
+	return method, r.Prefix
+}
+
+func describeRoute(i int, r Route) string {
+	return fmt.Sprintf("routes[%d] {method %q, prefix %q, scope %q}", i, r.Method, r.Prefix, r.Scope)
+}
+
 func compileRoutes(rs []Route) (routeTable, error) {
 	var out routeTable
 	var errs []error
 	for i, r := range rs {
-		if !strings.HasPrefix(r.Prefix, "/") {
-			errs = append(errs, fmt.Errorf("routes[%d]: prefix %q must start with /", i, r.Prefix))
+		if p := routeProblem(r); p != "" {
+			errs = append(errs, fmt.Errorf("%s: %s", describeRoute(i, r), p))
 			continue
 		}
-		if p := engine.ScopeProblem(r.Scope); r.Scope != "" && p != "" {
-			errs = append(errs, fmt.Errorf("routes[%d]: scope %s", i, p))
-			continue
+		m, pfx := routeKey(r)
+		for j, q := range rs[:i] {
+			qm, qp := routeKey(q)
+			same := pfx == qp || (r.CaseInsensitive || q.CaseInsensitive) && strings.EqualFold(pfx, qp)
+			if m == qm && same {
+				errs = append(errs, fmt.Errorf("%s: the same method and prefix as routes[%d]: only one could ever apply; keep one rule per method and prefix", describeRoute(i, r), j))
+				break
+			}
 		}
 		rt := route{prefix: []byte(r.Prefix), scope: []byte(r.Scope), fold: r.CaseInsensitive}
-		if m := strings.TrimSpace(r.Method); m != "" && m != "*" {
-			if strings.ContainsAny(m, " \t/") {
-				errs = append(errs, fmt.Errorf("routes[%d]: method %q is not an HTTP method", i, r.Method))
-				continue
-			}
-			rt.method = []byte(strings.ToUpper(m))
+		if m != "*" {
+			rt.method = []byte(m)
 		}
 		out = append(out, rt)
 	}

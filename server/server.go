@@ -48,7 +48,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	trusted, _ := parseProxies(cfg.TrustedProxies)
+	trusted, _ := parseProxies(cfg.TrustedProxies, cfg.TrustAllProxies)
 	routes, _ := compileRoutes(cfg.Routes)
 	s := &Server{
 		cfg:       cfg,

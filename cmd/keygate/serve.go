@@ -85,6 +85,7 @@ func loadServeConfig(args []string) (Config, error) {
 		data       = fs.String("data", "./data", "data directory (Badger)")
 		adminToken = fs.String("admin-token", "", "management API bearer token (generated on first start if empty)")
 		trusted    listFlag
+		trustAll   = fs.Bool("trust-all-proxies", false, "confirm a --trusted-proxies range of every address (0.0.0.0/0, ::/0): any client can then choose its address")
 		private    = fs.Bool("allow-private-ranges", false, "accept private, loopback and other non-public ranges in allowlists")
 		configPath = fs.String("config", "", "JSON config file with the same settings plus route rules")
 		minFree    = fs.Int64("min-free-space", 0, "free disk space in bytes kept in reserve; below it writes fail with 503 (0: 64 MiB, negative: off)")
@@ -126,6 +127,9 @@ func loadServeConfig(args []string) (Config, error) {
 	}
 	if set["trusted-proxies"] {
 		cfg.TrustedProxies = trusted
+	}
+	if set["trust-all-proxies"] {
+		cfg.TrustAllProxies = *trustAll
 	}
 	if set["allow-private-ranges"] {
 		cfg.AllowPrivateRanges = *private
