@@ -44,6 +44,8 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	h := &ctx.Request.Header
+	live := s.live.Load()
+	routes := live.routes
 
 	secret := presentedKey(h)
 	method, methodConflict := forwardedHeader(h, "X-Forwarded-Method", "X-Original-Method")
@@ -62,7 +64,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		if ok && len(raw) > len(authzPrefix) && bytes.HasPrefix(raw, []byte(authzPrefix)) {
 			raw = raw[len(authzPrefix):]
 		}
-		ok = ok && !(len(s.routes) > 0 && ambiguousPath(raw))
+		ok = ok && !(len(routes) > 0 && ambiguousPath(raw))
 		if path == nil {
 			path = stripQuery(raw)
 		}
@@ -71,18 +73,18 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		if !ok {
 			path = stripQuery(uri)
 		}
-		ok = ok && !(len(s.routes) > 0 && ambiguousPath(path))
+		ok = ok && !(len(routes) > 0 && ambiguousPath(path))
 	}
 	var scope []byte
-	if len(s.routes) > 0 && ok { // normalising the path is work only rules need
+	if len(routes) > 0 && ok { // normalising the path is work only rules need
 		sc.uri.SetPathBytes(path)
-		scope = s.routes.scopeFor(method, sc.uri.Path())
+		scope = routes.scopeFor(method, sc.uri.Path())
 	}
 	if methodConflict || uriConflict || !ok {
 		scope = unsatisfiableScope
 	}
 
-	ip := clientIP(h, peerAddr(ctx), s.trusted, s.cfg.RealIPHeaders)
+	ip := clientIP(h, peerAddr(ctx), live.trusted, live.realIP)
 	res := s.keys.Check(secret, scope, ip, start)
 
 	rh := &ctx.Response.Header

@@ -32,8 +32,7 @@ type Server struct {
 	cfg       Config
 	keys      *keyset.Set
 	store     store.Store
-	trusted   proxySet
-	routes    routeTable
+	live      atomic.Pointer[liveSettings]
 	policy    engine.Policy
 	adminHash [32]byte
 	metrics   metrics
@@ -48,17 +47,14 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	trusted, _ := parseProxies(cfg.TrustedProxies, cfg.TrustAllProxies)
-	routes, _ := compileRoutes(cfg.Routes)
 	s := &Server{
 		cfg:       cfg,
 		store:     st,
-		trusted:   trusted,
-		routes:    routes,
 		policy:    engine.Policy{AllowPrivate: cfg.AllowPrivateRanges},
 		adminHash: hashToken([]byte(cfg.AdminToken)),
 		log:       cfg.Logger,
 	}
+	s.live.Store(compileLive(cfg))
 	keys, err := keyset.Open(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)

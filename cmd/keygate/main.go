@@ -98,10 +98,9 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// parseFlags parses args into fs, then fills every flag not given on the
-// command line from KEYGATE_<FLAG> when that is set. It returns the names
-// of the flags set either way.
-func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
+// parseArgs parses the command line args into fs, flags before or after
+// positional arguments, and returns the names of the flags given.
+func parseArgs(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 	fs.SetOutput(io.Discard)
 	// Flags may come after positional arguments ("allowlist add ID CIDR
 	// --label L"): parse, set the first positional aside, repeat.
@@ -127,20 +126,38 @@ func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 	fs.Parse(append([]string{"--"}, positional...))
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set, nil
+}
+
+// clientEnvFlags are the admin commands' flags that also come from the
+// environment: where the daemon is and how to authenticate. A command's
+// own flags (filters, names, output) come from its command line only: a
+// KEYGATE_STATUS left in the environment must not filter an export.
+var clientEnvFlags = []string{"server", "admin-token", "data"}
+
+// parseFlags parses an admin command's args into fs, then fills the
+// connection flags (clientEnvFlags) not given on the command line from
+// KEYGATE_<FLAG> when that is set. It returns the names of the flags set
+// either way.
+func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
+	set, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
-			return
+	for _, name := range clientEnvFlags {
+		if set[name] || fs.Lookup(name) == nil {
+			continue
 		}
-		env := "KEYGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(name)
 		if v, ok := os.LookupEnv(env); ok {
-			if err := fs.Set(f.Name, v); err != nil {
+			if err := fs.Set(name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %v", env, v, err))
 			}
-			set[f.Name] = true
+			set[name] = true
 		}
-	})
-	return set, errors.Join(errs...)
+	}
+	return set, configError(errors.Join(errs...))
 }
 
 // listFlag is a repeatable flag that also splits on commas.

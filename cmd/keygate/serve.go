@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/keygate/keygate/server"
@@ -23,30 +21,38 @@ import (
 )
 
 // Config is the daemon's whole configuration: the server's settings plus
-// the data directory. A config file (--config) holds it as JSON:
+// the data directory, the store's and the log's. Every setting is a flag
+// of keygate serve, KEYGATE_<FLAG> in the environment and a member of the
+// config file (--config), a JSON object:
 //
 //	{"addr": "0.0.0.0:8080", "admin_addr": "127.0.0.1:8081", "data": "/var/lib/keygate",
 //	 "trusted_proxies": ["10.0.0.0/8"], "real_ip_headers": ["X-Real-IP"],
-//	 "allow_private_ranges": false,
+//	 "allow_private_ranges": false, "log_retention": "720h", "min_free_space": "64MiB",
 //	 "routes": [{"method": "POST", "prefix": "/orders", "scope": "orders:write"}]}
 //
-// Command-line flags win over the environment, which wins over the file.
+// Command-line flags win over the environment, which wins over the file
+// (see config.go).
 type Config struct {
 	server.Config
 	// Data is the Badger data directory; default "./data".
-	Data string `json:"data"`
+	Data string
 	// MinFreeSpace is the free disk space, in bytes, kept in reserve on the
 	// data directory's file system: below it management writes fail with
 	// 503 and usage-log records are counted as write errors. 0 means
 	// badgerstore.DefaultMinFreeSpace (64 MiB); negative disables the reserve.
-	MinFreeSpace int64 `json:"min_free_space"`
+	MinFreeSpace int64
 	// LogRetention is how long usage-log records are kept; 0 means
 	// badgerstore.DefaultRetention (30 days).
-	LogRetention time.Duration `json:"-"`
+	LogRetention time.Duration
 	// MaintenanceInterval is how often retention and value-log GC run; 0
 	// means badgerstore.DefaultMaintenanceInterval. Set only by a hidden flag,
 	// for soak tests.
-	MaintenanceInterval time.Duration `json:"-"`
+	MaintenanceInterval time.Duration
+	// LogLevel (debug, info, warn, error) and LogFormat (text, json) are
+	// the daemon's own log's.
+	LogLevel, LogFormat string
+	// ConfigPath is the config file the settings were read from, if any.
+	ConfigPath string
 }
 
 // tokenFile is the name of the generated admin token in the data directory.
@@ -73,80 +79,6 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// loadServeConfig builds the configuration from the file, the environment
-// and the command line.
-func loadServeConfig(args []string) (Config, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var (
-		addr       = fs.String("addr", server.DefaultAddr, "check (and, without --admin-addr, management) listen address")
-		adminAddr  = fs.String("admin-addr", "", "separate listen address for the management API and the UI")
-		data       = fs.String("data", "./data", "data directory (Badger)")
-		adminToken = fs.String("admin-token", "", "management API bearer token (generated on first start if empty)")
-		trusted    listFlag
-		trustAll   = fs.Bool("trust-all-proxies", false, "confirm a --trusted-proxies range of every address (0.0.0.0/0, ::/0): any client can then choose its address")
-		private    = fs.Bool("allow-private-ranges", false, "accept private, loopback and other non-public ranges in allowlists")
-		configPath = fs.String("config", "", "JSON config file with the same settings plus route rules")
-		minFree    = fs.Int64("min-free-space", 0, "free disk space in bytes kept in reserve; below it writes fail with 503 (0: 64 MiB, negative: off)")
-		retention  = fs.Duration("log-retention", 0, "how long usage-log records are kept (0: 30 days)")
-		maintain   = fs.Duration("maintenance-interval", 0, "") // hidden: retention and GC period, for soak tests
-		maxConns   = fs.Int("max-conns", 0, "open connections per listener; more are answered with 503 (0: 10000)")
-	)
-	fs.Var(&trusted, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed")
-	set, err := parseFlags(fs, args)
-	if err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, usagef("serve: unexpected argument %q", fs.Arg(0))
-	}
-	cfg := Config{Config: server.Config{Addr: server.DefaultAddr}, Data: "./data"}
-	if *configPath != "" {
-		b, err := os.ReadFile(*configPath)
-		if err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return Config{}, fmt.Errorf("config %s: %w", *configPath, err)
-		}
-	}
-	if set["addr"] {
-		cfg.Addr = *addr
-	}
-	if set["admin-addr"] {
-		cfg.AdminAddr = *adminAddr
-	}
-	if set["data"] {
-		cfg.Data = *data
-	}
-	if set["admin-token"] {
-		cfg.AdminToken = *adminToken
-	}
-	if set["trusted-proxies"] {
-		cfg.TrustedProxies = trusted
-	}
-	if set["trust-all-proxies"] {
-		cfg.TrustAllProxies = *trustAll
-	}
-	if set["allow-private-ranges"] {
-		cfg.AllowPrivateRanges = *private
-	}
-	if set["min-free-space"] {
-		cfg.MinFreeSpace = *minFree
-	}
-	if set["log-retention"] {
-		cfg.LogRetention = *retention
-	}
-	if set["max-conns"] {
-		cfg.MaxConns = *maxConns
-	}
-	if set["maintenance-interval"] {
-		cfg.MaintenanceInterval = *maintain
-	}
-	return cfg, cfg.Validate()
 }
 
 // adminToken returns the configured token, or the one saved in the data
@@ -198,12 +130,17 @@ func procs(current int, env string) int {
 }
 
 func serveCmd(args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadServeConfig(args)
+	cfg, warnings, err := loadServeConfig(args, os.LookupEnv)
 	if err != nil {
 		return err
 	}
 	runtime.GOMAXPROCS(procs(runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")))
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.LogLevel))
+	logger := newLogger(stderr, cfg.LogFormat, level)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
 	privateUmask()
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -222,13 +159,18 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", cfg.Data, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	var srvRef atomic.Pointer[server.Server] // for reload, once created
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	sigs := handleSignals(logger, stop, func() { reload(logger, args, cfg, level, &srvRef, st) })
+	defer signal.Stop(sigs)
 
 	srv, err := server.New(ctx, cfg.Config, st)
 	if err == nil {
+		srvRef.Store(srv)
 		var ls server.Listeners
 		if ls, err = srv.Listen(); err == nil {
+			logStart(logger, cfg, ls, st)
 			printBanner(stdout, cfg, ls, tok, generated, fromFile)
 			err = srv.Serve(ctx, ls)
 			logger.Info("stopped serving; flushing the usage log and closing the store")

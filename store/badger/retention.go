@@ -13,7 +13,7 @@ import (
 // inside the window (segments are written in time order). It returns the
 // number of segments deleted.
 func (s *Store) expireLogs(now time.Time) (int, error) {
-	cutoff := now.Add(-s.opts.Retention).UnixNano()
+	cutoff := now.Add(-s.Retention()).UnixNano()
 	var ids []uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions

@@ -236,6 +236,8 @@ type Store struct {
 	rmu sync.RWMutex
 
 	logs logWriter
+	// retention is opts.Retention, changed by SetRetention.
+	retention atomic.Int64
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -254,6 +256,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Store{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	s.retention.Store(int64(opts.Retention))
 	if err := s.open(); err != nil {
 		// Whatever open got as far as taking is given back here, once.
 		if s.db != nil {
@@ -450,6 +453,22 @@ func (s *Store) unlock() {
 		s.lock = nil
 	}
 }
+
+// SetRetention changes the usage-log retention (0: DefaultRetention) from
+// the next maintenance pass on; a negative d is refused.
+func (s *Store) SetRetention(d time.Duration) error {
+	if d < 0 {
+		return errors.New("store: retention must not be negative")
+	}
+	if d == 0 {
+		d = DefaultRetention
+	}
+	s.retention.Store(int64(d))
+	return nil
+}
+
+// Retention returns the usage-log retention in effect.
+func (s *Store) Retention() time.Duration { return time.Duration(s.retention.Load()) }
 
 // maintain runs retention and value-log GC every MaintenanceInterval until
 // Close.
