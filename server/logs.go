@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -45,20 +46,43 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/csv; charset=utf-8")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="keygate-usage-logs-`+s.cfg.Now().UTC().Format("20060102T150405Z")+`.csv"`)
-		dw := &deadlineWriter{conn: ctx.Conn(), timeout: s.cfg.WriteTimeout}
+		// The row count arrives as a trailer once the last row is out,
+		// so a client can tell a whole export from a cut one: an export
+		// that fails, or outlasts the shutdown drain, has its connection
+		// closed without the terminating chunk (never a clean end).
+		ctx.Response.Header.SetTrailer(HeaderRows)
+		conn := ctx.Conn()
+		dw := &deadlineWriter{conn: conn, timeout: s.cfg.WriteTimeout}
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			ectx, cancel := context.WithCancel(s.drain)
+			defer cancel()
+			// A reader too slow to finish before the drain ends leaves
+			// the writer blocked: closing the connection frees it.
+			stopAbort := context.AfterFunc(ectx, func() { conn.Close() })
 			dw.w = w
-			if _, err := s.store.ExportCSV(context.Background(), dw, f); err != nil {
-				// The status line is gone; all that is left is to stop
-				// early and say so where an operator will see it.
-				s.log.Warn("CSV export failed", "err", err)
+			n, err := s.store.ExportCSV(ectx, dw, f)
+			if err == nil {
+				err = w.Flush()
 			}
-			w.Flush()
+			if !stopAbort() || err != nil {
+				if err == nil {
+					err = errors.New("aborted at the end of the shutdown drain")
+				}
+				s.log.Warn("CSV export failed; connection closed without the end of the response", "err", err, "rows", n)
+				conn.Close()
+				return
+			}
+			ctx.Response.Header.Set(HeaderRows, strconv.Itoa(n))
 		})
 	default:
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
 	}
 }
+
+// HeaderRows is the trailer of a CSV export: the number of data rows
+// (header excluded), sent only after the last one. An export without it
+// is incomplete.
+const HeaderRows = "X-Keygate-Rows"
 
 // deadlineWriter moves the connection's write deadline forward while a
 // streamed response makes progress, so that WriteTimeout bounds a stall

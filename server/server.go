@@ -38,6 +38,10 @@ type Server struct {
 	metrics   metrics
 	log       *slog.Logger
 	ready     atomic.Bool
+	// drain ends (endDrain) when the shutdown drain period is over:
+	// streamed responses still running are then aborted.
+	drain    context.Context
+	endDrain context.CancelFunc
 }
 
 // New validates cfg and returns a server over st whose keys are loaded
@@ -54,6 +58,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		adminHash: hashToken([]byte(cfg.AdminToken)),
 		log:       cfg.Logger,
 	}
+	s.drain, s.endDrain = context.WithCancel(context.Background())
 	s.live.Store(compileLive(cfg))
 	keys, err := keyset.Open(ctx, st)
 	if err != nil {
@@ -259,10 +264,16 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {
-		if e := srv.ShutdownWithContext(sctx); e != nil && err == nil {
+		if e := srv.ShutdownWithContext(sctx); e != nil && !errors.Is(e, context.DeadlineExceeded) && err == nil {
 			err = fmt.Errorf("server: shutdown: %w", e)
 		}
 	}
+	// Past the drain period, what still runs is cut off: a streamed
+	// export's connection is closed without the end of the response.
+	if sctx.Err() != nil {
+		s.log.Warn("requests still running at the end of the shutdown drain were aborted", "drain", s.cfg.ShutdownTimeout.String())
+	}
+	s.endDrain()
 	stopPoll()
 	wg.Wait()
 	return err

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,9 +11,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/keygate/keygate/server"
 )
 
 // client talks to a running daemon's management API.
@@ -391,11 +393,50 @@ func logsCmd(args []string, w io.Writer) error {
 		defer f.Close()
 		dst = f
 	}
-	if _, err := io.Copy(dst, res.Body); err != nil {
-		return errors.Join(errors.New("export interrupted"), err)
+	if err := copyExport(dst, res); err != nil {
+		return err
 	}
 	if f, ok := dst.(*os.File); ok && *outPath != "" {
 		return f.Sync()
 	}
 	return nil
 }
+
+// copyExport copies a CSV export to dst and checks that it is whole: the
+// daemon sends the row count as a trailer (server.HeaderRows) after the
+// last row, and only then; the rows received must be that many.
+func copyExport(dst io.Writer, res *http.Response) error {
+	rows := &rowCounter{}
+	if _, err := io.Copy(io.MultiWriter(dst, rows), res.Body); err != nil {
+		return fmt.Errorf("export interrupted after %d rows: %w (the output is incomplete)", rows.rows(), err)
+	}
+	want := res.Trailer.Get(server.HeaderRows)
+	if want == "" {
+		return fmt.Errorf("export incomplete: the daemon did not confirm the end of the export (no %s trailer) after %d rows", server.HeaderRows, rows.rows())
+	}
+	if n, err := strconv.Atoi(want); err != nil || n != rows.rows() {
+		return fmt.Errorf("export incomplete: the daemon sent %s rows, %d arrived", want, rows.rows())
+	}
+	return nil
+}
+
+// rowCounter counts the records of a CSV stream (header excluded): line
+// ends outside quoted cells.
+type rowCounter struct {
+	lines   int
+	inQuote bool
+}
+
+func (c *rowCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		switch {
+		case b == '"':
+			c.inQuote = !c.inQuote
+		case b == '\n' && !c.inQuote:
+			c.lines++
+		}
+	}
+	return len(p), nil
+}
+
+func (c *rowCounter) rows() int { return max(c.lines-1, 0) }
