@@ -136,4 +136,3 @@ func TestCLIExportVerifiesRowCount(t *testing.T) {
 		})
 	}
 }
-
