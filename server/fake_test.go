@@ -30,6 +30,20 @@ type fakeStore struct {
 	panicOnList bool
 	// failChanges makes the next that many Changes calls fail.
 	failChanges int
+	// health is what Health returns.
+	health error
+}
+
+func (f *fakeStore) Health() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.health
+}
+
+func (f *fakeStore) setHealth(err error) {
+	f.mu.Lock()
+	f.health = err
+	f.mu.Unlock()
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }

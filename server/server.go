@@ -149,15 +149,40 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	fmt.Fprintf(ctx, "{\"status\":\"ok\",\"version\":%q}\n", s.cfg.Version)
 }
 
+// handleReady answers /readyz: 200 while management writes can succeed,
+// else 503, with the reasons in the body either way. Not ready: shutting
+// down, or a local fault of the store (see store.Health: closed, free-space
+// reserve reached, data directory gone). A shared store that cannot be
+// reached keeps the daemon ready (the whole fleet sees the same; checks
+// are answered from memory) and is listed under "degraded".
 func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
+	var reasons, degraded []string
 	if !s.ready.Load() {
-		writeError(ctx, errorf(ErrUnavailable, "not ready: shutting down"))
-		return
+		reasons = append(reasons, "shutting down")
+	}
+	if h, ok := s.store.(store.Health); ok {
+		if err := h.Health(); errors.Is(err, store.ErrUnreachable) {
+			degraded = append(degraded, err.Error())
+		} else if err != nil {
+			reasons = append(reasons, err.Error())
+		}
 	}
 	snap := s.keys.Snapshot()
-	fmt.Fprintf(ctx, "{\"status\":\"ready\",\"keys\":%d,\"seq\":%d}\n", snap.Len(), snap.Seq())
+	body := struct {
+		Status   string   `json:"status"`
+		Ready    bool     `json:"ready"`
+		Reasons  []string `json:"reasons,omitempty"`
+		Degraded []string `json:"degraded,omitempty"`
+		Keys     int      `json:"keys"`
+		Seq      uint64   `json:"seq"`
+	}{"ready", len(reasons) == 0, reasons, degraded, snap.Len(), snap.Seq()}
+	code := fasthttp.StatusOK
+	if !body.Ready {
+		body.Status, code = "not ready", fasthttp.StatusServiceUnavailable
+	}
+	writeJSON(ctx, code, body)
 }
 
 func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {

@@ -66,6 +66,14 @@ var (
 	// ErrNoSpace: the storage has less free space than the backend keeps
 	// in reserve; nothing was written. It wraps ErrUnavailable.
 	ErrNoSpace error = &kindError{"store: not enough free disk space", ErrUnavailable}
+	// ErrGone: the storage the store opened is no longer there (the data
+	// directory was removed, moved or replaced): nothing can be written
+	// until the daemon is restarted on it. It wraps ErrUnavailable.
+	ErrGone error = &kindError{"store: storage gone", ErrUnavailable}
+	// ErrUnreachable: a store shared by several daemons (a database) cannot
+	// be reached from this one. It wraps ErrUnavailable. Unlike the other
+	// unavailable errors it is not this daemon's own fault: see Health.
+	ErrUnreachable error = &kindError{"store: shared store unreachable", ErrUnavailable}
 	// ErrLocked: another process (or another store in this process) holds
 	// the storage that only one may open.
 	ErrLocked = errors.New("store: data directory is in use by another process")
@@ -73,6 +81,31 @@ var (
 	// changes are missing.
 	ErrCorrupt = errors.New("store: corrupt data")
 )
+
+// Health is implemented by a backend that can tell whether management
+// writes can succeed now. The server's /readyz asks it on each request,
+// so it must be cheap (a stat, an atomic load) and must not block.
+//
+// Health returns nil when writes can succeed. Otherwise it returns an
+// error saying why, wrapping one of the sentinels above:
+//
+//   - a local fault — ErrClosed, ErrNoSpace (the free-space reserve is
+//     reached), ErrGone (the data directory was removed or moved): this
+//     daemon cannot write while its peers, if any, can; /readyz answers
+//     503 with the reason, so that a load balancer sends the traffic
+//     elsewhere;
+//   - ErrUnreachable: a store shared by a fleet of daemons cannot be
+//     reached. Every daemon of the fleet sees the same, so /readyz stays
+//     200 (checks are answered from the keys in memory; taking the whole
+//     fleet out of rotation would be an outage) and names the fault in
+//     its body as degraded. A backend that knows since when it has been
+//     unreachable says so in the error's message.
+//
+// A backend that cannot tell does not implement Health: /readyz then
+// reports only the server's own state.
+type Health interface {
+	Health() error
+}
 
 // kindError is a sentinel that is also one of a broader kind.
 type kindError struct {

@@ -165,6 +165,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	sigs := handleSignals(logger, stop, func() { reload(logger, args, cfg, level, &srvRef, st) })
 	defer signal.Stop(sigs)
 
+	var lost error // set by watchStore before it calls stop
+	go watchStore(ctx, logger, st, func(err error) { lost = err; stop() })
+
 	srv, err := server.New(ctx, cfg.Config, st)
 	if err == nil {
 		srvRef.Store(srv)
@@ -175,6 +178,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 			err = srv.Serve(ctx, ls)
 			logger.Info("stopped serving; flushing the usage log and closing the store")
 		}
+	}
+	if lost != nil && err == nil {
+		err = lost
 	}
 	if ferr := st.FlushLogs(); ferr != nil && err == nil {
 		err = fmt.Errorf("flushing the usage log: %w", ferr)

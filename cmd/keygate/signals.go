@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/server"
+	"github.com/keygate/keygate/store"
 	badgerstore "github.com/keygate/keygate/store/badger"
 )
 
@@ -175,4 +177,25 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// watchStore asks the store every second whether its storage is still
+// there (store.ErrGone: the data directory was removed or moved) and, once
+// it is not, logs it and calls lost: the daemon then shuts down (exit
+// status 1), since nothing more it acknowledges could be kept.
+func watchStore(ctx context.Context, log *slog.Logger, st store.Health, lost func(error)) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := st.Health(); errors.Is(err, store.ErrGone) {
+				log.Error("shutting down: the store cannot save anything more", "err", err)
+				lost(err)
+				return
+			}
+		}
+	}
 }

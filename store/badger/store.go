@@ -207,6 +207,9 @@ func (o Options) withDefaults() Options {
 // less free space than the reserve. When free space cannot be read, it lets
 // the write go ahead.
 func (s *Store) checkSpace() error {
+	if err := s.dirGone(); err != nil {
+		return err
+	}
 	if s.opts.InMemory || s.opts.MinFreeSpace < 0 {
 		return nil
 	}
@@ -236,6 +239,10 @@ type Store struct {
 	rmu sync.RWMutex
 
 	logs logWriter
+	// dirInfo and lockInfo are the data directory and its lock file as
+	// opened; gone is set once they are not there any more (dirGone).
+	dirInfo, lockInfo os.FileInfo
+	gone              atomic.Pointer[error]
 	// retention is opts.Retention, changed by SetRetention.
 	retention atomic.Int64
 
@@ -335,11 +342,17 @@ func (s *Store) takeDir() error {
 	if err := os.MkdirAll(s.opts.Dir, 0o700); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	f, err := lockDir(filepath.Join(s.opts.Dir, "keygate.lock"))
+	if err := checkTotalSpace(s.opts.Dir, s.opts.MinFreeSpace); err != nil {
+		return err
+	}
+	f, err := lockDir(filepath.Join(s.opts.Dir, lockFileName))
 	if err != nil {
 		return err
 	}
 	s.lock = f
+	if err := s.rememberDir(); err != nil {
+		return err
+	}
 	if err := removeEmptyMemtables(s.opts.Dir, s.log); err != nil {
 		return err
 	}
@@ -428,10 +441,10 @@ func (s *Store) Close() error {
 		err := s.logs.err()
 		s.rmu.Lock() // wait for running queries
 		defer s.rmu.Unlock()
-		if cerr := s.db.Close(); cerr != nil && err == nil {
+		if cerr := s.closeDB(); cerr != nil && err == nil {
 			err = fmt.Errorf("store: close: %w", cerr)
 		}
-		if !s.opts.InMemory {
+		if !s.opts.InMemory && s.gone.Load() == nil {
 			// Closing flushes the memtable into a new table file.
 			if perr := privateModes(s.opts.Dir); perr != nil && err == nil {
 				err = perr
