@@ -188,24 +188,26 @@ func applyConfigFile(fs *flag.FlagSet, cfg *Config, b []byte) error {
 			return at(err)
 		}
 		name := nameTok.String()
-		off := dec.InputOffset()
 		val, err := dec.ReadValue()
 		if err != nil {
 			return at(err)
 		}
+		off := dec.InputOffset() - int64(len(val))
 		if err := applyMember(fs, cfg, name, val); err != nil {
-			line, col := lineCol(b, off+1)
+			line, col := lineCol(b, off)
 			return fmt.Errorf("line %d, column %d: %q: %w", line, col, name, err)
 		}
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return at(err)
 	}
+	end := dec.InputOffset()
 	if _, err := dec.ReadToken(); err != io.EOF {
-		line, col := lineCol(b, dec.InputOffset())
 		if err != nil {
 			return at(err)
 		}
+		rest := b[end:]
+		line, col := lineCol(b, end+int64(len(rest)-len(bytes.TrimLeft(rest, " \t\r\n"))))
 		return fmt.Errorf("line %d, column %d: more after the settings object: a config file holds one JSON object", line, col)
 	}
 	return nil
