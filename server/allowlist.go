@@ -27,7 +27,7 @@ type putAllowlistRequest struct {
 // updateAllowlist replaces key id's allowlist with what fn makes of the
 // current one, all or nothing.
 func (s *Server) updateAllowlist(ctx context.Context, id, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (store.Change, error) {
-	return s.keys.Commit(ctx, func() (store.Change, error) {
+	return s.commit(ctx, func() (store.Change, error) {
 		return s.store.UpdateKey(ctx, id, actor, action, func(k *engine.Key) error {
 			if !k.RevokedAt.IsZero() {
 				return errRevoked(id)

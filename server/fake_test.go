@@ -110,6 +110,19 @@ func (f *fakeStore) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) 
 	return keys, uint64(len(f.changes)), nil
 }
 
+func (f *fakeStore) Audit(_ context.Context, q store.AuditQuery) ([]store.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []store.Change{}
+	for i := len(f.changes) - 1; i >= 0 && len(out) < q.PageLimit(); i-- {
+		c := f.changes[i]
+		if (q.Before == 0 || c.Seq < q.Before) && q.Match(c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeStore) Changes(_ context.Context, since uint64, limit int) ([]store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -132,7 +132,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx) error {
 	if req.ExpiresAt != nil {
 		k.ExpiresAt = req.ExpiresAt.UTC()
 	}
-	ch, err := s.keys.Commit(ctx, func() (store.Change, error) { return s.store.CreateKey(ctx, k.Clone(), actor) })
+	ch, err := s.commit(ctx, func() (store.Change, error) { return s.store.CreateKey(ctx, k.Clone(), actor) })
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
 	if len(problems) > 0 {
 		return errorf(ErrInvalid, "%s; nothing was changed", strings.Join(problems, "; "))
 	}
-	ch, err := s.keys.Commit(ctx, func() (store.Change, error) {
+	ch, err := s.commit(ctx, func() (store.Change, error) {
 		return s.store.UpdateKey(ctx, id, actor, "key.update", func(k *engine.Key) error {
 			if !k.RevokedAt.IsZero() {
 				return errRevoked(id)
@@ -217,7 +217,7 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
 }
 
 func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, id string) error {
-	ch, err := s.keys.Commit(ctx, func() (store.Change, error) {
+	ch, err := s.commit(ctx, func() (store.Change, error) {
 		return s.store.UpdateKey(ctx, id, actor, "key.revoke", func(k *engine.Key) error {
 			if k.RevokedAt.IsZero() {
 				k.RevokedAt = s.cfg.Now().UTC()

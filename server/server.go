@@ -126,6 +126,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		s.handleKeys(ctx)
 		return hKeys
 	}
+	if hasPathPrefix(path, "/v1/audit") {
+		s.handleAudit(ctx)
+		return hKeys
+	}
 	if hasPathPrefix(path, "/v1/logs") {
 		s.handleLogs(ctx)
 		return hLogs

@@ -164,6 +164,40 @@ type Keys interface {
 	// Changes returns up to limit changes with Seq > since, oldest first,
 	// with no gap: the first has Seq since+1.
 	Changes(ctx context.Context, since uint64, limit int) ([]Change, error)
+	// Audit returns up to q.Limit changes (MaxAuditLimit when 0 or more)
+	// with Seq below q.Before (every change when 0), newest first (by
+	// Seq), keeping those of key q.KeyID (any key when "") made at or
+	// after q.From and before q.To (unbounded when zero). It reads the
+	// same trail as Changes. The next page is q.Before set to the last
+	// returned Seq.
+	Audit(ctx context.Context, q AuditQuery) ([]Change, error)
+}
+
+// AuditQuery selects changes for Keys.Audit.
+type AuditQuery struct {
+	KeyID    string
+	From, To time.Time
+	Before   uint64
+	Limit    int
+}
+
+// MaxAuditLimit is the largest page Audit returns.
+const MaxAuditLimit = 1000
+
+// Match reports whether c is selected by q's key and time bounds (not
+// by Before or Limit): the filter every backend applies.
+func (q AuditQuery) Match(c Change) bool {
+	return (q.KeyID == "" || c.KeyID == q.KeyID) &&
+		(q.From.IsZero() || !c.Time.Before(q.From)) &&
+		(q.To.IsZero() || c.Time.Before(q.To))
+}
+
+// PageLimit is q.Limit bounded to 1..MaxAuditLimit.
+func (q AuditQuery) PageLimit() int {
+	if q.Limit <= 0 || q.Limit > MaxAuditLimit {
+		return MaxAuditLimit
+	}
+	return q.Limit
 }
 
 // Logs is the usage-log half of the contract.

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -26,12 +28,18 @@ type client struct {
 	http  *http.Client
 }
 
-// clientFlags adds the connection flags to fs; call build after parsing.
+// clientFlags adds the connection flags, and --json, to fs; call build
+// after parsing.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	srv := fs.String("server", "http://127.0.0.1:8080", "base URL of the daemon's management API")
+	srv := fs.String("server", "http://127.0.0.1:8080", "base URL of the daemon's management API (http://host:port; a bare host:port means http)")
 	tok := fs.String("admin-token", "", "admin token (default: read from the token file in --data)")
 	data := fs.String("data", "./data", "data directory whose admin-token file is used when --admin-token is empty")
+	fs.Bool("json", false, "print only JSON on standard output, for scripts")
 	return func() (*client, error) {
+		base, err := serverURL(*srv)
+		if err != nil {
+			return nil, err
+		}
 		t := *tok
 		if t == "" {
 			b, err := os.ReadFile(filepath.Join(*data, tokenFile))
@@ -45,8 +53,27 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 		// progress is bounded by the daemon's write timeout.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.ResponseHeaderTimeout = 30 * time.Second
-		return &client{base: strings.TrimRight(*srv, "/"), token: t, http: &http.Client{Transport: tr}}, nil
+		return &client{base: base, token: t, http: &http.Client{Transport: tr}}, nil
 	}
+}
+
+// jsonOutput reports whether --json was given.
+func jsonOutput(fs *flag.FlagSet) bool {
+	f := fs.Lookup("json")
+	return f != nil && f.Value.String() == "true"
+}
+
+// serverURL reads --server: a URL with scheme http or https, or a bare
+// host:port (http).
+func serverURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usagef("--server %q: want the daemon's address, e.g. http://127.0.0.1:8080 or 127.0.0.1:8080", s)
+	}
+	return strings.TrimRight(s, "/"), nil
 }
 
 // apiError is an error answer of the daemon.
@@ -221,7 +248,7 @@ func keysCreate(fs *flag.FlagSet, build func() (*client, error), args []string, 
 	if err := c.do("POST", "/v1/keys", body, &out); err != nil {
 		return err
 	}
-	if err := printJSON(w, out); err != nil {
+	if err := printJSON(w, out); err != nil || jsonOutput(fs) {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "\nThe secret above is shown only this once: store it now.\n")
@@ -244,6 +271,13 @@ func keysList(fs *flag.FlagSet, build func() (*client, error), args []string, w 
 			Allowlist              []any
 			CreatedAt              time.Time `json:"created_at"`
 		}
+	}
+	if jsonOutput(fs) {
+		var raw any
+		if err := c.do("GET", "/v1/keys", nil, &raw); err != nil {
+			return err
+		}
+		return printJSON(w, raw)
 	}
 	if err := c.do("GET", "/v1/keys", nil, &out); err != nil {
 		return err
@@ -286,6 +320,7 @@ func allowlistCmd(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("allowlist "+args[0], flag.ContinueOnError)
 	build := clientFlags(fs)
 	label := fs.String("label", "", "label of the entry (add)")
+	allowAll := fs.Bool("allow-all", false, "replace: confirm an empty allowlist, which lets the key in from every address")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -330,6 +365,9 @@ func allowlistCmd(args []string, w io.Writer) error {
 		}
 		err = c.do("DELETE", base+"/"+url.PathEscape(id), nil, &out)
 	case "replace":
+		if len(rest) == 1 && !*allowAll {
+			return usagef("allowlist replace %s: no entries would let the key in from every address: name the entries, or pass --allow-all to mean it", rest[0])
+		}
 		entries := []map[string]string{}
 		for _, a := range rest[1:] {
 			entries = append(entries, entryArg(a))
@@ -351,10 +389,19 @@ func logsCmd(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("logs "+args[0], flag.ContinueOnError)
 	build := clientFlags(fs)
 	q := map[string]*string{}
-	for _, name := range []string{"key-id", "method", "status", "from", "to", "limit", "cursor"} {
-		q[name] = fs.String(name, "", "filter: "+name)
+	for _, f := range []struct{ name, usage string }{
+		{"key-id", "only the records of this key"},
+		{"method", "only this HTTP method"},
+		{"status", "only this status (403) or class (4xx)"},
+		{"from", "only records at or after this time (RFC 3339, or a date)"},
+		{"to", "only records before this time (RFC 3339, or a date)"},
+		{"limit", "query: records per page, 1 to 1000"},
+		{"cursor", "query: the next_cursor of the previous page"},
+	} {
+		q[f.name] = fs.String(f.name, "", f.usage)
 	}
 	outPath := fs.String("o", "", "export: write the CSV to this file instead of standard output")
+	force := fs.Bool("force", false, "export: overwrite the -o file if it exists")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -384,20 +431,36 @@ func logsCmd(args []string, w io.Writer) error {
 		return err
 	}
 	defer res.Body.Close()
+	if jsonOutput(fs) && *outPath == "" {
+		return usagef("logs export --json: the CSV goes to -o FILE, and standard output gets {\"rows\": N, \"file\": FILE}")
+	}
 	dst := w
 	if *outPath != "" {
-		f, err := os.Create(*outPath)
+		flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		if *force {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		}
+		f, err := os.OpenFile(*outPath, flags, 0o600)
+		if errors.Is(err, iofs.ErrExist) {
+			return usagef("logs export: %s exists: pass --force to overwrite it", *outPath)
+		}
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		dst = f
 	}
-	if err := copyExport(dst, res); err != nil {
+	rows, err := copyExport(dst, res)
+	if err != nil {
 		return err
 	}
 	if f, ok := dst.(*os.File); ok && *outPath != "" {
-		return f.Sync()
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	if jsonOutput(fs) {
+		return printJSON(w, map[string]any{"rows": rows, "file": *outPath})
 	}
 	return nil
 }
@@ -405,19 +468,19 @@ func logsCmd(args []string, w io.Writer) error {
 // copyExport copies a CSV export to dst and checks that it is whole: the
 // daemon sends the row count as a trailer (server.HeaderRows) after the
 // last row, and only then; the rows received must be that many.
-func copyExport(dst io.Writer, res *http.Response) error {
+func copyExport(dst io.Writer, res *http.Response) (int, error) {
 	rows := &rowCounter{}
 	if _, err := io.Copy(io.MultiWriter(dst, rows), res.Body); err != nil {
-		return fmt.Errorf("export interrupted after %d rows: %w (the output is incomplete)", rows.rows(), err)
+		return 0, fmt.Errorf("export interrupted after %d rows: %w (the output is incomplete)", rows.rows(), err)
 	}
 	want := res.Trailer.Get(server.HeaderRows)
 	if want == "" {
-		return fmt.Errorf("export incomplete: the daemon did not confirm the end of the export (no %s trailer) after %d rows", server.HeaderRows, rows.rows())
+		return 0, fmt.Errorf("export incomplete: the daemon did not confirm the end of the export (no %s trailer) after %d rows", server.HeaderRows, rows.rows())
 	}
 	if n, err := strconv.Atoi(want); err != nil || n != rows.rows() {
-		return fmt.Errorf("export incomplete: the daemon sent %s rows, %d arrived", want, rows.rows())
+		return 0, fmt.Errorf("export incomplete: the daemon sent %s rows, %d arrived", want, rows.rows())
 	}
-	return nil
+	return rows.rows(), nil
 }
 
 // rowCounter counts the records of a CSV stream (header excluded): line

@@ -4,6 +4,7 @@
 //	keygate keys ...             manage keys of a running daemon
 //	keygate allowlist ...        manage a key's IP allowlist
 //	keygate logs ...             query or export usage logs
+//	keygate audit ...            read the audit trail of key changes
 //	keygate version              print the version
 //
 // Every flag can also be given in the environment as KEYGATE_<FLAG> (upper
@@ -31,23 +32,33 @@ const usage = `keygate — API-key authorization daemon
 
 Usage:
   keygate serve [--addr 127.0.0.1:8080] [--admin-addr ADDR] [--data ./data]
-                [--admin-token TOKEN] [--trusted-proxies CIDR,...]
-                [--allow-private-ranges] [--config FILE]
-                [--min-free-space BYTES] [--log-retention DURATION] [--max-conns N]
+                [--admin-token TOKEN] [--trusted-proxies CIDR,...] [--trust-all-proxies]
+                [--real-ip-headers H,...] [--allow-private-ranges] [--config FILE]
+                [--min-free-space 64MiB] [--log-retention 720h] [--max-conns N]
+                [--log-level info] [--log-format text|json]
   keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339]
   keygate keys list | show ID | revoke ID
   keygate allowlist list ID
   keygate allowlist add ID CIDR [--label L]
   keygate allowlist remove ID ENTRY_ID|CIDR
-  keygate allowlist replace ID [CIDR[=LABEL]]...
+  keygate allowlist replace ID CIDR[=LABEL]...   (no entries: --allow-all)
   keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--from T] [--to T] [--limit N] [--cursor C]
-  keygate logs export [same filters] [-o FILE]
+  keygate logs export [same filters] [-o FILE [--force]]
+  keygate audit [--key-id ID] [--from T] [--to T] [--limit N] [--cursor C]
   keygate version
 
+"keygate COMMAND [SUBCOMMAND] -h" lists a command's flags.
+
 The admin commands talk to a running daemon: --server (default
-http://127.0.0.1:8080) and --admin-token (default: the token file in --data).
-Every flag can also come from the environment as KEYGATE_<FLAG>, e.g.
-KEYGATE_ADMIN_TOKEN.
+http://127.0.0.1:8080; a bare host:port means http) and --admin-token
+(default: the token file in --data); --json prints only JSON on standard
+output. They take --server, --admin-token and --data from the environment
+(KEYGATE_SERVER, ...), never their other flags. Every serve flag can also
+come from the environment as KEYGATE_<FLAG>, e.g. KEYGATE_ADMIN_TOKEN, and
+from the config file.
+
+Exit status: 0 done, 1 failed, 2 usage (a bad command line, environment
+variable or setting).
 `
 
 // run executes one command line and returns the exit code.
@@ -58,6 +69,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "keys", "allowlist", "logs":
+		if wantsHelp(args[1:]) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+	}
+	switch args[0] {
 	case "serve":
 		err = serveCmd(args[1:], stdout, stderr)
 	case "keys":
@@ -66,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = allowlistCmd(args[1:], stdout)
 	case "logs":
 		err = logsCmd(args[1:], stdout)
+	case "audit":
+		err = auditCmd(args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "keygate %s (%s)\n", version, runtime.Version())
 		return 0
@@ -77,6 +97,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err != nil {
+		var he *helpError
+		if errors.As(err, &he) {
+			printFlags(stdout, he.fs)
+			return 0
+		}
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
 			return 0
@@ -89,6 +114,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// helpError is -h or --help on a (sub)command: its flags are printed to
+// standard output, exit status 0.
+type helpError struct{ fs *flag.FlagSet }
+
+func (e *helpError) Error() string { return flag.ErrHelp.Error() }
+func (e *helpError) Unwrap() error { return flag.ErrHelp }
+
+// printFlags prints a command's flags, hidden ones left out.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: keygate %s [flags]\n\nFlags:\n", fs.Name())
+	fs.VisitAll(func(f *flag.Flag) {
+		if hiddenFlags[f.Name] {
+			return
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%s\n        %s%s\n", f.Name, f.Usage, def)
+	})
+	fmt.Fprint(w, "\nExit status: 0 done, 1 failed, 2 usage (a bad command line or setting).\n")
+}
+
+// wantsHelp reports whether a command's first argument asks for help.
+func wantsHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
 }
 
 // usageError is a mistake on the command line (exit code 2).
@@ -108,7 +161,7 @@ func parseArgs(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, &helpError{fs}
 			}
 			return nil, usagef("%v", err)
 		}

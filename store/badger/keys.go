@@ -320,3 +320,49 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 	})
 	return out, err
 }
+
+// Audit implements store.Keys: the change records read newest first.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.Change, error) {
+	done, err := s.reading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	limit := q.PageLimit()
+	out := []store.Change{}
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixChange
+		opts.Reverse = true
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		start := ^uint64(0)
+		if q.Before > 0 {
+			start = q.Before - 1
+		}
+		for it.Seek(seqKey(prefixChange, start)); it.Valid() && len(out) < limit; it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			if !bytes.HasPrefix(item.Key(), prefixChange) {
+				break
+			}
+			err := item.Value(func(v []byte) error {
+				c, err := decodeChange(v)
+				if err != nil {
+					return err
+				}
+				if q.Match(c) {
+					out = append(out, c)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -59,6 +59,7 @@ var sequential = []test{
 	{"KeysRoundTrip", testKeysRoundTrip},
 	{"UpdateKeyAllOrNothing", testUpdateKeyAllOrNothing},
 	{"ChangesSequence", testChangesSequence},
+	{"Audit", testAudit},
 	{"ClosedKeys", testClosedKeys},
 	{"QueryMatchesBruteForce", testQueryMatchesBruteForce},
 	{"PagingWhileAppending", testPagingWhileAppending},
