@@ -475,4 +475,7 @@ func TestExportOutlivesWriteTimeout(t *testing.T) {
 	if lines != rows+1 {
 		t.Errorf("got %d CSV lines, want %d (header + %d rows)", lines, rows+1, rows)
 	}
+	if got := resp.Trailer.Get(HeaderRows); got != "20000" {
+		t.Errorf("trailer %s = %q, want 20000", HeaderRows, got)
+	}
 }
