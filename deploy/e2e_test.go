@@ -98,8 +98,8 @@ func TestCaddy(t *testing.T) {
 	// h2c beside HTTP/1.1 on the plain-text address, and a TLS address
 	// with the test's certificate, for the HTTP/2 cases.
 	conf := render(t, "caddy/Caddyfile", map[string]string{
-		"admin localhost:2019": "admin off\n\tauto_https disable_redirects\n\tskip_install_trust\n\tservers {\n\t\tprotocols h1 h2 h2c\n\t}",
-		"\n:80 {":              "\nhttp://127.0.0.1:" + port + " {",
+		"admin localhost:2019":         "admin off\n\tauto_https disable_redirects\n\tskip_install_trust\n\tservers {\n\t\tprotocols h1 h2 h2c\n\t}",
+		"\n:80 {":                      "\nhttp://127.0.0.1:" + port + " {",
 		"bind 0.0.0.0":                 "bind 127.0.0.1",
 		"forward_auth 127.0.0.1:8080":  "forward_auth " + h.kg.Addr(),
 		"reverse_proxy 127.0.0.1:9000": "reverse_proxy " + h.upstreamAddr,
@@ -129,7 +129,7 @@ func TestHAProxy(t *testing.T) {
 		"/etc/haproxy/keygate.lua": lua,
 		// Two binds more for the HTTP/2 cases: h2c (prior knowledge) and
 		// TLS with ALPN h2.
-		"bind :80": "bind " + h.proxyAddr + "\n    bind " + h2c + " proto h2\n    bind " + tlsAddr + " ssl crt " + both + " alpn h2,http/1.1",
+		"bind :80":                       "bind " + h.proxyAddr + "\n    bind " + h2c + " proto h2\n    bind " + tlsAddr + " ssl crt " + both + " alpn h2,http/1.1",
 		"http://127.0.0.1:8080/v1/authz": "http://" + h.kg.Addr() + "/v1/authz",
 		"server api1 127.0.0.1:9000":     "server api1 " + h.upstreamAddr,
 	})

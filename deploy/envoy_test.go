@@ -47,11 +47,11 @@ func TestEnvoyBootstrap(t *testing.T) {
 	// The test would catch a typo: a misspelt field and a bad enum value.
 	b, _ := os.ReadFile("envoy/envoy.yaml")
 	for from, to := range map[string]string{
-		"normalize_path:":   "normalise_path:",
-		"REJECT_REQUEST\n":  "REJECT\n",
-		"allowed_headers:":  "allowed_header:",
-		"timeout: 0.25s":    "timeout: -1s",
-		"cluster: keygate":  "cluster: \"\"",
+		"normalize_path:":  "normalise_path:",
+		"REJECT_REQUEST\n": "REJECT\n",
+		"allowed_headers:": "allowed_header:",
+		"timeout: 0.25s":   "timeout: -1s",
+		"cluster: keygate": "cluster: \"\"",
 	} {
 		if !strings.Contains(string(b), from) {
 			t.Fatalf("envoy.yaml has no %q", from)
