@@ -71,6 +71,13 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests are waited for;
 	// default 10s.
 	ShutdownTimeout time.Duration `json:"-"`
+	// ShutdownDelay is how long the daemon keeps serving after it is told
+	// to stop, with /readyz answering 503 "shutting down", before it stops
+	// accepting: time for a load balancer or Kubernetes to take it out of
+	// rotation, so that no client meets a refused connection. Zero (the
+	// default) stops accepting at once, as Traefik's
+	// requestAcceptGraceTimeout does.
+	ShutdownDelay time.Duration `json:"-"`
 	// Now is the clock the decision, the usage log and the management
 	// views read; nil means time.Now. Tests set it to move time without
 	// waiting.

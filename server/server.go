@@ -18,6 +18,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -290,6 +291,15 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	case err = <-errc:
 	}
 	s.ready.Store(false)
+	if err == nil && s.cfg.ShutdownDelay > 0 {
+		// Still serving, /readyz now 503: the balancer's turn to move
+		// traffic away before connections are refused.
+		s.log.Info("shutting down: still serving while /readyz answers 503", "delay", s.cfg.ShutdownDelay.String())
+		select {
+		case <-time.After(s.cfg.ShutdownDelay):
+		case err = <-errc:
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {

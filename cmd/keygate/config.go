@@ -51,6 +51,7 @@ func serveFlagSet(c *Config) *flag.FlagSet {
 	fs.Var(durationValue{&c.LogRetention}, "log-retention", "how long usage-log records are kept, a Go duration such as 720h (0: 30 days)")
 	fs.Var(durationValue{&c.MaintenanceInterval}, "maintenance-interval", "") // hidden: retention and GC period, for soak tests
 	fs.Var(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "")         // hidden: the drain period (default 10s), for tests
+	fs.Var(durationValue{&c.ShutdownDelay}, "shutdown-delay", "on SIGTERM, keep serving this long with /readyz answering 503 before stopping, a Go duration such as 5s (0: stop accepting at once)")
 	fs.Var(intValue{&c.MaxConns}, "max-conns", "open connections per listener; more are answered with 503 (0: 10000)")
 	fs.Var(choiceValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}, "log-level", "the daemon's log level: debug, info, warn or error")
 	fs.Var(choiceValue{&c.LogFormat, []string{"text", "json"}}, "log-format", "the daemon's log format: text or json")
