@@ -5,13 +5,23 @@ package engine
 import (
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestNoAllocs(t *testing.T) {
 	e := New()
 	k, s := newTestKey(t, []string{"read"}, "203.0.113.0/24", "2001:db8::/48", "198.51.100.7")
 	open, os := newTestKey(t, nil)
-	e.Load([]*Key{k, open}, 1)
+	// Report-only, with an entry that expires, one that is off, and a
+	// rotated secret in its overlap.
+	ro, rs := newTestKey(t, nil, "203.0.113.0/24", "203.0.113.5", "198.51.100.0/24")
+	ro.ReportOnly = true
+	ro.Allowlist[1].ExpiresAt = now.Add(-time.Second)
+	ro.Allowlist[2].Disabled = true
+	roNew := ro.Clone()
+	roNew.Rotate(now, time.Hour)
+	e.Load([]*Key{k, open, roNew}, 1)
+	reportSecret := []byte(rs)
 	secret, openSecret, scope := []byte(s), []byte(os), []byte("read")
 	u, _ := NewSecret()
 	unknown, garbage := []byte(u), []byte("garbage")
@@ -34,6 +44,12 @@ func TestNoAllocs(t *testing.T) {
 		{"Check unknown", func() Decision { return e.Check(unknown, nil, other, now).Decision }, DenyInvalidKey},
 		{"Check garbage", func() Decision { return e.Check(garbage, nil, other, now).Decision }, DenyInvalidKey},
 		{"Check empty allowlist", func() Decision { return e.Check(openSecret, nil, other, now).Decision }, Allow},
+		{"Check report-only miss, previous secret", func() Decision { return e.Check(reportSecret, nil, other, now).Decision }, AllowReported},
+		{"Check expired entry falls back", func() Decision { return e.Check(reportSecret, nil, v4, now).Decision }, Allow},
+		{"Check disabled entry", func() Decision {
+			return e.Check(reportSecret, nil, netip.AddrFrom4([4]byte{198, 51, 100, 1}), now).Decision
+		}, AllowReported},
+		{"Check previous secret after overlap", func() Decision { return e.Check(reportSecret, nil, v4, now.Add(time.Hour)).Decision }, DenyInvalidKey},
 	}
 	for _, tt := range tests {
 		var got Decision

@@ -6,7 +6,10 @@
 // The decision follows the product contract, in order: an unknown,
 // malformed, revoked or expired key is DenyInvalidKey; a valid key without
 // the required scope is DenyScope; a key with a non-empty allowlist that no
-// entry of matches the client IP is DenyIP; everything else is Allow.
+// live entry of matches the client IP is DenyIP (AllowReported when the key
+// is report-only); everything else is Allow. An entry is live while it is
+// neither disabled nor past its expiry; a list whose entries are all
+// expired or disabled blocks every address, as it is not empty.
 //
 // engine imports only the standard library.
 package engine
@@ -14,6 +17,8 @@ package engine
 import (
 	"encoding/binary"
 	"net/netip"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,12 +33,19 @@ const (
 	DenyInvalidKey
 	DenyScope
 	DenyIP
+	// AllowReported: the client IP matches no entry of a report-only key;
+	// the check is allowed and logged as IP_NOT_ALLOWED.
+	AllowReported
 )
 
-var decisionNames = [...]string{"allow", "invalid_key", "insufficient_scope", "ip_not_allowed"}
+var decisionNames = [...]string{"allow", "invalid_key", "insufficient_scope", "ip_not_allowed", "ip_not_allowed_reported"}
+
+// Allowed reports whether the request may proceed (Allow, AllowReported).
+func (d Decision) Allowed() bool { return d == Allow || d == AllowReported }
 
 // String returns a lower-case name, as metrics label decisions ("allow",
-// "invalid_key", "insufficient_scope", "ip_not_allowed").
+// "invalid_key", "insufficient_scope", "ip_not_allowed",
+// "ip_not_allowed_reported").
 func (d Decision) String() string {
 	if int(d) < len(decisionNames) {
 		return decisionNames[d]
@@ -41,10 +53,12 @@ func (d Decision) String() string {
 	return "unknown"
 }
 
-var decisionCodes = [...]string{"", "INVALID_KEY", "INSUFFICIENT_SCOPE", "IP_NOT_ALLOWED"}
+var decisionCodes = [...]string{"", "INVALID_KEY", "INSUFFICIENT_SCOPE", "IP_NOT_ALLOWED", "IP_NOT_ALLOWED"}
 
 // Code returns the error code of a denial as the API reports it
 // ("INVALID_KEY", "INSUFFICIENT_SCOPE", "IP_NOT_ALLOWED"), or "" for Allow.
+// AllowReported has the code of the denial it stands for, IP_NOT_ALLOWED,
+// which the usage log records.
 func (d Decision) Code() string {
 	if int(d) < len(decisionCodes) {
 		return decisionCodes[d]
@@ -57,10 +71,11 @@ var decisionMessages = [...]string{
 	"The API key is missing, malformed, unknown, revoked or expired",
 	"The API key does not have the scope this request requires",
 	"Request IP address is not in the API key's allowlist",
+	"",
 }
 
 // Message returns the human-readable error message of a denial, or "" for
-// Allow. The IP_NOT_ALLOWED message is fixed by the product contract.
+// Allow and AllowReported. The IP_NOT_ALLOWED message is fixed by the product contract.
 func (d Decision) Message() string {
 	if int(d) < len(decisionMessages) {
 		return decisionMessages[d]
@@ -75,21 +90,54 @@ type Result struct {
 	Decision Decision
 	// Key is the key the secret belongs to; nil when the key is unknown.
 	Key *Key
-	// Entry is the most specific allowlist entry that matched; nil when the
-	// allowlist is empty or nothing matched.
+	// Entry is the most specific live allowlist entry that matched; nil
+	// when the allowlist is empty or nothing matched.
 	Entry *Entry
+	// Prev is set when the secret presented is the key's previous one
+	// (Key.PrevHash), inside or after its overlap.
+	Prev bool
+}
+
+// SecretHint returns the hint of the secret presented: the key's, or its
+// previous one's; "" when the key is unknown. It does not allocate.
+func (r *Result) SecretHint() string {
+	switch {
+	case r.Key == nil:
+		return ""
+	case r.Prev:
+		return r.Key.PrevHint
+	}
+	return r.Key.Hint
 }
 
 // Matcher is an allowlist compiled for matching: one path-compressed radix
-// trie per address family. It is immutable and safe for concurrent use.
+// trie per address family for the entries live now, and, when entries
+// expire, one more pair per instant at which the set of live entries
+// changes (at most one per entry), so that the entries' expiry costs a
+// check nothing but picking the pair for its time: a lookup stays one trie
+// walk, and the longest live entry wins, a shorter one taking over when a
+// longer one expires. It is immutable and safe for concurrent use.
 type Matcher struct {
+	tries
+	later []epoch // ascending from
+}
+
+// tries is the compiled form of one set of live entries.
+type tries struct {
 	v4 trie4
 	v6 trie
 }
 
+// epoch is the set of entries live from a Unix nanosecond time on.
+type epoch struct {
+	from int64
+	tries
+}
+
 // NewMatcher compiles entries. The entries need not be canonical: each
 // prefix is masked, and an IPv4-mapped prefix is treated as the IPv4 prefix
-// it carries. Invalid prefixes never match. Match reports indexes into
+// it carries. Invalid prefixes and disabled entries never match; an entry
+// with an expiry matches until it (see MatchAt). Match reports indexes into
 // entries.
 func NewMatcher(entries []Entry) *Matcher {
 	m := newMatcher(entries)
@@ -97,14 +145,52 @@ func NewMatcher(entries []Entry) *Matcher {
 }
 
 func newMatcher(entries []Entry) (m Matcher) {
-	m.v4, m.v6 = buildTries(entries)
+	m.v4, m.v6 = buildTries(entries, math.MinInt64)
+	var ends []int64
+	for i := range entries {
+		if e := &entries[i]; !e.Disabled && !e.ExpiresAt.IsZero() {
+			ends = append(ends, e.ExpiresAt.UnixNano())
+		}
+	}
+	slices.Sort(ends)
+	for _, t := range slices.Compact(ends) {
+		ep := epoch{from: t}
+		ep.v4, ep.v6 = buildTries(entries, t)
+		m.later = append(m.later, ep)
+	}
 	return m
 }
 
-// Match returns the index of the most specific entry containing addr, or -1.
-// A zoned address never matches; an IPv4-mapped IPv6 address matches as the
+// at returns the tries of the entries live at Unix nanosecond time ns.
+func (m *Matcher) at(now time.Time) *tries {
+	t := &m.tries
+	if len(m.later) > 0 {
+		ns := now.UnixNano()
+		for i := range m.later {
+			if ns < m.later[i].from {
+				break
+			}
+			t = &m.later[i].tries
+		}
+	}
+	return t
+}
+
+// MatchAt returns the index of the most specific entry live at now that
+// contains addr, or -1: a disabled entry never matches and an entry with an
+// expiry matches nothing from that instant on. Otherwise as Match. MatchAt
+// does not allocate.
+func (m *Matcher) MatchAt(addr netip.Addr, now time.Time) int {
+	return m.at(now).match(addr)
+}
+
+// Match returns the index of the most specific entry containing addr, or -1,
+// ignoring expiry (every enabled entry counts; MatchAt honours it). A
+// zoned address never matches; an IPv4-mapped IPv6 address matches as the
 // IPv4 address it carries. Match does not allocate.
-func (m *Matcher) Match(addr netip.Addr) int {
+func (m *Matcher) Match(addr netip.Addr) int { return m.tries.match(addr) }
+
+func (m *tries) match(addr netip.Addr) int {
 	if addr.Is4() {
 		b := addr.As4()
 		return m.v4.lookup(binary.BigEndian.Uint32(b[:]))
@@ -132,6 +218,12 @@ type compiled struct {
 
 func compile(k *Key) *compiled {
 	return &compiled{key: *k, m: newMatcher(k.Allowlist)}
+}
+
+// holds reports whether the key is found under h: its secret's hash or its
+// previous secret's.
+func (c *compiled) holds(h *Hash) bool {
+	return c.key.Hash == *h || c.key.PrevHash == *h && c.key.HasPrev()
 }
 
 // Snapshot is an immutable view of every key. It is safe for concurrent use;
@@ -184,7 +276,7 @@ func bucketOf(root *[256]*level, h *Hash) []slot {
 func indexOf(b []slot, h *Hash) int {
 	tag := tagOf(h)
 	for i := range b {
-		if b[i].tag == tag && b[i].c.key.Hash == *h {
+		if b[i].tag == tag && b[i].c.holds(h) {
 			return i
 		}
 	}
@@ -213,19 +305,24 @@ func (s *Snapshot) Check(secret, scope []byte, addr netip.Addr, now time.Time) R
 		return Result{Decision: DenyInvalidKey}
 	}
 	k := &c.key
-	if !k.Active(now) {
-		return Result{Decision: DenyInvalidKey, Key: k}
+	// The previous secret after its overlap is as invalid as a revoked one.
+	prev := k.Hash != h
+	if !k.Active(now) || prev && !now.Before(k.PrevExpiresAt) {
+		return Result{Decision: DenyInvalidKey, Key: k, Prev: prev}
 	}
 	if !k.HasScope(scope) {
-		return Result{Decision: DenyScope, Key: k}
+		return Result{Decision: DenyScope, Key: k, Prev: prev}
 	}
 	if len(k.Allowlist) == 0 {
-		return Result{Decision: Allow, Key: k}
+		return Result{Decision: Allow, Key: k, Prev: prev}
 	}
-	if i := c.m.Match(addr); i >= 0 {
-		return Result{Decision: Allow, Key: k, Entry: &k.Allowlist[i]}
+	if i := c.m.MatchAt(addr, now); i >= 0 {
+		return Result{Decision: Allow, Key: k, Entry: &k.Allowlist[i], Prev: prev}
 	}
-	return Result{Decision: DenyIP, Key: k}
+	if k.ReportOnly {
+		return Result{Decision: AllowReported, Key: k, Prev: prev}
+	}
+	return Result{Decision: DenyIP, Key: k, Prev: prev}
 }
 
 // Engine holds the current Snapshot and publishes new ones. Check and
@@ -323,9 +420,17 @@ func (b *builder) levelFor(h *Hash) *level {
 	return l
 }
 
+// put adds k under its hash and, after a rotation, its previous secret's,
+// replacing what those hashes held.
 func (b *builder) put(k *Key) {
 	c := compile(k)
-	h := &c.key.Hash
+	b.putUnder(c, &c.key.Hash)
+	if c.key.HasPrev() && c.key.PrevHash != c.key.Hash {
+		b.putUnder(c, &c.key.PrevHash)
+	}
+}
+
+func (b *builder) putUnder(c *compiled, h *Hash) {
 	l := b.levelFor(h)
 	old := l.buckets[h[1]]
 	// Buckets may be shared with published snapshots: always write a copy.
@@ -333,12 +438,22 @@ func (b *builder) put(k *Key) {
 	nb := make([]slot, len(old), len(old)+1)
 	copy(nb, old)
 	if i >= 0 {
+		b.n -= nb[i].c.primary(h)
 		nb[i].c = c
 	} else {
 		nb = append(nb, slot{tag: tagOf(h), c: c})
-		b.n++
 	}
+	b.n += c.primary(h)
 	l.buckets[h[1]] = nb
+}
+
+// primary is 1 when h is the key's own hash, 0 for its previous secret's:
+// a snapshot counts keys, not the slots they take.
+func (c *compiled) primary(h *Hash) int {
+	if c.key.Hash == *h {
+		return 1
+	}
+	return 0
 }
 
 func (b *builder) remove(h *Hash) {
@@ -349,7 +464,7 @@ func (b *builder) remove(h *Hash) {
 	l := b.levelFor(h)
 	old := l.buckets[h[1]]
 	nb := make([]slot, 0, len(old)-1)
+	b.n -= old[i].c.primary(h)
 	nb = append(append(nb, old[:i]...), old[i+1:]...)
 	l.buckets[h[1]] = nb
-	b.n--
 }

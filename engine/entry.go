@@ -25,8 +25,9 @@ const (
 	maxEntryLen = 64
 )
 
-// Entry is one allowlist entry of a key: a canonical prefix and a label.
-// An Entry held by a Snapshot is immutable.
+// Entry is one allowlist entry of a key: a canonical prefix, a label, and
+// its lifecycle (an expiry, an off switch). An Entry held by a Snapshot is
+// immutable.
 type Entry struct {
 	// ID identifies the entry within its key; stable across edits.
 	ID string
@@ -35,8 +36,18 @@ type Entry struct {
 	Prefix netip.Prefix
 	// Label is optional printable text of at most MaxLabelLen characters.
 	Label string
-	// ExpiresAt is reserved for per-entry expiry; the zero value means never.
+	// ExpiresAt is when the entry stops matching: from that instant on it
+	// matches nothing, without any write (the check knows the time). It
+	// stays listed until removed. The zero value means never.
 	ExpiresAt time.Time
+	// Disabled keeps the entry listed while it matches nothing.
+	Disabled bool
+}
+
+// Live reports whether the entry matches addresses at time now: not
+// disabled, not expired.
+func (e *Entry) Live(now time.Time) bool {
+	return !e.Disabled && (e.ExpiresAt.IsZero() || now.Before(e.ExpiresAt))
 }
 
 // CIDR returns the entry's prefix in its stored text form, e.g.
@@ -49,6 +60,11 @@ type EntryInput struct {
 	ID    string `json:"id,omitempty"`
 	CIDR  string `json:"cidr"`
 	Label string `json:"label"`
+	// ExpiresAt, when set, must lie after the time the list is built
+	// (unless it is the unchanged expiry of the entry ID names) and at most
+	// MaxEntryLifetime after it.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Disabled  bool       `json:"disabled,omitempty"`
 }
 
 // Rule names the allowlist rule an entry breaks. The values are stable and
@@ -67,7 +83,12 @@ const (
 	RuleDuplicateID Rule = "duplicate_id"
 	// RuleUnknownID: an edit names an entry id the key does not have.
 	RuleUnknownID Rule = "unknown_id"
+	// RuleExpiry: expires_at is in the past or too far ahead.
+	RuleExpiry Rule = "invalid_expiry"
 )
+
+// MaxEntryLifetime is how far ahead an entry's expires_at may lie.
+const MaxEntryLifetime = 10 * 365 * 24 * time.Hour
 
 // EntryError says which entry of a list breaks which rule, and how to fix it.
 type EntryError struct {
@@ -137,8 +158,22 @@ func (p Policy) ParseEntry(s string) (netip.Prefix, error) {
 // BuildAllowlist validates a whole list and returns it in canonical form,
 // all or nothing: on any problem it returns a nil slice and an
 // *AllowlistError naming every bad entry. Entries without an ID get a new
-// one from NewEntryID.
+// one from NewEntryID. Expiries are checked against the current time; see
+// BuildAllowlistAt.
 func (p Policy) BuildAllowlist(in []EntryInput) ([]Entry, error) {
+	return p.buildAllowlist(time.Now(), nil, in)
+}
+
+// BuildAllowlistAt is BuildAllowlist with the clock given: an expires_at
+// must lie after now and at most MaxEntryLifetime after it.
+func (p Policy) BuildAllowlistAt(now time.Time, in []EntryInput) ([]Entry, error) {
+	return p.buildAllowlist(now, nil, in)
+}
+
+// buildAllowlist validates in at time now; an entry keeping the id and the
+// expiry of an entry of cur may keep that expiry even if it has passed
+// (an expired entry stays listed until removed).
+func (p Policy) buildAllowlist(now time.Time, cur []Entry, in []EntryInput) ([]Entry, error) {
 	var problems []*EntryError
 	if len(in) > MaxEntries {
 		problems = append(problems, &EntryError{
@@ -169,6 +204,10 @@ func (p Policy) BuildAllowlist(in []EntryInput) ([]Entry, error) {
 			})
 			continue
 		}
+		if msg := expiryProblem(now, cur, ei); msg != "" {
+			problems = append(problems, &EntryError{Index: i, Input: ei.CIDR, Rule: RuleExpiry, Message: msg})
+			continue
+		}
 		seen[pfx] = i
 		if ei.ID != "" {
 			if j, dup := seenID[ei.ID]; dup {
@@ -180,7 +219,11 @@ func (p Policy) BuildAllowlist(in []EntryInput) ([]Entry, error) {
 			}
 			seenID[ei.ID] = i
 		}
-		out = append(out, Entry{ID: ei.ID, Prefix: pfx, Label: ei.Label})
+		ent := Entry{ID: ei.ID, Prefix: pfx, Label: ei.Label, Disabled: ei.Disabled}
+		if ei.ExpiresAt != nil {
+			ent.ExpiresAt = ei.ExpiresAt.UTC()
+		}
+		out = append(out, ent)
 	}
 	if len(problems) > 0 {
 		return nil, &AllowlistError{Problems: problems}
@@ -191,6 +234,28 @@ func (p Policy) BuildAllowlist(in []EntryInput) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// expiryProblem returns why ei's expires_at is unacceptable at now, or "".
+func expiryProblem(now time.Time, cur []Entry, ei EntryInput) string {
+	if ei.ExpiresAt == nil {
+		return ""
+	}
+	at := *ei.ExpiresAt
+	if ei.ID != "" {
+		for _, x := range cur {
+			if x.ID == ei.ID && x.ExpiresAt.Equal(at) {
+				return "" // unchanged: an expired entry stays listed
+			}
+		}
+	}
+	switch {
+	case !at.After(now):
+		return fmt.Sprintf("expires_at %s is not in the future (now is %s): choose a later time, or remove the entry", at.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case at.Sub(now) > MaxEntryLifetime:
+		return fmt.Sprintf("expires_at %s is more than 10 years ahead: leave it empty for an entry that never expires", at.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
 
 // checkLabel returns why a label is unacceptable, or "" when it is fine.

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -82,8 +83,16 @@ func CheckScopes(in []string) (scopes, problems []string) {
 // cur, and builds it. Entry ids stay stable: an input naming an id keeps
 // it (it must be one of cur's, else RuleUnknownID), and an input without
 // one that matches an entry of cur by prefix takes that entry's id. in is
-// not changed.
+// not changed. Expiries are checked against the current time; see
+// MergeEntriesAt.
 func (p Policy) MergeEntries(cur []Entry, in []EntryInput) ([]Entry, error) {
+	return p.MergeEntriesAt(time.Now(), cur, in)
+}
+
+// MergeEntriesAt is MergeEntries with the clock given: a new expires_at
+// must lie after now (an entry of cur keeping its id and its expiry may
+// keep it after it has passed).
+func (p Policy) MergeEntriesAt(now time.Time, cur []Entry, in []EntryInput) ([]Entry, error) {
 	in = slices.Clone(in)
 	used := make(map[string]bool, len(in))
 	var problems []*EntryError
@@ -117,5 +126,5 @@ func (p Policy) MergeEntries(cur []Entry, in []EntryInput) ([]Entry, error) {
 			}
 		}
 	}
-	return p.BuildAllowlist(in)
+	return p.buildAllowlist(now, cur, in)
 }

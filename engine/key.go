@@ -28,9 +28,17 @@ type Key struct {
 	ExpiresAt time.Time
 	// RevokedAt is when the key was revoked; zero means it is active.
 	RevokedAt time.Time
-	// ReportOnly is reserved for a mode that logs what the allowlist would
-	// block and blocks nothing. The engine does not act on it yet.
+	// ReportOnly makes the allowlist advisory: a client IP that matches no
+	// entry is allowed with the decision AllowReported instead of DenyIP.
+	// Invalid keys and missing scopes are refused as always.
 	ReportOnly bool
+	// PrevHash, PrevHint and PrevExpiresAt are the secret a rotation
+	// replaced: it stays valid, with this key's id, scopes and allowlist,
+	// until PrevExpiresAt, and is an invalid key from that instant. A zero
+	// PrevHash means there is none.
+	PrevHash      Hash
+	PrevHint      string
+	PrevExpiresAt time.Time
 	// Allowlist restricts the client IPs the key may be used from; empty
 	// allows every IP.
 	Allowlist []Entry
@@ -58,6 +66,32 @@ func (k *Key) HasScope(scope []byte) bool {
 	}
 	return false
 }
+
+// HasPrev reports whether the key holds a previous secret (valid or not).
+func (k *Key) HasPrev() bool { return k.PrevHash != Hash{} }
+
+// Hashes returns the hashes the key is found under: its secret's and, after
+// a rotation, the previous secret's.
+func (k *Key) Hashes() []Hash {
+	if k.HasPrev() {
+		return []Hash{k.Hash, k.PrevHash}
+	}
+	return []Hash{k.Hash}
+}
+
+// Rotate gives k a new secret at time now: the current one becomes the
+// previous secret, valid until now+overlap (a previous secret already held
+// is dropped). It returns the new secret, which is kept only as a hash.
+func (k *Key) Rotate(now time.Time, overlap time.Duration) (secret string) {
+	secret, hint := NewSecret()
+	k.PrevHash, k.PrevHint, k.PrevExpiresAt = k.Hash, k.Hint, now.Add(overlap).UTC()
+	k.Hash, k.Hint = HashSecret([]byte(secret)), hint
+	return secret
+}
+
+// MaxRotationOverlap is the longest time a rotated-out secret may keep
+// working.
+const MaxRotationOverlap = 7 * 24 * time.Hour
 
 // Clone returns a deep copy of k that can be changed freely.
 func (k *Key) Clone() *Key {

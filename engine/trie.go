@@ -341,17 +341,19 @@ func (t *trie) buildJump(entries int, width uint8) {
 	}
 }
 
-// buildTries compiles an allowlist into one trie per address family. The
-// entries need not be canonical: each prefix is masked, and an IPv4-mapped
-// prefix is treated as the IPv4 prefix it carries. Invalid prefixes are
-// ignored (they never match).
-func buildTries(entries []Entry) (v4 trie4, v6 trie) {
+// buildTries compiles the entries of an allowlist live at Unix nanosecond
+// time at into one trie per address family: disabled entries and those
+// expiring at or before at are left out. The entries need not be
+// canonical: each prefix is masked, and an IPv4-mapped prefix is treated as
+// the IPv4 prefix it carries. Invalid prefixes are ignored (they never
+// match).
+func buildTries(entries []Entry, at int64) (v4 trie4, v6 trie) {
 	var r4, r6 *buildNode
 	var n4, n6 int
 	ar := make(arena, 0, 2*len(entries))
 	for i, e := range entries {
 		p := e.Prefix
-		if !p.IsValid() || i >= maxTrieEntries {
+		if !p.IsValid() || i >= maxTrieEntries || e.Disabled || !e.ExpiresAt.IsZero() && e.ExpiresAt.UnixNano() <= at {
 			continue
 		}
 		a, b := p.Addr(), p.Bits()

@@ -85,7 +85,7 @@ func (s *Set) Commit(ctx context.Context, write func() (store.Change, error)) (s
 		if err == nil && len(gap) == int(ch.Seq-cur) && gap[len(gap)-1].Seq == ch.Seq {
 			s.apply(gap)
 		} else if ch.After != nil {
-			s.eng.Apply(0, []*engine.Key{ch.After}, nil)
+			s.eng.Apply(0, []*engine.Key{ch.After}, hashesOf([]store.Change{ch}))
 		}
 	}
 	return ch, nil
@@ -151,18 +151,48 @@ func (s *Set) Follow(ctx context.Context, interval time.Duration, onErr func(err
 // see part of a batch. Changes must be in sequence order; those the engine
 // already reflects are skipped. The sequence number moves to the last
 // change applied. s.mu must be held.
+//
+// A rotation changes the hash a key is found under, so every hash a key of
+// the batch had before or after any of its changes is removed and each
+// key's last version put back: no secret a rotation retired survives.
 func (s *Set) apply(changes []store.Change) {
 	cur := s.Seq()
-	put := make([]*engine.Key, 0, len(changes))
-	var seq uint64
+	var (
+		seq     uint64
+		fresh   []store.Change
+		last    = make(map[string]int, len(changes))
+		keyList []*engine.Key
+	)
 	for _, c := range changes {
 		if c.After == nil || (c.Seq != 0 && c.Seq <= cur) {
 			continue
 		}
-		put = append(put, c.After)
+		fresh = append(fresh, c)
 		seq = max(seq, c.Seq)
 	}
-	if len(put) > 0 {
-		s.eng.Apply(seq, put, nil)
+	for i, c := range fresh {
+		last[c.After.ID] = i
 	}
+	for i, c := range fresh {
+		if last[c.After.ID] == i {
+			keyList = append(keyList, c.After)
+		}
+	}
+	if len(keyList) > 0 {
+		s.eng.Apply(seq, keyList, hashesOf(fresh))
+	}
+}
+
+// hashesOf lists every hash the keys of changes were found under, before
+// and after.
+func hashesOf(changes []store.Change) []engine.Hash {
+	var hs []engine.Hash
+	for _, c := range changes {
+		for _, k := range [2]*engine.Key{c.Before, c.After} {
+			if k != nil {
+				hs = append(hs, k.Hashes()...)
+			}
+		}
+	}
+	return hs
 }

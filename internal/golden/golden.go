@@ -197,3 +197,73 @@ func GenAllowlist(seed uint64, n int, v6 bool) Allowlist {
 	}
 	return al
 }
+
+// MatchLive is Match over the prefixes whose live[i] is true: the
+// reference for an allowlist whose entries expire or are switched off (an
+// entry that is not live matches nothing, and the longest live one wins).
+func MatchLive(prefixes []netip.Prefix, live []bool, addr netip.Addr) int {
+	best, bestBits := -1, -1
+	for i, p := range prefixes {
+		if !live[i] {
+			continue
+		}
+		if j := Match(prefixes[i:i+1], addr); j == 0 {
+			b := p.Bits()
+			if p.Addr().Is4In6() {
+				b -= 96
+			}
+			if b > bestBits {
+				best, bestBits = i, b
+			}
+		}
+	}
+	return best
+}
+
+// Cover is the reference minimal exact cover of a set of addresses, by
+// brute force: every prefix no shorter than floor (per family: floor4,
+// floor6) all of whose addresses are in set, and whose parent is either
+// shorter than the floor or not wholly in set. Only for small sets: it
+// walks every address of every candidate.
+func Cover(set map[netip.Addr]bool, floor4, floor6 int) []netip.Prefix {
+	memo := map[netip.Prefix]bool{}
+	full := func(p netip.Prefix) bool {
+		if v, ok := memo[p]; ok {
+			return v
+		}
+		v := true
+		for a := p.Addr(); p.Contains(a); a = a.Next() {
+			if !set[a] {
+				v = false
+				break
+			}
+			if !a.Next().IsValid() {
+				break
+			}
+		}
+		memo[p] = v
+		return v
+	}
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	for a := range set {
+		floor := floor4
+		if a.Is6() {
+			floor = floor6
+		}
+		// The shortest wholly covered prefix holding a.
+		var best netip.Prefix
+		for bits := a.BitLen(); bits >= floor; bits-- {
+			p := netip.PrefixFrom(a, bits).Masked()
+			if !full(p) {
+				break
+			}
+			best = p
+		}
+		if best.IsValid() && !seen[best] {
+			seen[best] = true
+			out = append(out, best)
+		}
+	}
+	return out
+}
