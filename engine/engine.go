@@ -16,8 +16,8 @@ package engine
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"math"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
