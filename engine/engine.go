@@ -220,11 +220,7 @@ func compile(k *Key) *compiled {
 	return &compiled{key: *k, m: newMatcher(k.Allowlist)}
 }
 
-// holds reports whether the key is found under h: its secret's hash or its
-// previous secret's.
-func (c *compiled) holds(h *Hash) bool {
-	return c.key.Hash == *h || c.key.PrevHash == *h && c.key.HasPrev()
-}
+
 
 // Snapshot is an immutable view of every key. It is safe for concurrent use;
 // nothing in it ever changes after it is published.
@@ -274,21 +270,35 @@ func bucketOf(root *[256]*level, h *Hash) []slot {
 }
 
 func indexOf(b []slot, h *Hash) int {
-	tag := tagOf(h)
-	for i := range b {
-		if b[i].tag == tag && b[i].c.holds(h) {
-			return i
-		}
-	}
-	return -1
+	i, _ := indexPrev(b, h)
+	return i
 }
 
-func (s *Snapshot) find(h *Hash) *compiled {
-	b := bucketOf(s.root, h)
-	if i := indexOf(b, h); i >= 0 {
-		return b[i].c
+// indexPrev returns the index of the slot holding h, or -1, and whether h
+// is its key's previous secret's hash.
+func indexPrev(b []slot, h *Hash) (int, bool) {
+	tag := tagOf(h)
+	for i := range b {
+		if b[i].tag != tag {
+			continue
+		}
+		k := &b[i].c.key
+		if k.Hash == *h {
+			return i, false
+		}
+		if k.PrevHash == *h && k.HasPrev() {
+			return i, true
+		}
 	}
-	return nil
+	return -1, false
+}
+
+func (s *Snapshot) find(h *Hash) (*compiled, bool) {
+	b := bucketOf(s.root, h)
+	if i, prev := indexPrev(b, h); i >= 0 {
+		return b[i].c, prev
+	}
+	return nil, false
 }
 
 // Check decides whether secret may be used from addr for a request that
@@ -300,13 +310,12 @@ func (s *Snapshot) Check(secret, scope []byte, addr netip.Addr, now time.Time) R
 		return Result{Decision: DenyInvalidKey}
 	}
 	h := HashSecret(secret)
-	c := s.find(&h)
+	c, prev := s.find(&h)
 	if c == nil {
 		return Result{Decision: DenyInvalidKey}
 	}
 	k := &c.key
 	// The previous secret after its overlap is as invalid as a revoked one.
-	prev := k.Hash != h
 	if !k.Active(now) || prev && !now.Before(k.PrevExpiresAt) {
 		return Result{Decision: DenyInvalidKey, Key: k, Prev: prev}
 	}
@@ -316,7 +325,11 @@ func (s *Snapshot) Check(secret, scope []byte, addr netip.Addr, now time.Time) R
 	if len(k.Allowlist) == 0 {
 		return Result{Decision: Allow, Key: k, Prev: prev}
 	}
-	if i := c.m.MatchAt(addr, now); i >= 0 {
+	m := &c.m.tries
+	if len(c.m.later) > 0 {
+		m = c.m.at(now)
+	}
+	if i := m.match(addr); i >= 0 {
 		return Result{Decision: Allow, Key: k, Entry: &k.Allowlist[i], Prev: prev}
 	}
 	if k.ReportOnly {

@@ -13,7 +13,7 @@ func (e *Engine) Remove(h Hash) { e.Apply(0, nil, []Hash{h}) }
 // Lookup returns the key stored under hash h, or nil. The key is the
 // snapshot's own immutable copy.
 func (s *Snapshot) Lookup(h Hash) *Key {
-	if c := s.find(&h); c != nil {
+	if c, _ := s.find(&h); c != nil {
 		return &c.key
 	}
 	return nil

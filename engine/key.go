@@ -32,16 +32,17 @@ type Key struct {
 	// entry is allowed with the decision AllowReported instead of DenyIP.
 	// Invalid keys and missing scopes are refused as always.
 	ReportOnly bool
-	// PrevHash, PrevHint and PrevExpiresAt are the secret a rotation
-	// replaced: it stays valid, with this key's id, scopes and allowlist,
-	// until PrevExpiresAt, and is an invalid key from that instant. A zero
-	// PrevHash means there is none.
-	PrevHash      Hash
-	PrevHint      string
-	PrevExpiresAt time.Time
 	// Allowlist restricts the client IPs the key may be used from; empty
 	// allows every IP.
 	Allowlist []Entry
+	// PrevHash, PrevHint and PrevExpiresAt are the secret a rotation
+	// replaced: it stays valid, with this key's id, scopes and allowlist,
+	// until PrevExpiresAt, and is an invalid key from that instant. A zero
+	// PrevHash means there is none. (Last: a check reads them only when
+	// the previous secret is presented.)
+	PrevHash      Hash
+	PrevHint      string
+	PrevExpiresAt time.Time
 }
 
 // Active reports whether the key may be used at time now: not revoked and

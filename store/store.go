@@ -148,7 +148,8 @@ type Keys interface {
 	// store keeps its own copy of k.
 	CreateKey(ctx context.Context, k *engine.Key, actor string) (Change, error)
 	// UpdateKey reads key id, calls fn on a copy that fn may change
-	// (except ID and Hash: ErrImmutable), writes it back and records the
+	// (except ID, and Hash other than by a rotation that keeps the old
+	// hash as PrevHash: ErrImmutable), writes it back and records the
 	// change under action ("" means ActionUpdate), all or nothing: when fn
 	// returns an error nothing is written and that error is returned
 	// unchanged. fn may run with the store's write lock held: it must not
@@ -221,6 +222,16 @@ type Logs interface {
 	// LastUsed returns when the key was last seen in a written record, or
 	// the zero time.
 	LastUsed(keyID string) time.Time
+	// EntryHits counts the key's written records with a time at or after
+	// since per allowlist entry that matched them (by entry id), with the
+	// newest one's time. Entries without hits are absent.
+	EntryHits(ctx context.Context, keyID string, since time.Time) (map[string]usagelog.Hits, error)
+	// Traffic returns one usagelog.AddrStat per distinct client address of
+	// the key's written records at or after since that its allowlist
+	// decided (usagelog.CountsForAllowlist), at most limit addresses (1 to
+	// usagelog.MaxTrafficAddrs; the most recently seen are kept first),
+	// in no particular order, and whether addresses were left out.
+	Traffic(ctx context.Context, keyID string, since time.Time, limit int) ([]usagelog.AddrStat, bool, error)
 }
 
 // Store is a storage backend: keys, the change feed and the usage log.

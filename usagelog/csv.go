@@ -10,7 +10,8 @@ import (
 )
 
 // CSVHeader is the header row of a CSV export.
-const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us"
+// Columns are only ever added at the end.
+const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint"
 
 // CSVRow is one record as borrowed bytes, so that a backend can write rows
 // straight from its own buffers without building a Record.
@@ -24,6 +25,7 @@ type CSVRow struct {
 	Code      []byte
 	EntryID   []byte
 	LatencyUS uint64
+	Hint      []byte
 }
 
 // AppendCSVRow appends r as one CSV row: RFC 4180 quoting, a CRLF line
@@ -49,6 +51,8 @@ func AppendCSVRow(b []byte, r *CSVRow) []byte {
 	b = AppendCSVField(b, r.EntryID)
 	b = append(b, ',')
 	b = strconv.AppendUint(b, r.LatencyUS, 10)
+	b = append(b, ',')
+	b = AppendCSVField(b, r.Hint)
 	return append(b, '\r', '\n')
 }
 
@@ -63,6 +67,7 @@ func AppendRecordCSV(b []byte, rec *Record) []byte {
 	return AppendCSVRow(b, &CSVRow{
 		Time: rec.Time, KeyID: []byte(rec.KeyID), IP: ip, Method: []byte(rec.Method), Path: []byte(rec.Path),
 		Status: rec.Status, Code: []byte(rec.Code), EntryID: []byte(rec.EntryID), LatencyUS: lat,
+		Hint: []byte(rec.SecretHint),
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,9 +43,9 @@ var ErrBadFilter = errors.New("usagelog: bad log filter")
 //
 // Method and Path are borrowed: they need to stay valid only during the
 // AppendLog call, which copies them (truncated to MaxMethod and MaxPath
-// bytes). KeyID, EntryID and Code are kept as they are, so they should be
-// long-lived strings (from engine data or constants), not converted from
-// reusable buffers.
+// bytes). KeyID, EntryID, Code and Hint are kept as they are, so they
+// should be long-lived strings (from engine data or constants), not
+// converted from reusable buffers.
 type Entry struct {
 	Time time.Time
 	// KeyID is "" when the key is unknown.
@@ -58,6 +59,9 @@ type Entry struct {
 	// Code is "" for an allowed check, else e.g. "IP_NOT_ALLOWED".
 	Code    string
 	Latency time.Duration
+	// Hint is the hint of the secret presented (the key's, or the one a
+	// rotation replaced); "" when the key is unknown.
+	Hint string
 }
 
 // Record is a stored usage-log record, as queries return it. Its strings
@@ -72,7 +76,54 @@ type Record struct {
 	Code      string    `json:"code"`
 	EntryID   string    `json:"entry_id"`
 	LatencyUS int64     `json:"latency_us"`
+	// SecretHint is the hint of the secret presented, so that the use of a
+	// secret a rotation replaced shows.
+	SecretHint string `json:"secret_hint"`
+	// ReportOnly marks an allowed check of a report-only key whose client
+	// IP matched no entry: Code is IP_NOT_ALLOWED and Status 200. It is
+	// derived from those two (IsReportOnly), not stored.
+	ReportOnly bool `json:"report_only"`
 }
+
+// CodeIPNotAllowed is the code of a check refused, or in report-only mode
+// reported, because the client IP matched no allowlist entry.
+const CodeIPNotAllowed = "IP_NOT_ALLOWED"
+
+// IsReportOnly reports whether a record with this status and code is a
+// report-only miss: logged as IP_NOT_ALLOWED, yet allowed.
+func IsReportOnly(status int, code string) bool {
+	return code == CodeIPNotAllowed && status < 400
+}
+
+// Codes lists the error codes a record can carry; "" (allowed) aside.
+var Codes = []string{"INVALID_KEY", "INSUFFICIENT_SCOPE", CodeIPNotAllowed, "BAD_REQUEST"}
+
+// Hits is how often an allowlist entry matched in a window.
+type Hits struct {
+	Count    int
+	LastSeen time.Time
+}
+
+// AddrStat is one client address of a key's traffic in a window, counting
+// only the checks its allowlist decided: allowed ones and IP_NOT_ALLOWED
+// ones (refused or reported), not invalid keys or missing scopes.
+type AddrStat struct {
+	Addr netip.Addr
+	// Requests counts the checks; Misses those that matched no entry
+	// (IP_NOT_ALLOWED), Reported those of them a report-only key allowed.
+	Requests, Misses, Reported int
+	FirstSeen, LastSeen        time.Time
+	// EntryID is an entry an allowed check matched ("" if none): the
+	// newest one's when records are counted newest first.
+	EntryID string
+}
+
+// MaxTrafficAddrs bounds the distinct addresses a traffic query returns.
+const MaxTrafficAddrs = 10000
+
+// CountsForAllowlist reports whether a record with this code is one an
+// allowlist decided (see AddrStat).
+func CountsForAllowlist(code string) bool { return code == "" || code == CodeIPNotAllowed }
 
 // Page is one page of query results, newest first.
 type Page struct {
@@ -114,6 +165,9 @@ type Filter struct {
 	// Status selects "" (all), one code ("403") or a class ("4xx"); see
 	// ParseStatusFilter.
 	Status string
+	// Code selects one error code (one of Codes, e.g. "IP_NOT_ALLOWED"),
+	// or "none" for allowed checks without one; "" selects all.
+	Code string
 	// From (inclusive) and To (exclusive) bound the record time; the zero
 	// time leaves that side open. Other times must lie within
 	// MinFilterTime and MaxFilterTime.
@@ -130,7 +184,7 @@ type Filter struct {
 // FilterError names the Filter field that is invalid. It wraps
 // ErrBadFilter.
 type FilterError struct {
-	Field   string // "key_id", "method", "status", "from", "to", "limit", "cursor"
+	Field   string // "key_id", "method", "status", "code", "from", "to", "limit", "cursor"
 	Message string
 }
 
@@ -176,8 +230,11 @@ type Query struct {
 	// StatusLo..StatusHi is the inclusive status range; StatusHi 0 selects
 	// every status.
 	StatusLo, StatusHi int
-	From, To           int64
-	HasFrom, HasTo     bool
+	// Code is the code selected ("" for "none"), when HasCode.
+	Code           string
+	HasCode        bool
+	From, To       int64
+	HasFrom, HasTo bool
 	// Limit is the page size, DefaultLimit for a zero Filter.Limit.
 	Limit int
 	// Cursor is Filter.Cursor, for the backend to parse.
@@ -186,8 +243,8 @@ type Query struct {
 
 // Match reports whether a record with these fields is selected by q
 // (cursor aside).
-func (q *Query) Match(t int64, keyID, method string, status int) bool {
-	return (q.KeyID == "" || q.KeyID == keyID) &&
+func (q *Query) Match(t int64, keyID, method string, status int, code string) bool {
+	return (q.KeyID == "" || q.KeyID == keyID) && (!q.HasCode || q.Code == code) &&
 		(q.Method == "" || strings.EqualFold(q.Method, method)) &&
 		(q.StatusHi == 0 || status >= q.StatusLo && status <= q.StatusHi) &&
 		(!q.HasFrom || t >= q.From) && (!q.HasTo || t < q.To)
@@ -206,6 +263,15 @@ func (f Filter) Compile() (Query, error) {
 	var err error
 	if q.StatusLo, q.StatusHi, err = ParseStatusFilter(f.Status); err != nil {
 		return q, err
+	}
+	if f.Code != "" {
+		if f.Code != "none" && !slices.Contains(Codes, f.Code) {
+			return q, &FilterError{Field: "code", Message: fmt.Sprintf("%q is not an error code: use one of %s, or none", f.Code, strings.Join(Codes, ", "))}
+		}
+		q.HasCode = true
+		if f.Code != "none" {
+			q.Code = f.Code
+		}
 	}
 	if err := checkTime("from", f.From); err != nil {
 		return q, err
@@ -264,4 +330,38 @@ func checkTime(field string, t time.Time) error {
 	}
 	return &FilterError{Field: field, Message: fmt.Sprintf("%s is outside the range the log can hold: use a time from %s to %s",
 		t.UTC().Format(time.RFC3339), MinFilterTime.Format(time.RFC3339), MaxFilterTime.Format(time.RFC3339))}
+}
+
+// AddTraffic counts one record into a traffic list: out holds one AddrStat
+// per address, at maps an address to its index in out. A new address is
+// added only while out has fewer than limit; kept is false when it was
+// left out. Records may come in any order. entryID is copied.
+func AddTraffic(out []AddrStat, at map[netip.Addr]int, limit int, ip netip.Addr, t time.Time, status int, code string, entryID []byte) (_ []AddrStat, kept bool) {
+	i, ok := at[ip]
+	if !ok {
+		if len(out) >= limit {
+			return out, false
+		}
+		i = len(out)
+		at[ip] = i
+		out = append(out, AddrStat{Addr: ip, FirstSeen: t, LastSeen: t})
+	}
+	a := &out[i]
+	a.Requests++
+	if code == CodeIPNotAllowed {
+		a.Misses++
+		if IsReportOnly(status, code) {
+			a.Reported++
+		}
+	}
+	if t.Before(a.FirstSeen) {
+		a.FirstSeen = t
+	}
+	if t.After(a.LastSeen) {
+		a.LastSeen = t
+	}
+	if a.EntryID == "" && code == "" {
+		a.EntryID = string(entryID)
+	}
+	return out, true
 }

@@ -24,9 +24,13 @@ import (
 //	created, expires, revoked: time
 //	flags: byte (bit 0: ReportOnly)
 //	allowlist: uvarint count, then entries
+//	(version 2) previous secret: 32 bytes hash, hint string, expires time
 //
 // entry: id string, prefix (byte 4 or 16, address bytes, byte bits),
-// label string, expires time.
+// label string, expires time, (version 2) flags byte (bit 0: Disabled).
+//
+// Version 1 is version 2 without the entry flags and the previous secret;
+// it is still read.
 //
 // string: uvarint length, bytes. time: byte 0 for the zero time, else
 // byte 1, varint Unix seconds, uvarint nanoseconds.
@@ -35,7 +39,8 @@ import (
 // key id strings, before and after each as byte 0 (none) or 1 followed by
 // uvarint length and an encoded key.
 const (
-	keyVersion    = 1
+	keyVersion    = 2
+	keyVersionV1  = 1
 	changeVersion = 1
 )
 
@@ -89,8 +94,15 @@ func encodeKey(b []byte, k *engine.Key) []byte {
 		b = append(b, byte(e.Prefix.Bits()))
 		b = appendString(b, e.Label)
 		b = appendTime(b, e.ExpiresAt)
+		var ef byte
+		if e.Disabled {
+			ef |= 1
+		}
+		b = append(b, ef)
 	}
-	return b
+	b = append(b, k.PrevHash[:]...)
+	b = appendString(b, k.PrevHint)
+	return appendTime(b, k.PrevExpiresAt)
 }
 
 // decoder reads the binary forms; the first error sticks and later reads
@@ -203,7 +215,8 @@ func decodeKey(b []byte) (*engine.Key, error) {
 }
 
 func (d *decoder) key() (*engine.Key, error) {
-	if v := d.byte(); v != keyVersion && d.err == nil {
+	v := d.byte()
+	if v != keyVersion && v != keyVersionV1 && d.err == nil {
 		return nil, fmt.Errorf("%w: unknown key format version %d", store.ErrCorrupt, v)
 	}
 	k := &engine.Key{}
@@ -250,7 +263,15 @@ func (d *decoder) key() (*engine.Key, error) {
 			e.Prefix = p
 			e.Label = d.string()
 			e.ExpiresAt = d.time()
+			if v >= keyVersion {
+				e.Disabled = d.byte()&1 != 0
+			}
 		}
+	}
+	if v >= keyVersion {
+		copy(k.PrevHash[:], d.bytes(uint64(len(k.PrevHash))))
+		k.PrevHint = d.string()
+		k.PrevExpiresAt = d.time()
 	}
 	if d.err != nil {
 		return nil, d.err

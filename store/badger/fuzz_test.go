@@ -52,7 +52,7 @@ func TestSegmentRoundTrip(t *testing.T) {
 		// Every truncation is an error, never a panic.
 		if n <= 100 {
 			for cut := range len(body) {
-				require.Error(t, d.decodeBody(body[:cut]), "n=%d cut=%d", n, cut)
+				require.Error(t, d.decodeBody(body[:cut], segmentVersion), "n=%d cut=%d", n, cut)
 			}
 		}
 		var x segIndex
@@ -78,7 +78,7 @@ func FuzzDecodeSegment(f *testing.F) {
 		var g segment
 		var buf []byte
 		_ = decodeSegment(&g, &buf, data)
-		if err := g.decodeBody(data); err != nil {
+		if err := g.decodeBody(data, segmentVersion); err != nil {
 			return
 		}
 		recs := records(&g)
@@ -102,7 +102,7 @@ func FuzzDecodeSegment(f *testing.F) {
 			g2.add(&sl)
 		}
 		var g3 segment
-		if err := g3.decodeBody(g2.encodeBody(nil)); err != nil {
+		if err := g3.decodeBody(g2.encodeBody(nil), segmentVersion); err != nil {
 			t.Fatalf("re-encoded segment does not decode: %v", err)
 		}
 		require.Equal(t, recs, records(&g3))

@@ -79,7 +79,8 @@ func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (sto
 
 // UpdateKey reads key id, calls fn on a copy, writes the copy back and
 // records the change under action ("" is store.ActionUpdate). fn may
-// change any field except ID and Hash (store.ErrImmutable). If fn returns
+// change any field except ID, and Hash only by a rotation that keeps the
+// old one as PrevHash (else store.ErrImmutable). If fn returns
 // an error, nothing is written and that error is returned unchanged. fn
 // runs with the store's write lock held: it must not call the store.
 func (s *Store) UpdateKey(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
@@ -98,7 +99,7 @@ func (s *Store) UpdateKey(ctx context.Context, id, actor, action string, fn func
 		if err := fn(after); err != nil {
 			return nil, nil, err
 		}
-		if after.ID != before.ID || after.Hash != before.Hash {
+		if after.ID != before.ID || after.Hash != before.Hash && after.PrevHash != before.Hash {
 			return nil, nil, store.ErrImmutable
 		}
 		return before, after, nil

@@ -22,6 +22,7 @@ type slot struct {
 	keyID     string
 	entryID   string
 	code      string
+	hint      string
 	ip        netip.Addr
 	status    uint16
 	methodLen uint8
@@ -134,6 +135,7 @@ func (s *Store) AppendLog(e *usagelog.Entry) {
 	sl.keyID = e.KeyID
 	sl.entryID = e.EntryID
 	sl.code = e.Code
+	sl.hint = e.Hint
 	sl.ip = e.IP
 	sl.status = uint16(min(max(e.Status, 0), 0xffff))
 	sl.methodLen = uint8(copy(sl.method[:], e.Method))
@@ -267,7 +269,7 @@ func (w *logWriter) drain() {
 		}
 		for j := 0; j < k; j++ {
 			w.cur.add(&w.ring[w.head])
-			w.ring[w.head].keyID, w.ring[w.head].entryID, w.ring[w.head].code = "", "", ""
+			w.ring[w.head].keyID, w.ring[w.head].entryID, w.ring[w.head].code, w.ring[w.head].hint = "", "", "", ""
 			w.head++
 			if w.head == len(w.ring) {
 				w.head = 0

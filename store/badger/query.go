@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net/netip"
+	"time"
 
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usagelog"
@@ -221,6 +223,9 @@ func (f *filter) scanSegment(g *segment, id uint64, end int, fn func(*segment, i
 				continue
 			}
 		}
+		if f.HasCode && string(g.dicts[dictCode].vals[g.idx[dictCode][i]]) != f.Code {
+			continue
+		}
 		if t := g.times[i]; f.HasFrom && t < f.From || f.HasTo && t >= f.To {
 			continue
 		}
@@ -303,4 +308,58 @@ func (g *segment) csvRow(r *usagelog.CSVRow, i int) {
 		EntryID:   g.dicts[dictEntry].vals[g.idx[dictEntry][i]],
 		LatencyUS: g.lat[i],
 	}
+	if len(g.hintIdx) > i {
+		r.Hint = g.hints.vals[g.hintIdx[i]]
+	}
+}
+
+// EntryHits counts, per allowlist entry id, the key's records since since
+// that matched that entry, with the newest one's time.
+func (s *Store) EntryHits(ctx context.Context, keyID string, since time.Time) (map[string]usagelog.Hits, error) {
+	f, err := compile(usagelog.Filter{KeyID: keyID, From: since})
+	if err != nil {
+		return nil, err
+	}
+	hits := map[string]usagelog.Hits{}
+	err = s.scan(ctx, &f, func(g *segment, i int, _ position) bool {
+		id := g.dicts[dictEntry].vals[g.idx[dictEntry][i]]
+		if len(id) == 0 {
+			return true
+		}
+		h := hits[string(id)]
+		h.Count++
+		if t := timeOf(g.times[i]); t.After(h.LastSeen) {
+			h.LastSeen = t
+		}
+		hits[string(id)] = h
+		return true
+	})
+	return hits, err
+}
+
+// Traffic returns the distinct client addresses of the key's records
+// since since that its allowlist decided (usagelog.CountsForAllowlist),
+// at most limit of them (the most recently seen), and whether others were
+// left out.
+func (s *Store) Traffic(ctx context.Context, keyID string, since time.Time, limit int) ([]usagelog.AddrStat, bool, error) {
+	f, err := compile(usagelog.Filter{KeyID: keyID, From: since})
+	if err != nil {
+		return nil, false, err
+	}
+	limit = min(max(limit, 1), usagelog.MaxTrafficAddrs)
+	at := map[netip.Addr]int{}
+	var out []usagelog.AddrStat
+	truncated := false
+	err = s.scan(ctx, &f, func(g *segment, i int, _ position) bool {
+		code := g.dicts[dictCode].vals[g.idx[dictCode][i]]
+		if !usagelog.CountsForAllowlist(string(code)) || !g.ips[i].IsValid() {
+			return true
+		}
+		var kept bool
+		out, kept = usagelog.AddTraffic(out, at, limit, g.ips[i], timeOf(g.times[i]), int(g.status[i]),
+			string(code), g.dicts[dictEntry].vals[g.idx[dictEntry][i]])
+		truncated = truncated || !kept
+		return true
+	})
+	return out, truncated, err
 }

@@ -21,7 +21,7 @@ import (
 //
 // segment value: byte segmentVersion, then the zstd frame of the body.
 //
-// body (version 2):
+// body (version 3; version 2 is the same without the hints):
 //
 //	uvarint n (records)
 //	4 dictionaries (key ids, entry ids, codes, methods):
@@ -31,6 +31,8 @@ import (
 //	4 index columns (key, entry, code, method): values < dict count
 //	statuses: column; latencies: column (microseconds)
 //	addresses: n x (byte 0 | 4 + 4 bytes | 16 + 16 bytes)
+//	hints (version 3): a dictionary of secret hints, then a column of
+//	    indexes into it
 //	path lengths: column, then the paths, concatenated
 //
 // A column of n integers is one byte w (0-8), the width in bytes of the
@@ -42,7 +44,9 @@ import (
 //	key ids and methods: uvarint count, then strings,
 //	statuses: uvarint count, then uvarints
 const (
-	segmentVersion = 2
+	segmentVersion = 3
+	// segmentVersionNoHint is the previous body, still read.
+	segmentVersionNoHint = 2
 	indexVersion   = 1
 
 	// maxSegmentRecords bounds SegmentRecords and what a decoder accepts.
@@ -69,6 +73,8 @@ type segment struct {
 	dicts   [numDicts]dict
 	times   []int64
 	idx     [numDicts][]uint32
+	hints   dict
+	hintIdx []uint32
 	status  []uint16
 	lat     []uint64
 	ips     []netip.Addr
@@ -125,6 +131,9 @@ func (g *segment) reset() {
 		clear(g.dicts[i].m)
 		g.idx[i] = g.idx[i][:0]
 	}
+	g.hints.vals = g.hints.vals[:0]
+	clear(g.hints.m)
+	g.hintIdx = g.hintIdx[:0]
 	g.times = g.times[:0]
 	g.status = g.status[:0]
 	g.lat = g.lat[:0]
@@ -141,6 +150,7 @@ func (g *segment) add(sl *slot) {
 	g.idx[dictEntry] = append(g.idx[dictEntry], g.dicts[dictEntry].internString(sl.entryID))
 	g.idx[dictCode] = append(g.idx[dictCode], g.dicts[dictCode].internString(sl.code))
 	g.idx[dictMethod] = append(g.idx[dictMethod], g.dicts[dictMethod].intern(sl.method[:sl.methodLen]))
+	g.hintIdx = append(g.hintIdx, g.hints.internString(sl.hint))
 	g.status = append(g.status, sl.status)
 	g.lat = append(g.lat, sl.latencyUS)
 	g.ips = append(g.ips, sl.ip)
@@ -166,6 +176,10 @@ func (g *segment) record(i int) usagelog.Record {
 		Code:      string(g.dicts[dictCode].vals[g.idx[dictCode][i]]),
 		EntryID:   string(g.dicts[dictEntry].vals[g.idx[dictEntry][i]]),
 		LatencyUS: int64(g.lat[i]),
+	}
+	r.ReportOnly = usagelog.IsReportOnly(r.Status, r.Code)
+	if len(g.hintIdx) > i {
+		r.SecretHint = string(g.hints.vals[g.hintIdx[i]])
 	}
 	if a := g.ips[i]; a.IsValid() {
 		r.IP = a.String()
@@ -275,6 +289,14 @@ func (g *segment) encodeBody(b []byte) []byte {
 			b = append(b, 0)
 		}
 	}
+	b = binary.AppendUvarint(b, uint64(len(g.hints.vals)))
+	for _, v := range g.hints.vals {
+		b = appendBytes(b, v)
+	}
+	for i, v := range g.hintIdx {
+		col[i] = uint64(v)
+	}
+	b = appendColumn(b, col)
 	start := uint32(0)
 	for i, end := range g.pathEnd {
 		col[i] = uint64(end - start)
@@ -287,7 +309,7 @@ func (g *segment) encodeBody(b []byte) []byte {
 // decodeBody replaces g's records with those in body. g's dictionaries
 // and paths then point into body, which must stay unchanged while g is
 // used. Invalid input of any kind is an error wrapping store.ErrCorrupt.
-func (g *segment) decodeBody(body []byte) error {
+func (g *segment) decodeBody(body []byte, version byte) error {
 	g.reset()
 	d := decoder{b: body}
 	n := d.uvarint()
@@ -350,6 +372,23 @@ func (g *segment) decodeBody(body []byte) error {
 			return d.err
 		}
 	}
+	if version >= segmentVersion {
+		c := d.count(1)
+		for j := 0; j < c && d.err == nil; j++ {
+			g.hints.vals = append(g.hints.vals, d.bytes(d.uvarint()))
+		}
+		if g.n > 0 && len(g.hints.vals) == 0 {
+			d.fail("segment hint dictionary")
+		}
+		if d.err != nil {
+			return d.err
+		}
+		g.col = d.column(g.col, uint64(len(g.hints.vals))-1)
+		g.hintIdx = grow(g.hintIdx, g.n)
+		for i, v := range g.col {
+			g.hintIdx[i] = uint32(v)
+		}
+	}
 	g.col = d.column(g.col, usagelog.MaxPath)
 	g.pathEnd = grow(g.pathEnd, g.n)
 	var end uint64
@@ -399,7 +438,7 @@ func compress(dst, body []byte) []byte {
 
 // decompress appends the body of the stored segment v to dst.
 func decompress(dst, v []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != segmentVersion {
+	if len(v) == 0 || v[0] != segmentVersion && v[0] != segmentVersionNoHint {
 		return dst, fmt.Errorf("%w: unknown segment format", store.ErrCorrupt)
 	}
 	out, err := zstdDecoder().DecodeAll(v[1:], dst)
@@ -420,7 +459,7 @@ func decodeSegment(g *segment, buf *[]byte, v []byte) error {
 		return err
 	}
 	*buf = body
-	return g.decodeBody(body)
+	return g.decodeBody(body, v[0])
 }
 
 // encodeIndex appends the index of g to b.

@@ -53,6 +53,15 @@ func Key(r *rand.Rand, i int) *engine.Key {
 	if len(k.Allowlist) > 0 && i%4 == 0 {
 		k.Allowlist[0].ExpiresAt = Time(1_900_000_000, 1)
 	}
+	if len(k.Allowlist) > 1 && i%3 == 0 {
+		k.Allowlist[1].Disabled = true
+	}
+	if i%2 == 1 {
+		for j := range k.PrevHash {
+			k.PrevHash[j] = byte(r.Uint32())
+		}
+		k.PrevHint, k.PrevExpiresAt = "kg_PrEvIoUs", Time(1_850_000_000, 7)
+	}
 	return k
 }
 
@@ -63,6 +72,7 @@ var (
 	testMethods  = []string{"GET", "POST", "get", "DELETE", "PATCH"}
 	testStatuses = []int{200, 200, 200, 401, 403, 404, 500, 503}
 	testCodes    = []string{"", "INVALID_KEY", "IP_NOT_ALLOWED", "-1+1"}
+	testHints    = []string{"", "kg_AbCdEfGh", "kg_PrEvIoUs", "=kg_formula"}
 	testEntries  = []string{"", "ent_1", "ent_2"}
 	pathChars    = []byte("abc/?=&-+@,\"\n\r\t 019é")
 )
@@ -83,6 +93,7 @@ func RandEntry(r *rand.Rand) *usagelog.Entry {
 		Status:  testStatuses[r.IntN(len(testStatuses))],
 		Code:    testCodes[r.IntN(len(testCodes))],
 		Latency: time.Duration(r.Int64N(5e6)),
+		Hint:    testHints[r.IntN(len(testHints))],
 	}
 	switch r.IntN(3) {
 	case 0:
@@ -112,7 +123,9 @@ func RecordOf(e *usagelog.Entry) usagelog.Record {
 		Status:    e.Status,
 		Code:      e.Code,
 		EntryID:   e.EntryID,
-		LatencyUS: e.Latency.Microseconds(),
+		LatencyUS:  e.Latency.Microseconds(),
+		SecretHint: e.Hint,
+		ReportOnly: usagelog.IsReportOnly(e.Status, e.Code),
 	}
 	if e.IP.IsValid() {
 		r.IP = e.IP.String()
@@ -130,6 +143,7 @@ func BruteForce(all []usagelog.Record, f usagelog.Filter) []usagelog.Record {
 		if f.KeyID != "" && r.KeyID != f.KeyID ||
 			f.Method != "" && !strings.EqualFold(r.Method, f.Method) ||
 			hi != 0 && (r.Status < lo || r.Status > hi) ||
+			f.Code != "" && r.Code != strings.TrimSuffix(f.Code, "none") ||
 			!f.From.IsZero() && r.Time.Before(f.From) ||
 			!f.To.IsZero() && !r.Time.Before(f.To) {
 			continue
@@ -154,6 +168,9 @@ func RandFilter(r *rand.Rand) usagelog.Filter {
 	}
 	if r.IntN(3) == 0 {
 		f.Status = []string{"200", "403", "4xx", "5XX", "2xx", "302"}[r.IntN(6)]
+	}
+	if r.IntN(4) == 0 {
+		f.Code = []string{"none", "IP_NOT_ALLOWED", "INVALID_KEY", "BAD_REQUEST"}[r.IntN(4)]
 	}
 	if r.IntN(3) == 0 {
 		f.From = time.Unix(T0+r.Int64N(3600), 0)

@@ -90,6 +90,12 @@ func testUpdateKeyAllOrNothing(t *testing.T, h Harness) {
 	require.ErrorIs(t, err, store.ErrImmutable)
 	require.ErrorIs(t, err, store.ErrInvalid)
 	_, err = s.UpdateKey(ctx, k.ID, "admin-api", "", func(k *engine.Key) error {
+		k.PrevHash[0]++ // a "rotation" that does not keep the old hash
+		k.Hash[0]++
+		return nil
+	})
+	require.ErrorIs(t, err, store.ErrImmutable)
+	_, err = s.UpdateKey(ctx, k.ID, "admin-api", "", func(k *engine.Key) error {
 		k.ID = "key_other"
 		return nil
 	})

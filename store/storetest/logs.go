@@ -188,7 +188,7 @@ func testExportCSV(t *testing.T, h Harness) {
 		for i, w := range want {
 			require.Equal(t, []string{
 				w.Time.Format(time.RFC3339Nano), CSVCell(w.KeyID), w.IP, CSVCell(w.Method), CSVCell(w.Path),
-				strconv.Itoa(w.Status), CSVCell(w.Code), CSVCell(w.EntryID), strconv.FormatInt(w.LatencyUS, 10),
+				strconv.Itoa(w.Status), CSVCell(w.Code), CSVCell(w.EntryID), strconv.FormatInt(w.LatencyUS, 10), CSVCell(w.SecretHint),
 			}, rows[i+1], "row %d", i+1)
 		}
 	}

@@ -68,6 +68,8 @@ var sequential = []test{
 	{"CSVSafeUnderEverySeparator", testCSVSafeUnderEverySeparator},
 	{"LogStats", testLogStats},
 	{"LastUsed", testLastUsed},
+	{"Rotation", testRotation},
+	{"EntryHitsAndTraffic", testEntryHitsAndTraffic},
 	{"CloseFlushesLogs", testCloseFlushesLogs},
 }
 
