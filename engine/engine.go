@@ -220,8 +220,6 @@ func compile(k *Key) *compiled {
 	return &compiled{key: *k, m: newMatcher(k.Allowlist)}
 }
 
-
-
 // Snapshot is an immutable view of every key. It is safe for concurrent use;
 // nothing in it ever changes after it is published.
 //

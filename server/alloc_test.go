@@ -5,7 +5,9 @@ package server
 import (
 	"context"
 	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -30,6 +32,21 @@ func TestNoAllocs(t *testing.T) {
 	must(t, err)
 	_, err = st.CreateKey(context.Background(), &engine.Key{ID: engine.NewKeyID(), Name: "k", Scopes: []string{"orders:read", "x"},
 		Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries}, "test")
+	must(t, err)
+	// A report-only key with an expired entry, rotated: its previous
+	// secret, in the overlap, is the one presented.
+	roSecret, roHint := engine.NewSecret()
+	past := time.Now().Add(-time.Minute)
+	roID := engine.NewKeyID()
+	_, err = st.CreateKey(context.Background(), &engine.Key{ID: roID, Name: "ro", Scopes: []string{"orders:read"},
+		Hash: engine.HashSecret([]byte(roSecret)), Hint: roHint, ReportOnly: true,
+		Allowlist: []engine.Entry{{ID: "ent_a", Prefix: netip.MustParsePrefix("203.0.113.0/24")},
+			{ID: "ent_b", Prefix: netip.MustParsePrefix("198.51.100.0/24"), ExpiresAt: past}}}, "test")
+	must(t, err)
+	_, err = st.UpdateKey(context.Background(), roID, "test", "key.rotate", func(k *engine.Key) error {
+		k.Rotate(time.Now(), time.Hour)
+		return nil
+	})
 	must(t, err)
 	must(t, s.keys.CatchUp(context.Background()))
 	h := s.CheckHandler()
@@ -58,13 +75,14 @@ func TestNoAllocs(t *testing.T) {
 			req.Header.Add("X-Real-IP", "10.0.0.1")
 		}
 	}
-	check := func(ip string) func(*fasthttp.Request) {
+	checkWith := func(key, ip string) func(*fasthttp.Request) {
 		return func(req *fasthttp.Request) {
 			req.Header.SetMethod("POST")
 			req.SetRequestURI("/v1/check")
-			req.SetBodyString(`{"key":"` + secret + `","ip":"` + ip + `","scope":"orders:read","method":"GET","path":"/orders/\u0031"}`)
+			req.SetBodyString(`{"key":"` + key + `","ip":"` + ip + `","scope":"orders:read","method":"GET","path":"/orders/\u0031"}`)
 		}
 	}
+	check := func(ip string) func(*fasthttp.Request) { return checkWith(secret, ip) }
 	tests := []struct {
 		name  string
 		setup func(*fasthttp.Request)
@@ -78,6 +96,9 @@ func TestNoAllocs(t *testing.T) {
 		{"authz repeated key differs", repeated("/orders/17?page=2", secret[:len(secret)-1]+"x"), 401},
 		{"check allowed v6", check("2001:db8::77"), 200},
 		{"check denied ip", check("198.51.100.1"), 403},
+		{"check report-only miss (expired entry), previous secret", checkWith(roSecret, "198.51.100.1"), 200},
+		{"check report-only hit, previous secret", checkWith(roSecret, "203.0.113.1"), 200},
+		{"authz report-only miss, previous secret", authz("192.0.2.1", roSecret), 200},
 	}
 	for _, tt := range tests {
 		var req fasthttp.Request

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -16,7 +17,17 @@ func (s *Server) getAllowlist(ctx *fasthttp.RequestCtx, id string) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: k.ID, Entries: entriesJSON(k.Allowlist)})
+	now := s.cfg.Now()
+	hits, err := s.store.EntryHits(ctx, k.ID, now.Add(-24*time.Hour))
+	if err != nil {
+		return err
+	}
+	out := make([]entryHitsJSON, len(k.Allowlist))
+	for i, e := range k.Allowlist {
+		h := hits[e.ID]
+		out[i] = entryHitsJSON{entryJSON: entryView(e, now), Hits24h: h.Count, LastSeenAt: timePtr(h.LastSeen)}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"key_id": k.ID, "entries": out})
 	return nil
 }
 
@@ -36,7 +47,7 @@ func (s *Server) updateAllowlist(ctx context.Context, id, action string, fn func
 			if err != nil {
 				return err
 			}
-			entries, err := s.policy.MergeEntries(k.Allowlist, in)
+			entries, err := s.policy.MergeEntriesAt(s.cfg.Now(), k.Allowlist, in)
 			if err != nil {
 				return err
 			}
@@ -49,7 +60,11 @@ func (s *Server) updateAllowlist(ctx context.Context, id, action string, fn func
 func inputsOf(es []engine.Entry) []engine.EntryInput {
 	out := make([]engine.EntryInput, len(es))
 	for i, e := range es {
-		out[i] = engine.EntryInput{ID: e.ID, CIDR: e.CIDR(), Label: e.Label}
+		out[i] = engine.EntryInput{ID: e.ID, CIDR: e.CIDR(), Label: e.Label, Disabled: e.Disabled}
+		if !e.ExpiresAt.IsZero() {
+			t := e.ExpiresAt
+			out[i].ExpiresAt = &t
+		}
 	}
 	return out
 }
@@ -62,19 +77,40 @@ func (s *Server) putAllowlist(ctx *fasthttp.RequestCtx, id string) error {
 	if req.Entries == nil {
 		return errorf(ErrBadRequest, `the body must be {"entries":[{"cidr":"203.0.113.5","label":"..."}]} ("entries":[] clears the allowlist)`)
 	}
+	switch dry := string(ctx.QueryArgs().Peek("dry_run")); dry {
+	case "true", "1":
+		return s.dryRunAllowlist(ctx, id, *req.Entries)
+	case "", "false", "0":
+	default:
+		return errorf(ErrBadRequest, "dry_run %q: want true or false", dry)
+	}
 	ch, err := s.updateAllowlist(ctx, id, "allowlist.replace", func([]engine.Entry) ([]engine.EntryInput, error) {
 		return *req.Entries, nil
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: ch.After.ID, Entries: entriesJSON(ch.After.Allowlist)})
+	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: ch.After.ID, Entries: entriesJSON(ch.After.Allowlist, s.cfg.Now())})
 	return nil
 }
 
+// entryRequest is the body of POST and PATCH .../allowlist[/{entry_id}].
+// expires_at: absent keeps it, null clears it, a time sets it.
 type entryRequest struct {
-	CIDR  *string `json:"cidr"`
-	Label *string `json:"label"`
+	CIDR      *string     `json:"cidr"`
+	Label     *string     `json:"label"`
+	ExpiresAt expiryField `json:"expires_at"`
+	Disabled  *bool       `json:"disabled"`
+}
+
+// apply sets the lifecycle fields of req on in.
+func (req *entryRequest) apply(in *engine.EntryInput) {
+	if req.ExpiresAt.Set {
+		in.ExpiresAt = req.ExpiresAt.At
+	}
+	if req.Disabled != nil {
+		in.Disabled = *req.Disabled
+	}
 }
 
 func (s *Server) addEntry(ctx *fasthttp.RequestCtx, id string) error {
@@ -89,6 +125,7 @@ func (s *Server) addEntry(ctx *fasthttp.RequestCtx, id string) error {
 	if req.Label != nil {
 		in.Label = *req.Label
 	}
+	req.apply(&in)
 	var before []engine.Entry
 	ch, err := s.updateAllowlist(ctx, id, "allowlist.add", func(cur []engine.Entry) ([]engine.EntryInput, error) {
 		before = cur
@@ -99,7 +136,7 @@ func (s *Server) addEntry(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	for _, e := range ch.After.Allowlist {
 		if !slices.ContainsFunc(before, func(x engine.Entry) bool { return x.ID == e.ID }) {
-			writeJSON(ctx, fasthttp.StatusCreated, entryView(e))
+			writeJSON(ctx, fasthttp.StatusCreated, entryView(e, s.cfg.Now()))
 			return nil
 		}
 	}
@@ -123,6 +160,7 @@ func (s *Server) patchEntry(ctx *fasthttp.RequestCtx, id, entryID string) error 
 		if req.Label != nil {
 			in[i].Label = *req.Label
 		}
+		req.apply(&in[i])
 		return in, nil
 	})
 	if err != nil {
@@ -130,7 +168,7 @@ func (s *Server) patchEntry(ctx *fasthttp.RequestCtx, id, entryID string) error 
 	}
 	for _, e := range ch.After.Allowlist {
 		if e.ID == entryID {
-			writeJSON(ctx, fasthttp.StatusOK, entryView(e))
+			writeJSON(ctx, fasthttp.StatusOK, entryView(e, s.cfg.Now()))
 			return nil
 		}
 	}
@@ -149,6 +187,6 @@ func (s *Server) deleteEntry(ctx *fasthttp.RequestCtx, id, entryID string) error
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: ch.After.ID, Entries: entriesJSON(ch.After.Allowlist)})
+	writeJSON(ctx, fasthttp.StatusOK, allowlistJSON{KeyID: ch.After.ID, Entries: entriesJSON(ch.After.Allowlist, s.cfg.Now())})
 	return nil
 }

@@ -89,7 +89,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 
 	rh := &ctx.Response.Header
 	rh.Set(fasthttp.HeaderCacheControl, "no-store")
-	if res.Decision == engine.Allow {
+	if res.Decision.Allowed() {
 		k := res.Key
 		rh.Set(HeaderKeyID, k.ID)
 		sc.buf = appendHeaderValue(sc.buf[:0], k.Name)
@@ -135,7 +135,7 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	res := s.keys.Check(r.key, r.scope, ip, start)
-	if res.Decision == engine.Allow {
+	if res.Decision.Allowed() {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType("application/json")
 		b := append(sc.buf[:0], `{"allowed":true,"key_id":`...)
@@ -199,6 +199,7 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outc
 	*e = usagelog.Entry{Time: start, IP: ip, Method: method, Path: path, Status: status, Code: code, Latency: lat}
 	if res.Key != nil {
 		e.KeyID = res.Key.ID
+		e.Hint = res.SecretHint()
 	}
 	if res.Entry != nil {
 		e.EntryID = res.Entry.ID

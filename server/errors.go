@@ -141,6 +141,7 @@ var decisionStatus = [...]int{
 	engine.DenyInvalidKey: fasthttp.StatusUnauthorized,
 	engine.DenyScope:      fasthttp.StatusForbidden,
 	engine.DenyIP:         fasthttp.StatusForbidden,
+	engine.AllowReported:  fasthttp.StatusOK,
 }
 
 // decisionBody holds the precomputed JSON body of each denial, so that the
@@ -148,7 +149,7 @@ var decisionStatus = [...]int{
 // the body the product contract fixes.
 var decisionBody = func() (t [len(decisionStatus)][]byte) {
 	for d := range t {
-		if d == int(engine.Allow) {
+		if engine.Decision(d).Allowed() {
 			continue
 		}
 		dec := engine.Decision(d)

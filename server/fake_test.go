@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,8 +77,14 @@ func (f *fakeStore) UpdateKey(_ context.Context, id, _, _ string, fn func(*engin
 	if err := fn(c); err != nil {
 		return store.Change{}, err
 	}
+	if c.ID != k.ID || c.Hash != k.Hash && c.PrevHash != k.Hash {
+		return store.Change{}, store.ErrImmutable
+	}
 	f.keys[id] = c
-	return f.record(c), nil
+	ch := f.record(c)
+	ch.Before = k.Clone()
+	f.changes[len(f.changes)-1].Before = ch.Before
+	return ch, nil
 }
 
 func (f *fakeStore) GetKey(_ context.Context, id string) (*engine.Key, error) {
@@ -145,7 +152,8 @@ func (f *fakeStore) AppendLog(e *usagelog.Entry) {
 		return
 	}
 	r := usagelog.Record{Time: e.Time, KeyID: e.KeyID, Method: string(e.Method), Path: string(e.Path),
-		Status: e.Status, Code: e.Code, EntryID: e.EntryID, LatencyUS: e.Latency.Microseconds()}
+		Status: e.Status, Code: e.Code, EntryID: e.EntryID, LatencyUS: e.Latency.Microseconds(),
+		SecretHint: e.Hint, ReportOnly: usagelog.IsReportOnly(e.Status, e.Code)}
 	if e.IP.IsValid() {
 		r.IP = e.IP.String()
 	}
@@ -159,7 +167,8 @@ func (f *fakeStore) match(r usagelog.Record, q usagelog.Filter) bool {
 	case q.KeyID != "" && r.KeyID != q.KeyID,
 		q.Method != "" && !strings.EqualFold(r.Method, q.Method),
 		!q.From.IsZero() && r.Time.Before(q.From),
-		!q.To.IsZero() && !r.Time.Before(q.To):
+		!q.To.IsZero() && !r.Time.Before(q.To),
+		q.Code != "" && r.Code != strings.TrimSuffix(q.Code, "none"):
 		return false
 	case q.Status != "":
 		s := strconv.Itoa(r.Status)
@@ -228,6 +237,42 @@ func (f *fakeStore) LogStats() usagelog.Stats {
 func (f *fakeStore) LastUsed(string) time.Time { return time.Time{} }
 
 func (f *fakeStore) FlushLogs() error { return nil }
+
+func (f *fakeStore) EntryHits(_ context.Context, keyID string, since time.Time) (map[string]usagelog.Hits, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]usagelog.Hits{}
+	for _, r := range f.logs {
+		if r.KeyID == keyID && !r.Time.Before(since) && r.EntryID != "" {
+			h := out[r.EntryID]
+			h.Count++
+			if r.Time.After(h.LastSeen) {
+				h.LastSeen = r.Time
+			}
+			out[r.EntryID] = h
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) Traffic(_ context.Context, keyID string, since time.Time, limit int) ([]usagelog.AddrStat, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []usagelog.AddrStat
+	at := map[netip.Addr]int{}
+	truncated := false
+	for i := len(f.logs) - 1; i >= 0; i-- {
+		r := f.logs[i]
+		ip, err := netip.ParseAddr(r.IP)
+		if r.KeyID != keyID || r.Time.Before(since) || err != nil || !usagelog.CountsForAllowlist(r.Code) {
+			continue
+		}
+		var kept bool
+		out, kept = usagelog.AddTraffic(out, at, limit, ip, r.Time, r.Status, r.Code, []byte(r.EntryID))
+		truncated = truncated || !kept
+	}
+	return out, truncated, nil
+}
 
 func (f *fakeStore) Close() error { return nil }
 

@@ -40,6 +40,18 @@ func (s *Server) handleKeys(ctx *fasthttp.RequestCtx) {
 		default:
 			err = methodNotAllowed("GET, PATCH, DELETE")
 		}
+	case len(parts) == 2 && parts[1] == "rotate":
+		if m != fasthttp.MethodPost {
+			err = methodNotAllowed("POST")
+			break
+		}
+		err = s.rotateKey(ctx, parts[0])
+	case len(parts) == 3 && parts[1] == "allowlist" && parts[2] == "suggestions":
+		if m != fasthttp.MethodGet {
+			err = methodNotAllowed("GET")
+			break
+		}
+		err = s.suggestions(ctx, parts[0])
 	case len(parts) == 2 && parts[1] == "allowlist":
 		switch m {
 		case fasthttp.MethodGet:
@@ -77,6 +89,7 @@ func (s *Server) listKeys(ctx *fasthttp.RequestCtx) error {
 	items := make([]keyJSON, len(keys))
 	for i, k := range keys {
 		items[i] = s.keyView(k, now)
+		s.addReportOnlyImpact(ctx, &items[i], k, now)
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"items": items})
 	return nil
@@ -87,7 +100,10 @@ func (s *Server) getKey(ctx *fasthttp.RequestCtx, id string) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, s.keyView(k, s.cfg.Now()))
+	now := s.cfg.Now()
+	v := s.keyView(k, now)
+	s.addReportOnlyImpact(ctx, &v, k, now)
+	writeJSON(ctx, fasthttp.StatusOK, v)
 	return nil
 }
 
@@ -97,6 +113,7 @@ type createKeyRequest struct {
 	Scopes      []string            `json:"scopes"`
 	Allowlist   []engine.EntryInput `json:"allowlist"`
 	ExpiresAt   *time.Time          `json:"expires_at"`
+	ReportOnly  bool                `json:"report_only"`
 }
 
 func (s *Server) createKey(ctx *fasthttp.RequestCtx) error {
@@ -120,7 +137,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx) error {
 	for i := range req.Allowlist {
 		req.Allowlist[i].ID = ""
 	}
-	entries, err := s.policy.BuildAllowlist(req.Allowlist)
+	entries, err := s.policy.BuildAllowlistAt(now, req.Allowlist)
 	if err != nil {
 		return err
 	}
@@ -128,6 +145,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx) error {
 	k := &engine.Key{
 		ID: engine.NewKeyID(), Name: req.Name, Description: req.Description, Scopes: scopes,
 		Hash: engine.HashSecret([]byte(secret)), Hint: hint, CreatedAt: now, Allowlist: entries,
+		ReportOnly: req.ReportOnly,
 	}
 	if req.ExpiresAt != nil {
 		k.ExpiresAt = req.ExpiresAt.UTC()
@@ -148,6 +166,7 @@ type patchKeyRequest struct {
 	Scopes      *[]string            `json:"scopes"`
 	ExpiresAt   expiryField          `json:"expires_at"`
 	Allowlist   *[]engine.EntryInput `json:"allowlist"`
+	ReportOnly  *bool                `json:"report_only"`
 }
 
 func errRevoked(id string) error {
@@ -193,6 +212,9 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
 			if req.Scopes != nil {
 				k.Scopes = scopes
 			}
+			if req.ReportOnly != nil {
+				k.ReportOnly = *req.ReportOnly
+			}
 			if req.ExpiresAt.Set {
 				k.ExpiresAt = time.Time{}
 				if req.ExpiresAt.At != nil {
@@ -200,7 +222,7 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
 				}
 			}
 			if req.Allowlist != nil {
-				entries, err := s.policy.MergeEntries(k.Allowlist, *req.Allowlist)
+				entries, err := s.policy.MergeEntriesAt(s.cfg.Now(), k.Allowlist, *req.Allowlist)
 				if err != nil {
 					return err
 				}

@@ -116,6 +116,13 @@ func parseLogFilter(args *fasthttp.Args) (usagelog.Filter, error) {
 		}
 		f.Status = strings.ToLower(st)
 	}
+	if c := string(args.Peek("code")); c != "" {
+		f.Code = c
+		var fe *usagelog.FilterError
+		if err := (usagelog.Filter{Code: c}).Validate(); errors.As(err, &fe) {
+			problems = append(problems, "code: "+fe.Message)
+		}
+	}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

@@ -35,7 +35,7 @@ var handlerNames = [numHandlers]string{"check", "authz", "keys", "logs", "ui", "
 type outcome uint8
 
 const (
-	oBadRequest = outcome(engine.DenyIP) + 1
+	oBadRequest = outcome(engine.AllowReported) + 1
 	numOutcomes = oBadRequest + 1
 )
 

@@ -47,7 +47,7 @@ const (
 	segmentVersion = 3
 	// segmentVersionNoHint is the previous body, still read.
 	segmentVersionNoHint = 2
-	indexVersion   = 1
+	indexVersion         = 1
 
 	// maxSegmentRecords bounds SegmentRecords and what a decoder accepts.
 	maxSegmentRecords = 1 << 16

@@ -116,13 +116,13 @@ func RandEntry(r *rand.Rand) *usagelog.Entry {
 // RecordOf is what a query must return for e.
 func RecordOf(e *usagelog.Entry) usagelog.Record {
 	r := usagelog.Record{
-		Time:      time.Unix(0, e.Time.UnixNano()).UTC(),
-		KeyID:     e.KeyID,
-		Method:    string(e.Method),
-		Path:      string(e.Path[:min(len(e.Path), usagelog.MaxPath)]),
-		Status:    e.Status,
-		Code:      e.Code,
-		EntryID:   e.EntryID,
+		Time:       time.Unix(0, e.Time.UnixNano()).UTC(),
+		KeyID:      e.KeyID,
+		Method:     string(e.Method),
+		Path:       string(e.Path[:min(len(e.Path), usagelog.MaxPath)]),
+		Status:     e.Status,
+		Code:       e.Code,
+		EntryID:    e.EntryID,
 		LatencyUS:  e.Latency.Microseconds(),
 		SecretHint: e.Hint,
 		ReportOnly: usagelog.IsReportOnly(e.Status, e.Code),
