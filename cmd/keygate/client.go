@@ -199,7 +199,7 @@ func entryArg(s string) map[string]string {
 
 func keysCmd(args []string, w io.Writer) error {
 	if len(args) == 0 {
-		return usagef("keys: want create, list, show or revoke")
+		return usagef("keys: want create, list, show, update, rotate or revoke")
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	build := clientFlags(fs)
@@ -210,8 +210,12 @@ func keysCmd(args []string, w io.Writer) error {
 		return keysList(fs, build, args[1:], w)
 	case "show", "revoke":
 		return keysShowOrRevoke(fs, build, args[0], args[1:], w)
+	case "update":
+		return keysUpdate(fs, build, args[1:], w)
+	case "rotate":
+		return keysRotate(fs, build, args[1:], w)
 	}
-	return usagef("keys: unknown subcommand %q: want create, list, show or revoke", args[0])
+	return usagef("keys: unknown subcommand %q: want create, list, show, update, rotate or revoke", args[0])
 }
 
 // keysCreate is `keygate keys create`: it prints the new key, secret
@@ -220,6 +224,7 @@ func keysCreate(fs *flag.FlagSet, build func() (*client, error), args []string, 
 	name := fs.String("name", "", "key name (required)")
 	desc := fs.String("description", "", "description")
 	expires := fs.String("expires", "", "expiry time, RFC 3339")
+	reportOnly := fs.Bool("report-only", false, "log what the allowlist would block instead of blocking")
 	var scopes listFlag
 	var allow repeatFlag
 	fs.Var(&scopes, "scope", "scope the key grants (repeatable, or comma-separated)")
@@ -231,7 +236,7 @@ func keysCreate(fs *flag.FlagSet, build func() (*client, error), args []string, 
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"name": *name, "description": *desc, "scopes": []string(scopes)}
+	body := map[string]any{"name": *name, "description": *desc, "scopes": []string(scopes), "report_only": *reportOnly}
 	entries := []map[string]string{}
 	for _, a := range allow {
 		entries = append(entries, entryArg(a))
@@ -315,12 +320,16 @@ func keysShowOrRevoke(fs *flag.FlagSet, build func() (*client, error), sub strin
 
 func allowlistCmd(args []string, w io.Writer) error {
 	if len(args) == 0 {
-		return usagef("allowlist: want list, add, remove or replace")
+		return usagef("allowlist: want list, add, remove, replace or import")
 	}
 	fs := flag.NewFlagSet("allowlist "+args[0], flag.ContinueOnError)
 	build := clientFlags(fs)
 	label := fs.String("label", "", "label of the entry (add)")
 	allowAll := fs.Bool("allow-all", false, "replace: confirm an empty allowlist, which lets the key in from every address")
+	expires := fs.String("expires", "", "add: the entry stops matching at this RFC 3339 time, or after this duration (3h)")
+	disabled := fs.Bool("disabled", false, "add: keep the entry listed but matching nothing")
+	replace := fs.Bool("replace", false, "import: replace the list instead of adding to it")
+	dryRun := fs.Bool("dry-run", false, "import: show what the list would change, save nothing")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -341,9 +350,22 @@ func allowlistCmd(args []string, w io.Writer) error {
 		if len(rest) != 2 {
 			return usagef("allowlist add: want KEY_ID CIDR")
 		}
-		e := entryArg(rest[1])
+		e := map[string]any{}
+		for k, v := range entryArg(rest[1]) {
+			e[k] = v
+		}
 		if *label != "" {
 			e["label"] = *label
+		}
+		if *expires != "" {
+			t, err := expiresArg(*expires, time.Now())
+			if err != nil {
+				return err
+			}
+			e["expires_at"] = t
+		}
+		if *disabled {
+			e["disabled"] = true
 		}
 		err = c.do("POST", base, e, &out)
 	case "remove":
@@ -373,8 +395,13 @@ func allowlistCmd(args []string, w io.Writer) error {
 			entries = append(entries, entryArg(a))
 		}
 		err = c.do("PUT", base, map[string]any{"entries": entries}, &out)
+	case "import":
+		if len(rest) != 2 {
+			return usagef("allowlist import: want KEY_ID FILE (- for standard input)")
+		}
+		return allowlistImport(c, rest[0], rest[1], *replace, *dryRun, w)
 	default:
-		return usagef("allowlist: unknown subcommand %q: want list, add, remove or replace", args[0])
+		return usagef("allowlist: unknown subcommand %q: want list, add, remove, replace or import", args[0])
 	}
 	if err != nil {
 		return err
@@ -393,6 +420,7 @@ func logsCmd(args []string, w io.Writer) error {
 		{"key-id", "only the records of this key"},
 		{"method", "only this HTTP method"},
 		{"status", "only this status (403) or class (4xx)"},
+		{"code", "only this error code (IP_NOT_ALLOWED, INVALID_KEY, INSUFFICIENT_SCOPE, BAD_REQUEST) or none"},
 		{"from", "only records at or after this time (RFC 3339, or a date)"},
 		{"to", "only records before this time (RFC 3339, or a date)"},
 		{"limit", "query: records per page, 1 to 1000"},

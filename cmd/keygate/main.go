@@ -36,13 +36,16 @@ Usage:
                 [--real-ip-headers H,...] [--allow-private-ranges] [--config FILE]
                 [--min-free-space 64MiB] [--log-retention 720h] [--max-conns N]
                 [--log-level info] [--log-format text|json]
-  keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339]
+  keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339] [--report-only]
   keygate keys list | show ID | revoke ID
+  keygate keys update ID [--report-only=true|false] [--name N] [--description D]
+  keygate keys rotate ID --overlap 24h
   keygate allowlist list ID
-  keygate allowlist add ID CIDR [--label L]
+  keygate allowlist add ID CIDR [--label L] [--expires RFC3339|3h] [--disabled]
+  keygate allowlist import ID FILE [--replace] [--dry-run]   (one entry a line: address[,label] or address label)
   keygate allowlist remove ID ENTRY_ID|CIDR
   keygate allowlist replace ID CIDR[=LABEL]...   (no entries: --allow-all)
-  keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--from T] [--to T] [--limit N] [--cursor C]
+  keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--code IP_NOT_ALLOWED] [--from T] [--to T] [--limit N] [--cursor C]
   keygate logs export [same filters] [-o FILE [--force]]
   keygate audit [--key-id ID] [--from T] [--to T] [--limit N] [--cursor C]
   keygate version
