@@ -3,8 +3,44 @@
 // user types with the server's rules (validate.js), and able to show the
 // server's own verdict beside the row it concerns.
 
-import { MAX_ENTRIES, MIN_PREFIX_V4, MIN_PREFIX_V6, Rule, validateList } from "./validate.js";
-import { el, sentence } from "./dom.js";
+import { MAX_ENTRIES, MIN_PREFIX_V4, MIN_PREFIX_V6, Rule, parseEntry, checkLabel, validateList } from "./validate.js";
+import { el, fmtAgo, isSet, sentence } from "./dom.js";
+
+// The expiry choices of a row: "" never; a duration from now; "keep" the
+// stored expiry.
+const EXPIRY_CHOICES = [["", "Never expires"], ["1h", "Expires in 1 hour"], ["24h", "Expires in 24 hours"], ["168h", "Expires in 7 days"]];
+const DURATIONS = { "1h": 3600e3, "24h": 86400e3, "168h": 7 * 86400e3 };
+
+// expiryText says when an entry stops matching, or that it has.
+export function expiryText(t, now = Date.now()) {
+  if (!isSet(t)) return "";
+  const ms = new Date(t).getTime() - now;
+  if (ms <= 0) return "expired";
+  const min = Math.max(1, Math.round(ms / 60e3));
+  if (min < 60) return `expires in ${min} min`;
+  const h = Math.round(ms / 3600e3);
+  if (h < 48) return `expires in ${h} h`;
+  return `expires in ${Math.round(h / 24)} days`;
+}
+
+// parseBulk reads pasted text, one entry a line: "address", "address,label"
+// or "address label"; blank lines and # comments are skipped. Each line
+// comes back with its number and, when it is refused, why.
+export function parseBulk(text) {
+  const out = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) return;
+    let cut = line.indexOf(",");
+    if (cut < 0) cut = line.search(/\s/);
+    const cidr = (cut < 0 ? line : line.slice(0, cut)).trim();
+    const label = cut < 0 ? "" : line.slice(cut + 1).trim();
+    const res = parseEntry(cidr);
+    const labelErr = checkLabel(label);
+    out.push({ line: i + 1, cidr, label, error: res.error || (labelErr ? { message: labelErr } : null), stored: res.cidr || "" });
+  });
+  return out;
+}
 
 let uid = 0;
 
@@ -25,6 +61,19 @@ export class AllowlistEditor {
     this.addBtn = el("button", { type: "button", class: "btn btn-sm", "data-testid": "al-add" },
       el("span", { "aria-hidden": "true" }, "+ "), "Add IP");
     this.addBtn.addEventListener("click", () => this.add());
+    this.pasteBtn = el("button", { type: "button", class: "btn btn-sm", "data-testid": "al-paste" }, "Paste many…");
+    this.pasteArea = el("textarea", { rows: "5", class: "mono", spellcheck: "false", "data-testid": "al-paste-text",
+      "aria-label": "Entries to add, one per line", placeholder: "203.0.113.5,Office\n198.51.100.0/24 Data centre\n2001:db8::/48" });
+    this.pasteMsg = el("div", { class: "al-paste-msg", "data-testid": "al-paste-msg", role: "status" });
+    const pasteAdd = el("button", { type: "button", class: "btn btn-sm btn-primary", "data-testid": "al-paste-add" }, "Check and add");
+    const pasteCancel = el("button", { type: "button", class: "btn btn-sm btn-ghost" }, "Cancel");
+    this.pasteBox = el("div", { class: "al-paste", hidden: true, "data-testid": "al-paste-box" },
+      el("p", { class: "hint" }, "One entry per line: an address or CIDR range, optionally followed by a comma or a space and a label. Every line is checked first; nothing is added while a line is refused."),
+      this.pasteArea, this.pasteMsg, el("div", { class: "al-paste-actions" }, pasteAdd, pasteCancel));
+    this.pasteBtn.addEventListener("click", () => { this.pasteBox.hidden = false; this.pasteArea.focus(); });
+    pasteCancel.addEventListener("click", () => { this.pasteBox.hidden = true; this.pasteArea.value = ""; this.pasteMsg.replaceChildren(); });
+    pasteAdd.addEventListener("click", () => this.addPasted());
+    this.extraEl = el("div", { class: "al-extra" });
 
     container.replaceChildren(
       el("p", { class: "hint al-intro" },
@@ -39,13 +88,75 @@ export class AllowlistEditor {
         "Private addresses (10.x.x.x, 172.16–31.x.x, 192.168.x.x, 100.64.x.x, fc00::/7, loopback, link-local) never match: ",
         "the API sees your public egress IP. Use the public IP of your NAT gateway or load balancer."),
       this.headEl, this.rowsEl, this.emptyEl,
-      el("div", { class: "al-foot" }, this.addBtn, this.countEl));
+      el("div", { class: "al-foot" }, this.addBtn, this.pasteBtn, this.countEl), this.pasteBox, this.extraEl);
+    this.render();
+  }
+
+  // addPasted checks every pasted line and adds them all, or none when a
+  // line is refused (the refused lines are listed with the reason).
+  addPasted() {
+    const lines = parseBulk(this.pasteArea.value);
+    const have = new Set(this.rows.map((r) => parseEntry(r.cidr).cidr).filter(Boolean));
+    const seen = new Map();
+    for (const l of lines) {
+      if (l.error) continue;
+      if (have.has(l.stored)) l.error = { message: `${l.stored} is already in the list` };
+      else if (seen.has(l.stored)) l.error = { message: `${l.stored} is also on line ${seen.get(l.stored)}` };
+      else seen.set(l.stored, l.line);
+    }
+    const bad = lines.filter((l) => l.error);
+    const room = MAX_ENTRIES - this.rows.length;
+    if (!lines.length) {
+      this.pasteMsg.replaceChildren(el("p", { class: "field-error" }, "Paste at least one address or CIDR range."));
+      return;
+    }
+    if (bad.length) {
+      this.pasteMsg.replaceChildren(el("p", { class: "field-error" }, `Nothing was added: ${bad.length} of ${lines.length} ${lines.length === 1 ? "line is" : "lines are"} refused.`),
+        el("ul", { class: "al-paste-bad", "data-testid": "al-paste-refused" }, bad.map((l) => el("li", { "data-line": l.line },
+          el("strong", {}, `Line ${l.line}`), " ", el("code", {}, l.cidr || "(empty)"), ": ", sentence(l.error.message)))));
+      return;
+    }
+    if (lines.length > room) {
+      this.pasteMsg.replaceChildren(el("p", { class: "field-error" }, `Nothing was added: ${lines.length} lines, but only ${room} more ${room === 1 ? "entry fits" : "entries fit"} (at most ${MAX_ENTRIES}).`));
+      return;
+    }
+    for (const l of lines) this.rows.push(this.newRow(l.stored, l.label, "", true));
+    this.pasteArea.value = "";
+    this.pasteMsg.replaceChildren();
+    this.pasteBox.hidden = true;
+    this.render();
+    this.changed();
+  }
+
+  // addEntry appends a row (suggestions, "Allow this IP…"), unless the
+  // list holds the prefix already; it returns the row.
+  addEntry(cidr, label = "") {
+    const stored = parseEntry(cidr).cidr || cidr;
+    const have = this.rows.find((r) => (parseEntry(r.cidr).cidr || r.cidr) === stored);
+    if (have) return have;
+    const row = this.newRow(stored, label, "", true);
+    this.rows.push(row);
+    this.render();
+    this.changed();
+    return row;
+  }
+
+  // setHits shows each stored entry's use ({id: {hits, last}}).
+  setHits(hits) {
+    for (const r of this.rows) if (r.id && hits[r.id]) Object.assign(r, hits[r.id]);
     this.render();
   }
 
   // setEntries replaces the rows with stored entries ({id, cidr, label}).
   setEntries(entries) {
-    this.rows = entries.map((e) => this.newRow(e.cidr, e.label || "", e.id, true));
+    this.rows = entries.map((e) => {
+      const r = this.newRow(e.cidr, e.label || "", e.id, true);
+      r.expiresAt = isSet(e.expires_at) ? e.expires_at : "";
+      r.expiry = r.expiresAt ? "keep" : "";
+      r.disabled = !!e.disabled;
+      if (e.hits_24h !== undefined) { r.hits = e.hits_24h; r.last = e.last_seen_at; }
+      return r;
+    });
     this.showAll = false;
     this.render();
   }
@@ -55,6 +166,9 @@ export class AllowlistEditor {
     return this.rows.map((r) => {
       const e = { cidr: r.cidr, label: r.label };
       if (r.id) e.id = r.id;
+      if (r.expiry === "keep" && r.expiresAt) e.expires_at = r.expiresAt;
+      else if (DURATIONS[r.expiry]) e.expires_at = new Date(Date.now() + DURATIONS[r.expiry]).toISOString().replace(/\.\d+Z$/, "Z");
+      if (r.disabled) e.disabled = true;
       return e;
     });
   }
@@ -65,7 +179,7 @@ export class AllowlistEditor {
   }
 
   newRow(cidr = "", label = "", id = "", touched = false) {
-    return { key: ++uid, id, cidr, label, touched, serverError: null };
+    return { key: ++uid, id, cidr, label, touched, serverError: null, expiry: "", expiresAt: "", disabled: false };
   }
 
   add() {
@@ -179,12 +293,34 @@ export class AllowlistEditor {
     });
     removeBtn.addEventListener("click", () => this.remove(row));
 
+    // Lifecycle: when the entry stops matching, whether it is off, and
+    // how much it is used.
+    const choices = EXPIRY_CHOICES.slice();
+    if (row.expiresAt) choices.splice(1, 0, ["keep", row.expiresAt && new Date(row.expiresAt) <= new Date() ? "Expired (keep)" : `Keep: ${expiryText(row.expiresAt)}`]);
+    const expiry = el("select", { class: "al-expiry", "aria-label": `Expiry, entry ${i + 1}`, "data-testid": "al-expiry" },
+      choices.map(([v, t]) => el("option", { value: v, selected: v === row.expiry ? true : null }, t)));
+    expiry.addEventListener("change", () => { row.expiry = expiry.value; this.render(); this.changed(); });
+    const off = el("input", { type: "checkbox", checked: row.disabled ? true : null, "data-testid": "al-disabled" });
+    off.addEventListener("change", () => { row.disabled = off.checked; this.render(); this.changed(); });
+    const state = row.disabled ? "off"
+      : row.expiry === "keep" ? expiryText(row.expiresAt)
+        : DURATIONS[row.expiry] ? expiryText(new Date(Date.now() + DURATIONS[row.expiry]).toISOString()) : "";
+    const stateKind = row.disabled ? "off" : state === "expired" ? "expired" : state ? "temporary" : "";
+    const hits = row.id && row.hits !== undefined
+      ? el("span", { class: `al-hits${row.hits ? "" : " unused"}`, "data-testid": "al-hits" },
+        row.hits ? `${row.hits.toLocaleString("en-US")} ${row.hits === 1 ? "hit" : "hits"} in 24 h · last ${fmtAgo(row.last).toLowerCase()}` : "No hits in 24 h")
+      : null;
+    const meta = el("div", { class: "al-meta" }, expiry,
+      el("label", { class: "al-off" }, off, " Off"),
+      state ? el("span", { class: `al-state al-state-${stateKind}`, "data-testid": "al-state" }, state) : null,
+      hits);
+
     row.cidrInput = cidr;
     row.msgEl = msg;
     row.msgSig = undefined;
-    return el("div", { class: "al-row", role: "listitem", "data-testid": "al-row" },
+    return el("div", { class: `al-row${row.disabled || stateKind === "expired" ? " is-inactive" : ""}`, role: "listitem", "data-testid": "al-row" },
       el("span", { class: "al-index", "aria-hidden": "true" }, `${i + 1}`),
-      cidr, label, removeBtn, msg);
+      cidr, label, removeBtn, meta, msg);
   }
 
   renderMessage(row, i, res, err, visible) {

@@ -66,6 +66,10 @@ export const api = {
   revokeKey: (id) => request("DELETE", `v1/keys/${encodeURIComponent(id)}`),
   getAllowlist: async (id) => (await request("GET", `v1/keys/${encodeURIComponent(id)}/allowlist`)).entries || [],
   putAllowlist: async (id, entries) => request("PUT", `v1/keys/${encodeURIComponent(id)}/allowlist`, { entries }),
+  patchKey: (id, body) => request("PATCH", `v1/keys/${encodeURIComponent(id)}`, body),
+  rotateKey: (id, overlap) => request("POST", `v1/keys/${encodeURIComponent(id)}/rotate`, { overlap }),
+  dryRunAllowlist: (id, entries) => request("PUT", `v1/keys/${encodeURIComponent(id)}/allowlist?dry_run=true`, { entries }),
+  suggestions: (id, params) => request("GET", `v1/keys/${encodeURIComponent(id)}/allowlist/suggestions${query(params || {})}`),
   logs: (params) => request("GET", `v1/logs${query(params)}`),
   exportCSV: (params) => request("GET", `v1/logs/export.csv${query(params)}`, undefined, { raw: true }),
 };

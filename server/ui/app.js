@@ -229,12 +229,20 @@ function renderKeys() {
         ? el("span", { class: "allow-count", title: entries.map((e) => e.label ? `${e.cidr} (${e.label})` : e.cidr).join("\n") },
           el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("path", { d: "M10 2l6 3v5c0 4-3 7-6 8-3-1-6-4-6-8V5z" })),
           `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`)
-        : el("span", { class: "muted" }, "All IPs")),
+        : el("span", { class: "muted" }, "All IPs"),
+        k.report_only ? el("span", { class: "badge badge-report", "data-testid": "key-report-only", title: "The allowlist logs what it would block and blocks nothing" }, "Report only") : null,
+        k.report_only && k.would_have_blocked_24h ? el("span", { class: "would-block", "data-testid": "key-would-block" }, wouldBlockText(k.would_have_blocked_24h)) : null),
       el("td", { "data-label": "Created", class: "nowrap" }, timeEl(k.created_at, fmtDate(k.created_at))),
       el("td", { "data-label": "Last used", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
       el("td", { "data-label": "Status" }, statusBadge(status)),
       el("td", { class: "cell-actions" }, menuBtn));
   }));
+}
+
+// wouldBlockText says what a report-only list let through.
+function wouldBlockText(w) {
+  if (!w.requests) return "Would have blocked nothing in the last 24 h";
+  return `Would have blocked ${w.requests} ${w.requests === 1 ? "request" : "requests"} from ${w.addresses} ${w.addresses === 1 ? "address" : "addresses"} in the last 24 h`;
 }
 
 // ---------------------------------------------------------------- menu
@@ -247,6 +255,7 @@ function toggleMenu(button, key) {
   const menu = $("#menu");
   menuFor = { button, key };
   $('[data-menu="revoke"]', menu).hidden = (key.status || "active") !== "active";
+  $('[data-menu="rotate"]', menu).hidden = (key.status || "active") !== "active";
   menu.hidden = false;
   button.setAttribute("aria-expanded", "true");
   placeMenu();
@@ -297,6 +306,7 @@ function setupMenu() {
     closeMenu();
     if (item.dataset.menu === "allowlist") openAllowlist(key, button);
     else if (item.dataset.menu === "logs") logs.showKey(key.id);
+    else if (item.dataset.menu === "rotate") openRotate(key, button);
     else openRevoke(key, button);
   });
   document.addEventListener("pointerdown", (e) => {
@@ -392,7 +402,8 @@ function setupCreate() {
       name,
       description: $("#c-description").value.trim(),
       scopes,
-      allowlist: createEditor.entries().map(({ cidr, label }) => ({ cidr, label })),
+      allowlist: createEditor.entries(),
+      report_only: $("#c-report-only").checked,
     };
     const btn = $('[data-testid="create-submit"]');
     setBusy(btn, true, "Creating…");
@@ -420,8 +431,10 @@ function setupCreate() {
 
 // ---------------------------------------------------------------- secret
 
-function showSecret(key) {
+function showSecret(key, rotated = false) {
   const dialog = $("#secret-dialog");
+  $("#secret-title").textContent = rotated ? "New secret created" : "API key created";
+  const prev = key.previous_secret;
   $("#secret-name").textContent = key.name;
   $("#secret-value").value = key.secret || "";
   $("#secret-copied").textContent = "";
@@ -432,7 +445,9 @@ function showSecret(key) {
       el("dt", {}, "Scopes"), el("dd", {}, (key.scopes || []).join(", ") || "None"),
       el("dt", {}, "IP allowlist"), el("dd", {}, entries.length
         ? el("ul", { class: "plain" }, entries.map((e) => el("li", {}, el("code", {}, e.cidr), e.label ? ` — ${e.label}` : "")))
-        : "All IPs")));
+        : "All IPs"),
+      rotated && prev ? [el("dt", {}, "Old secret"), el("dd", { "data-testid": "secret-old" }, el("code", {}, `${prev.hint}…`),
+        prev.active ? ` works until ${fmtTime(prev.expires_at)}` : " no longer works")] : null));
   openDialog(dialog, $("#create-key"));
   $("#secret-value").select();
   $("#secret-copy").focus();
@@ -482,21 +497,29 @@ const edit = {
 function setupAllowlist() {
   const dialog = $("#allowlist-dialog");
   edit.editor = new AllowlistEditor($('[data-allowlist="edit"]', dialog), {
-    onChange: () => { edit.dirty = true; resetConfirm(); renderImpact(); },
+    onChange: () => { edit.dirty = true; edit.dry = undefined; resetConfirm(); renderImpact(); scheduleDryRun(); },
   });
+  $("#suggest-open").addEventListener("click", openSuggestions);
+  $("#a-report-only").addEventListener("change", () => { edit.dirty = true; resetConfirm(); renderImpact(); });
   $("#allowlist-form").addEventListener("submit", (e) => {
     e.preventDefault();
     saveAllowlist();
   });
 }
 
-async function openAllowlist(key, opener) {
+async function openAllowlist(key, opener, opts = {}) {
   const dialog = $("#allowlist-dialog");
   edit.key = key;
   edit.dirty = false;
   edit.recent = undefined;
   edit.original = key.allowlist || [];
   edit.editor.setEntries(edit.original);
+  edit.dry = undefined;
+  $("#a-report-only").checked = !!key.report_only;
+  const wb = $("#a-would-block");
+  wb.hidden = !(key.report_only && key.would_have_blocked_24h);
+  if (!wb.hidden) wb.textContent = wouldBlockText(key.would_have_blocked_24h) + ".";
+  $("#suggest").hidden = true;
   resetConfirm();
   $("#allowlist-key").replaceChildren(el("strong", {}, key.name), " · ", el("code", {}, `${key.hint || ""}…`));
   renderImpact();
@@ -510,9 +533,78 @@ async function openAllowlist(key, opener) {
   if (entries.status === "fulfilled") {
     edit.original = entries.value;
     if (!edit.dirty) edit.editor.setEntries(entries.value);
+    else edit.editor.setHits(Object.fromEntries(entries.value.map((e) => [e.id, { hits: e.hits_24h, last: e.last_seen_at }])));
   }
   edit.recent = recent.status === "fulfilled" ? recent.value : null;
+  if (opts.prefill) edit.editor.addEntry(opts.prefill, opts.label || "");
   renderImpact();
+  scheduleDryRun();
+}
+
+// The dry run: the server says what the list as edited would change on the
+// key's last 24 hours of traffic. Debounced; only the newest answer counts.
+let dryTimer = 0, drySeq = 0;
+function scheduleDryRun() {
+  clearTimeout(dryTimer);
+  dryTimer = setTimeout(runDryRun, 250);
+}
+
+async function runDryRun() {
+  const key = edit.key;
+  if (!key) return;
+  const seq = ++drySeq;
+  const { errors } = edit.editor.validate();
+  if (errors) { edit.dry = undefined; renderImpact(); return; }
+  try {
+    const res = await api.dryRunAllowlist(key.id, edit.editor.entries());
+    if (seq !== drySeq || edit.key !== key) return;
+    edit.dry = res;
+  } catch (err) {
+    if (seq !== drySeq) return;
+    edit.dry = err.details && err.details.length ? undefined : null;
+  }
+  renderImpact();
+}
+
+async function openSuggestions() {
+  const box = $("#suggest");
+  const key = edit.key;
+  box.hidden = false;
+  box.replaceChildren(el("p", { class: "muted" }, "Reading this key's traffic of the last 24 hours…"));
+  let res;
+  try {
+    res = await api.suggestions(key.id, { since: "24h" });
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "field-error" }, "Could not read the traffic. " + errorText(err)));
+    return;
+  }
+  if (edit.key !== key) return;
+  const items = res.suggestions || [];
+  if (!items.length) {
+    box.replaceChildren(el("h3", {}, "Suggestions from recent traffic"), el("p", { class: "muted" }, "No requests with this key in the last 24 hours."));
+    return;
+  }
+  const checks = [];
+  const list = el("ul", { "data-testid": "suggest-list" }, items.map((sg) => {
+    const bad = sg.flags.includes("non_public");
+    const cb = el("input", { type: "checkbox", "data-cidr": sg.cidr, "data-testid": "suggest-check",
+      checked: !sg.allowed && !sg.flags.length ? true : null, disabled: bad || sg.allowed ? true : null, "aria-label": `Add ${sg.cidr}` });
+    checks.push(cb);
+    return el("li", { "data-testid": "suggest-item", "data-cidr": sg.cidr }, cb,
+      el("code", {}, sg.cidr),
+      el("span", { class: "muted" }, `${sg.requests} ${sg.requests === 1 ? "request" : "requests"}${sg.addresses > 1 ? ` from ${sg.addresses} addresses` : ""}, last ${fmtAgo(sg.last_seen).toLowerCase()}`),
+      sg.allowed ? el("span", { class: "badge badge-active" }, "already allowed") : null,
+      sg.flags.includes("trusted_proxy") ? el("span", { class: "badge badge-warn", title: "A trusted proxy's own address arrived as the client: its X-Forwarded-For is probably missing" }, "your proxy?") : null,
+      bad ? el("span", { class: "badge badge-warn", title: "A private or reserved address: the allowlist cannot use it" }, "not public") : null);
+  }));
+  const add = el("button", { type: "button", class: "btn btn-sm btn-primary", "data-testid": "suggest-add" }, "Add selected");
+  add.addEventListener("click", () => {
+    for (const cb of checks) if (cb.checked && !cb.disabled) edit.editor.addEntry(cb.dataset.cidr, "From traffic");
+    box.hidden = true;
+  });
+  box.replaceChildren(el("h3", {}, "Suggestions from recent traffic"),
+    el("p", { class: "hint" }, "Addresses that used this key in the last 24 hours, grouped into ranges. Pick the ones to add; nothing is saved until you save the list."),
+    list, add);
 }
 
 // recentIPs collects the distinct client IPs of a key's recent requests.
@@ -543,6 +635,12 @@ function impact() {
   const rows = edit.editor.entries();
   const prefixes = edit.editor.prefixes();
   const result = { empty: rows.length === 0, wasEmpty: edit.original.length === 0, blocked: [], allowed: [] };
+  if (edit.dry) {
+    // The server's answer: addresses newly blocked on the last 24 h.
+    result.dry = edit.dry;
+    result.blocked = edit.dry.newly_blocked.ips.map((b) => ({ ip: b.ip, count: b.requests, wasOK: true }));
+    return result;
+  }
   if (!edit.recent) return result;
   const before = originalPrefixes();
   for (const r of edit.recent.values()) {
@@ -563,6 +661,26 @@ function renderImpact() {
     kind = im.wasEmpty ? "info" : "warning";
     parts.push(el("p", { "data-testid": "impact-empty" }, el("strong", {}, "An empty list allows all IPs."),
       im.wasEmpty ? " Add entries to restrict this key." : " Saving removes every restriction: the key will work from any IP address."));
+  } else if (im.dry) {
+    const d = im.dry;
+    const nb = d.newly_blocked, na = d.newly_allowed;
+    const reportOnly = $("#a-report-only").checked;
+    if (nb.requests > 0) {
+      kind = "warning";
+      parts.push(el("p", { "data-testid": "impact-newly-blocked" }, el("strong", {},
+        `This change would ${reportOnly ? "report (not block, while report-only is on)" : "newly block"} ${nb.requests} ${nb.requests === 1 ? "request" : "requests"} from ${nb.addresses} ${nb.addresses === 1 ? "address" : "addresses"} of the last 24 h:`)));
+      parts.push(el("ul", { class: "ip-list", "data-testid": "impact-blocked" }, nb.ips.slice(0, 8).map((b) =>
+        el("li", { "data-ip": b.ip }, el("code", {}, b.ip),
+          el("span", { class: "muted" }, ` ${b.requests} ${b.requests === 1 ? "request" : "requests"}`),
+          el("span", { class: "badge badge-warn" }, "currently allowed")))));
+      if (nb.ips.length > 8) parts.push(el("p", { class: "muted" }, `…and ${nb.addresses - 8} more.`));
+    } else {
+      kind = "ok";
+      const total = nb.requests + na.requests + d.unchanged.requests;
+      parts.push(el("p", { "data-testid": "impact-ok" }, total
+        ? `Nothing that used this key in the last 24 h would be newly blocked${na.requests ? `; ${na.requests} ${na.requests === 1 ? "request" : "requests"} from ${na.addresses} ${na.addresses === 1 ? "address" : "addresses"} would now be allowed` : ""}.`
+        : "This key has no requests in the last 24 h to check the list against. Make sure your server IPs are correct before saving."));
+    }
   } else if (edit.recent === undefined) {
     parts.push(el("p", { class: "muted" }, "Checking this key's recent client IPs…"));
   } else if (edit.recent === null) {
@@ -607,7 +725,7 @@ async function saveAllowlist() {
     return;
   }
   const im = impact();
-  const risky = im.blocked.some((b) => b.wasOK) || (im.empty && !im.wasEmpty);
+  const risky = (im.blocked.some((b) => b.wasOK) && !$("#a-report-only").checked) || (im.empty && !im.wasEmpty);
   if (risky && !edit.confirming) {
     edit.confirming = true;
     const text = im.empty
@@ -625,6 +743,8 @@ async function saveAllowlist() {
   setBusy(btn, true, "Saving…");
   try {
     await api.putAllowlist(edit.key.id, edit.editor.entries());
+    const ro = $("#a-report-only").checked;
+    if (ro !== !!edit.key.report_only) await api.patchKey(edit.key.id, { report_only: ro });
     const name = edit.key.name;
     dialog.close();
     toast(`IP allowlist of "${name}" saved. It applies to the next request.`);
@@ -644,6 +764,38 @@ async function saveAllowlist() {
     setBusy(btn, false);
     resetConfirm();
   }
+}
+
+// ---------------------------------------------------------------- rotate
+
+let rotating = null;
+
+function openRotate(key, opener) {
+  rotating = key;
+  $("#rotate-name").textContent = key.name;
+  $("#rotate-hint").textContent = `${key.hint || ""}…`;
+  $("#rotate-overlap").value = "24h";
+  openDialog($("#rotate-dialog"), opener);
+  $("#rotate-overlap").focus();
+}
+
+function setupRotate() {
+  const dialog = $("#rotate-dialog");
+  $("#rotate-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const btn = $('[data-testid="rotate-confirm"]');
+    setBusy(btn, true, "Rotating…");
+    try {
+      const key = await api.rotateKey(rotating.id, $("#rotate-overlap").value);
+      dialog.close();
+      showSecret(key, true);
+      loadKeys();
+    } catch (err) {
+      if (err.status !== 401) showBanner($("[data-form-error]", dialog), errorText(err));
+    } finally {
+      setBusy(btn, false);
+    }
+  });
 }
 
 // ---------------------------------------------------------------- revoke
@@ -795,7 +947,9 @@ const logs = {
         el("td", { "data-label": "Method" }, el("span", { class: "method" }, it.method || "—")),
         el("td", { "data-label": "Path", class: "cell-path" }, el("code", { title: it.path || "" }, it.path || "—")),
         el("td", { "data-label": "Status" }, el("span", { class: `status status-${cls}`, "data-testid": "log-status" }, String(it.status))),
-        el("td", { "data-label": "Error code" }, it.code ? el("code", { class: "err-code" }, it.code) : el("span", { class: "muted" }, "—")));
+        el("td", { "data-label": "Error code" }, it.code ? el("code", { class: "err-code" }, it.code) : el("span", { class: "muted" }, "—"),
+          it.report_only ? el("span", { class: "badge badge-report", title: "Report-only: allowed, but the allowlist would have blocked it" }, "reported") : null,
+          it.code === "IP_NOT_ALLOWED" && key && it.ip ? allowButton(key, it.ip) : null));
     }));
     const page = this.cursors.length - 1;
     const first = page * PAGE_SIZE + 1;
@@ -831,6 +985,13 @@ const logs = {
     }
   },
 };
+
+// allowButton opens the key's allowlist editor with ip filled in.
+function allowButton(key, ip) {
+  const b = el("button", { type: "button", class: "link-btn", "data-testid": "log-allow-ip" }, "Allow this IP…");
+  b.addEventListener("click", () => openAllowlist(key, b, { prefill: ip, label: "Allowed from the usage logs" }));
+  return b;
+}
 
 function setupLogs() {
   const form = $("#logs-filters");
@@ -881,6 +1042,7 @@ function start() {
   setupSecret();
   setupAllowlist();
   setupRevoke();
+  setupRotate();
   setupLogs();
   window.addEventListener("hashchange", () => { if (session.token) selectTab(currentTab(), false); });
   route();
