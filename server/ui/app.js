@@ -536,7 +536,11 @@ async function openAllowlist(key, opener, opts = {}) {
     else edit.editor.setHits(Object.fromEntries(entries.value.map((e) => [e.id, { hits: e.hits_24h, last: e.last_seen_at }])));
   }
   edit.recent = recent.status === "fulfilled" ? recent.value : null;
-  if (opts.prefill) edit.editor.addEntry(opts.prefill, opts.label || "");
+  if (opts.prefill) {
+    const row = edit.editor.addEntry(opts.prefill, opts.label || "");
+    row.cidrInput.scrollIntoView({ block: "center" });
+    row.cidrInput.focus({ preventScroll: true });
+  }
   renderImpact();
   scheduleDryRun();
 }
