@@ -66,7 +66,7 @@ func TestCLILifecycle(t *testing.T) {
 	assert.Equal(t, 200, checkIP(t, d, secret, "198.51.100.20"), "imported")
 	assert.Equal(t, 200, checkIP(t, d, secret, "198.51.100.9"), "existing entries kept")
 
-	out, err = cli(t, d, data, "keys", "rotate", id)
+	_, err = cli(t, d, data, "keys", "rotate", id)
 	assert.Error(t, err, "--overlap is required")
 	out, err = cli(t, d, data, "keys", "rotate", id, "--overlap", "1h")
 	require.NoError(t, err, out)
