@@ -75,7 +75,8 @@ var decisionMessages = [...]string{
 }
 
 // Message returns the human-readable error message of a denial, or "" for
-// Allow and AllowReported. The IP_NOT_ALLOWED message is fixed by the product contract.
+// Allow and AllowReported. The IP_NOT_ALLOWED message is fixed by the
+// product contract.
 func (d Decision) Message() string {
 	if int(d) < len(decisionMessages) {
 		return decisionMessages[d]
@@ -111,8 +112,8 @@ func (r *Result) SecretHint() string {
 }
 
 // Matcher is an allowlist compiled for matching: one path-compressed radix
-// trie per address family for the entries live now, and, when entries
-// expire, one more pair per instant at which the set of live entries
+// trie per address family for the entries live before any expiry, and,
+// when entries expire, one more pair per instant at which the set of live entries
 // changes (at most one per entry), so that the entries' expiry costs a
 // check nothing but picking the pair for its time: a lookup stays one trie
 // walk, and the longest live entry wins, a shorter one taking over when a
@@ -161,7 +162,9 @@ func newMatcher(entries []Entry) (m Matcher) {
 	return m
 }
 
-// at returns the tries of the entries live at Unix nanosecond time ns.
+// at returns the tries of the entries live at now: those of the last epoch
+// that began at or before it. An entry's expiry is an epoch's start, so
+// from that instant on the entry is absent.
 func (m *Matcher) at(now time.Time) *tries {
 	t := &m.tries
 	if len(m.later) > 0 {
