@@ -13,6 +13,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -28,8 +29,8 @@ import (
 // deploy/README.md promises.
 func TestEnvoyBootstrap(t *testing.T) {
 	files, err := filepath.Glob("envoy/*.yaml")
-	if err != nil || len(files) < 2 {
-		t.Fatalf("envoy/*.yaml: %v %v, want envoy.yaml and envoy-path-override.yaml", files, err)
+	if err != nil || len(files) < 3 {
+		t.Fatalf("envoy/*.yaml: %v %v, want envoy.yaml, envoy-path-override.yaml and envoy-grpc.yaml", files, err)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -55,6 +56,26 @@ func TestEnvoyBootstrap(t *testing.T) {
 	} {
 		if !strings.Contains(string(b), from) {
 			t.Fatalf("envoy.yaml has no %q", from)
+		}
+		if _, err := parseBootstrap([]byte(strings.Replace(string(b), from, to, 1))); err == nil {
+			t.Errorf("%q → %q: accepted", from, to)
+		}
+	}
+}
+
+// TestEnvoyGRPCTypos: the gRPC file's own fields are checked too.
+func TestEnvoyGRPCTypos(t *testing.T) {
+	b, err := os.ReadFile("envoy/envoy-grpc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{
+		"transport_api_version: V3": "transport_api_version: V4",
+		"cluster_name: keygate":     "cluster_name: \"\"",
+		"grpc_service:":             "grpc_servic:",
+	} {
+		if !strings.Contains(string(b), from) {
+			t.Fatalf("envoy-grpc.yaml has no %q", from)
 		}
 		if _, err := parseBootstrap([]byte(strings.Replace(string(b), from, to, 1))); err == nil {
 			t.Errorf("%q → %q: accepted", from, to)
@@ -175,6 +196,10 @@ func checkEnvoySettings(t *testing.T, bs *bootstrapv3.Bootstrap) {
 	if authz.GetFailureModeAllow() {
 		t.Error("ext_authz: failure_mode_allow must be false")
 	}
+	if authz.GetGrpcService() != nil {
+		checkGRPCService(t, bs, authz)
+		return
+	}
 	hs := authz.GetHttpService()
 	if p, o := hs.GetPathPrefix(), hs.GetPathOverride(); !(p == "/v1/authz" && o == "" || p == "" && o == "/v1/authz") {
 		t.Errorf("ext_authz: path_prefix %q, path_override %q: want one of them /v1/authz", p, o)
@@ -186,4 +211,32 @@ func checkEnvoySettings(t *testing.T, bs *bootstrapv3.Bootstrap) {
 	if added["x-forwarded-uri"] != "%REQ(:PATH)%" || added["x-forwarded-method"] != "%REQ(:METHOD)%" || added["x-forwarded-for"] == "" {
 		t.Errorf("ext_authz headers_to_add %v", added)
 	}
+}
+
+// checkGRPCService asserts the gRPC mode of ext_authz: the v3 protocol,
+// no request body, and an HTTP/2 cluster to keygate's --grpc-addr.
+func checkGRPCService(t *testing.T, bs *bootstrapv3.Bootstrap, authz *extauthzv3.ExtAuthz) {
+	t.Helper()
+	if authz.GetTransportApiVersion().String() != "V3" || authz.GetWithRequestBody() != nil {
+		t.Errorf("ext_authz: transport_api_version %v, with_request_body %v: want V3 and none", authz.GetTransportApiVersion(), authz.GetWithRequestBody())
+	}
+	name := authz.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	for _, c := range bs.GetStaticResources().GetClusters() {
+		if c.GetName() != name {
+			continue
+		}
+		opts, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+		if !ok {
+			t.Fatalf("cluster %s: no HttpProtocolOptions (gRPC needs HTTP/2)", name)
+		}
+		m, err := opts.UnmarshalNew()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.(*upstreamhttpv3.HttpProtocolOptions).GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+			t.Errorf("cluster %s: not HTTP/2", name)
+		}
+		return
+	}
+	t.Errorf("ext_authz grpc_service names cluster %q, which does not exist", name)
 }

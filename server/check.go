@@ -69,38 +69,19 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 			path = stripQuery(raw)
 		}
 	} else {
-		path, ok = forwardedPath(uri)
-		if !ok {
-			path = stripQuery(uri)
-		}
-		ok = ok && !(len(routes) > 0 && ambiguousPath(path))
+		path, ok = targetPath(uri, routes)
 	}
-	var scope []byte
-	if len(routes) > 0 && ok { // normalising the path is work only rules need
-		sc.uri.SetPathBytes(path)
-		scope = routes.scopeFor(method, sc.uri.Path())
-	}
-	if methodConflict || uriConflict || !ok {
-		scope = unsatisfiableScope
-	}
-
 	ip := clientIP(h, peerAddr(ctx), live.trusted, live.realIP)
-	res := s.keys.Check(secret, scope, ip, start)
+	res := s.authorize(start, secret, method, path, ok && !methodConflict && !uriConflict, ip, routes)
 
 	rh := &ctx.Response.Header
 	rh.Set(fasthttp.HeaderCacheControl, "no-store")
 	if res.Decision.Allowed() {
 		k := res.Key
 		rh.Set(HeaderKeyID, k.ID)
-		sc.buf = appendHeaderValue(sc.buf[:0], k.Name)
+		sc.buf = AppendKeyName(sc.buf[:0], k)
 		rh.SetBytesV(HeaderKeyName, sc.buf)
-		sc.buf = sc.buf[:0]
-		for i, sco := range k.Scopes {
-			if i > 0 {
-				sc.buf = append(sc.buf, ',')
-			}
-			sc.buf = appendHeaderValue(sc.buf, sco)
-		}
+		sc.buf = AppendScopes(sc.buf[:0], k)
 		rh.SetBytesV(HeaderScopes, sc.buf)
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.Response.ResetBody()
@@ -110,7 +91,6 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		rh.Set(HeaderScopes, "")
 		s.writeDenial(ctx, res.Decision)
 	}
-	s.record(sc, start, &res, outcome(res.Decision), ip, method, path, ctx.Response.StatusCode())
 }
 
 // handleCheck serves POST /v1/check.
@@ -166,7 +146,7 @@ func (s *Server) writeDenial(ctx *fasthttp.RequestCtx, d engine.Decision) {
 	rh.Set(HeaderErrorCode, d.Code())
 	rh.Set(HeaderErrorMessage, d.Message())
 	if d == engine.DenyInvalidKey {
-		rh.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token"`)
+		rh.Set(fasthttp.HeaderWWWAuthenticate, WWWAuthenticate)
 	}
 	ctx.SetBody(decisionBody[d])
 }

@@ -166,7 +166,49 @@ func peekUnique(h *fasthttp.RequestHeader, name string) (v []byte, conflict bool
 func presentedKey(h *fasthttp.RequestHeader) []byte {
 	auth, c1 := peekUnique(h, fasthttp.HeaderAuthorization)
 	apiKey, c2 := peekUnique(h, "X-Api-Key")
-	if c1 || c2 {
+	return pickKey(auth, apiKey, c1 || c2)
+}
+
+// PresentedKey is presentedKey for a transport that hands over each
+// header as one value, its repeated lines joined with "," as Envoy's
+// CheckRequest does: authorization and apiKey are the Authorization and
+// X-API-Key values (nil when absent). Lines that differ are no key (nil),
+// as are a bearer token and an X-API-Key that differ. The result aliases
+// the arguments. It does not allocate.
+func PresentedKey(authorization, apiKey []byte) []byte {
+	auth, c1 := JoinedValue(authorization)
+	key, c2 := JoinedValue(apiKey)
+	return pickKey(auth, key, c1 || c2)
+}
+
+// JoinedValue returns the first of the comma-joined lines of one header
+// value and whether any other line differs from it (spaces and tabs
+// around each ignored). A value without a comma is one line. It does not
+// allocate.
+func JoinedValue(v []byte) (first []byte, conflict bool) {
+	i := bytes.IndexByte(v, ',')
+	if i < 0 {
+		return v, false
+	}
+	first = trimOWS(v[:i])
+	for rest := v[i+1:]; ; {
+		part := rest
+		j := bytes.IndexByte(rest, ',')
+		if j >= 0 {
+			part = rest[:j]
+		}
+		if !bytes.Equal(trimOWS(part), first) {
+			return first, true
+		}
+		if j < 0 {
+			return first, false
+		}
+		rest = rest[j+1:]
+	}
+}
+
+func pickKey(auth, apiKey []byte, conflict bool) []byte {
+	if conflict {
 		return nil
 	}
 	bearer := bearerToken(auth)

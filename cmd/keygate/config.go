@@ -40,6 +40,7 @@ func serveFlagSet(c *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "check (and, without --admin-addr, management) listen address, host:port")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "separate listen address for the management API and the UI, host:port")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of Envoy's gRPC ext_authz (envoy.service.auth.v3.Authorization), host:port")
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (Badger)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "management API bearer token (generated on first start if empty)")
 	fs.Var(&listValue{p: &c.TrustedProxies}, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed")

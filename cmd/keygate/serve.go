@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +35,10 @@ import (
 // (see config.go).
 type Config struct {
 	server.Config
+	// GRPCAddr, when set, is where Envoy's gRPC ext_authz
+	// (envoy.service.auth.v3.Authorization/Check) is served, beside the
+	// HTTP listeners and stopped with them.
+	GRPCAddr string
 	// Data is the Badger data directory; default "./data".
 	Data string
 	// MinFreeSpace is the free disk space, in bytes, kept in reserve on the
@@ -70,6 +75,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaintenanceInterval < 0 {
 		errs = append(errs, errors.New("maintenance-interval must not be negative"))
+	}
+	if c.GRPCAddr != "" {
+		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+			errs = append(errs, fmt.Errorf("grpc-addr %q: want host:port, e.g. 127.0.0.1:9191", c.GRPCAddr))
+		}
 	}
 	sc := c.Config
 	if sc.AdminToken == "" {
@@ -173,10 +183,24 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		srvRef.Store(srv)
 		var ls server.Listeners
 		if ls, err = srv.Listen(); err == nil {
-			logStart(logger, cfg, ls, st)
-			printBanner(stdout, cfg, ls, tok, generated, fromFile)
-			err = srv.Serve(ctx, ls)
-			logger.Info("stopped serving; flushing the usage log and closing the store")
+			var g *grpcListener
+			if g, err = listenGRPC(cfg.GRPCAddr, srv); err != nil {
+				ls.Check.Close()
+				if ls.Admin != nil {
+					ls.Admin.Close()
+				}
+			} else {
+				logStart(logger, cfg, ls, st)
+				printBanner(stdout, cfg, ls, g, tok, generated, fromFile)
+				sctx, cancel := context.WithCancel(ctx)
+				g.start(cancel)
+				err = srv.Serve(sctx, ls)
+				if gerr := g.stop(cfg.ShutdownTimeout); gerr != nil && err == nil {
+					err = gerr
+				}
+				cancel()
+				logger.Info("stopped serving; flushing the usage log and closing the store")
+			}
 		}
 	}
 	if lost != nil && err == nil {
@@ -191,7 +215,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, generated, fromFile bool) {
+func printBanner(w io.Writer, cfg Config, ls server.Listeners, g *grpcListener, tok string, generated, fromFile bool) {
 	check := "http://" + ls.Check.Addr().String()
 	admin := check
 	if ls.Admin != nil {
@@ -201,6 +225,9 @@ func printBanner(w io.Writer, cfg Config, ls server.Listeners, tok string, gener
 	fmt.Fprintf(w, "  web UI:          %s/\n", admin)
 	fmt.Fprintf(w, "  management API:  %s/v1/keys\n", admin)
 	fmt.Fprintf(w, "  check API:       %s/v1/check  (forward-auth: %s/v1/authz)\n", check, check)
+	if g != nil {
+		fmt.Fprintf(w, "  envoy ext_authz: grpc://%s  (envoy.service.auth.v3.Authorization)\n", g.ln.Addr())
+	}
 	fmt.Fprintf(w, "  data directory:  %s\n", cfg.Data)
 	if generated {
 		fmt.Fprintf(w, "  admin token:     %s\n", tok)

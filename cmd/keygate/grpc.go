@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/keygate/keygate/server"
+	"github.com/keygate/keygate/server/extauthz"
+)
+
+// grpcListener serves Envoy's gRPC ext_authz beside the HTTP listeners.
+// A nil *grpcListener (no --grpc-addr) does nothing.
+type grpcListener struct {
+	ln   net.Listener
+	srv  *grpc.Server
+	done chan error
+}
+
+// listenGRPC opens addr; "" means no gRPC listener (nil, nil).
+func listenGRPC(addr string, s *server.Server) (*grpcListener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on grpc address %s: %w", addr, err)
+	}
+	g := grpc.NewServer(
+		// A CheckRequest without a body is a few KiB; Envoy's
+		// with_request_body is off in the shipped configuration.
+		grpc.MaxRecvMsgSize(1 << 20),
+	)
+	extauthz.New(s).Register(g)
+	return &grpcListener{ln: ln, srv: g, done: make(chan error, 1)}, nil
+}
+
+// start serves in the background; if serving fails, failed is called so
+// that the HTTP listeners stop too.
+func (g *grpcListener) start(failed func()) {
+	if g == nil {
+		return
+	}
+	go func() {
+		err := g.srv.Serve(g.ln)
+		if err != nil {
+			failed()
+		}
+		g.done <- err
+	}()
+}
+
+// stop stops accepting, waits up to timeout for in-flight checks (their
+// usage-log records are then flushed with the HTTP listeners'), then
+// closes what is left.
+func (g *grpcListener) stop(timeout time.Duration) error {
+	if g == nil {
+		return nil
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	stopped := make(chan struct{})
+	go func() { g.srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(timeout):
+		g.srv.Stop()
+		<-stopped
+	}
+	if err := <-g.done; err != nil {
+		return fmt.Errorf("grpc: %w", err)
+	}
+	return nil
+}
