@@ -147,9 +147,10 @@ func allowed(k *engine.Key, h *authv3.AttributeContext_HttpRequest) *authv3.Chec
 // case and "_" for "-" are ignored (Envoy's headers_with_underscores_action
 // may let x_keygate_key_id through, and some frameworks read it as
 // x-keygate-key-id). The three identity names themselves are left out:
-// ok_response.headers overwrites them, and Envoy applies
-// headers_to_remove after the headers it sets, so listing them would
-// remove keygate's own values.
+// ok_response.headers overwrites them, and were Envoy to apply
+// headers_to_remove after the headers it sets, listing them would remove
+// keygate's own values; this way either order gives the upstream
+// keygate's identity.
 func clientIdentityHeaders(h *authv3.AttributeContext_HttpRequest) []string {
 	var out []string
 	consider := func(name string) {

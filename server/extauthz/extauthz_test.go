@@ -25,8 +25,8 @@ import (
 const ipBody = `{"error":{"code":"IP_NOT_ALLOWED","message":"Request IP address is not in the API key's allowlist"}}`
 
 // fixture is a server over an in-memory store with one key restricted to
-// 203.0.113.0/24 holding orders:read, and the route rule /orders →
-// orders:read.
+// 203.0.113.0/24 and 2001:db8::/48 holding orders:read, and the route
+// rule /orders → orders:read.
 type fixture struct {
 	srv    *server.Server
 	st     *badgerstore.Store
@@ -49,6 +49,9 @@ func newFixture(t testing.TB) *fixture {
 	srv, err := server.New(context.Background(), server.Config{
 		AdminToken: "test-admin-token-0123456789",
 		Routes:     []server.Route{{Prefix: "/orders", Scope: "orders:read"}},
+		// For the HTTP side of BenchmarkTransport; gRPC never reads
+		// forwarded headers.
+		TrustedProxies: []string{"127.0.0.1"},
 	}, st)
 	require.NoError(t, err)
 	return &fixture{srv: srv, st: st, secret: secret, keyID: k.ID}
