@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/engine"
@@ -35,6 +36,9 @@ type Set struct {
 	eng  *engine.Engine
 	mu   sync.Mutex // serialises Commit and CatchUp
 	wake chan struct{}
+	// synced is when the set last reflected every change the store had
+	// (Unix nanoseconds): the load, then each catch-up that succeeded.
+	synced atomic.Int64
 }
 
 // Open loads every key of st into a new engine.
@@ -45,8 +49,16 @@ func Open(ctx context.Context, st store.Keys) (*Set, error) {
 	}
 	s := &Set{st: st, eng: engine.New(), wake: make(chan struct{}, 1)}
 	s.eng.Load(keys, seq)
+	s.synced.Store(time.Now().UnixNano())
 	return s, nil
 }
+
+// Synced is when the set last reflected every change its store had: the
+// load at Open, then the end of each CatchUp that succeeded (whether or
+// not it brought changes). time.Since(Synced()) is how stale the set may
+// be: about the poll interval while the store answers, growing while it
+// does not.
+func (s *Set) Synced() time.Time { return time.Unix(0, s.synced.Load()) }
 
 // Snapshot returns the published key set. It is immutable.
 func (s *Set) Snapshot() *engine.Snapshot { return s.eng.Snapshot() }
@@ -102,8 +114,12 @@ func (s *Set) CatchUp(ctx context.Context) error {
 			s.apply(changes)
 		}
 		s.mu.Unlock()
-		if err != nil || len(changes) < batch {
+		if err != nil {
 			return err
+		}
+		if len(changes) < batch {
+			s.synced.Store(time.Now().UnixNano())
+			return nil
 		}
 	}
 }

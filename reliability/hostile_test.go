@@ -216,7 +216,7 @@ func TestHostileRequests(t *testing.T) {
 	if s, _ := check(d, k.secret, "203.0.113.5"); s != 200 {
 		t.Errorf("after the hostile requests: %d", s)
 	}
-	if m := metrics(t, d); m["keygate_http_requests_total{handler=\"check\",code=\"500\"}"] > 0 || m["keygate_http_panics_total"] > 0 {
+	if m := metrics(t, d); m["keygate_http_requests_total{code=\"500\",handler=\"check\"}"] > 0 || m["keygate_http_panics_total"] > 0 {
 		t.Errorf("5xx or panics: %v", m)
 	}
 }

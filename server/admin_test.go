@@ -406,8 +406,8 @@ func TestOperations(t *testing.T) {
 	for _, want := range []string{
 		`keygate_decisions_total{outcome="allow"} 1`,
 		`keygate_decision_duration_seconds_count 1`,
-		`keygate_http_requests_total{handler="check",code="200"} 1`,
-		`keygate_http_requests_total{handler="keys",code="201"} 1`,
+		`keygate_http_requests_total{code="200",handler="check"} 1`,
+		`keygate_http_requests_total{code="201",handler="keys"} 1`,
 		"keygate_keys 1", "keygate_usage_log_queue_length", "keygate_usage_log_dropped_total", "keygate_build_info{",
 	} {
 		if !strings.Contains(string(r.body), want) {

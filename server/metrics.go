@@ -1,15 +1,16 @@
 package server
 
 import (
-	"bufio"
-	"fmt"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/keygate/keygate/engine"
-	"github.com/keygate/keygate/usagelog"
+	"github.com/keygate/keygate/store"
 )
 
 // handlerID names a group of routes for the keygate_http_requests_total
@@ -69,6 +70,9 @@ type metrics struct {
 	pollErrors atomic.Uint64
 	// connsRejected counts connections refused over Config.MaxConns.
 	connsRejected atomic.Uint64
+	// lastPollError is when a poll of the change feed last failed (Unix
+	// nanoseconds; 0: never).
+	lastPollError atomic.Int64
 }
 
 func (m *metrics) observeDecision(o outcome, d time.Duration) {
@@ -88,62 +92,119 @@ func (m *metrics) observeRequest(h handlerID, code int) {
 	m.requests[h][code-100].Add(1)
 }
 
-// gauges are the values /metrics reads from elsewhere when it is scraped.
-type gauges struct {
-	keys     int
-	seq      uint64
-	logStats usagelog.Stats
+// collector exposes the server's counters to Prometheus. The check path
+// only adds to atomics (no allocation, no lock); a scrape reads them into
+// const metrics, so client_golang does the exposition — names, types,
+// label escaping, content negotiation — and nothing here formats text.
+type collector struct{ s *Server }
+
+// Every metric the server exports, described once.
+var (
+	descBuildInfo = prometheus.NewDesc("keygate_build_info",
+		"Build information; the value is always 1.", []string{"version", "goversion"}, nil)
+	descDecisions = prometheus.NewDesc("keygate_decisions_total",
+		"Check decisions by outcome.", []string{"outcome"}, nil)
+	descLatency = prometheus.NewDesc("keygate_decision_duration_seconds",
+		"Time to decide one check, from request parsed to response ready.", nil, nil)
+	descRequests = prometheus.NewDesc("keygate_http_requests_total",
+		"HTTP requests by handler and status code.", []string{"handler", "code"}, nil)
+	descPanics = prometheus.NewDesc("keygate_http_panics_total",
+		"Handler panics recovered and answered with 500.", nil, nil)
+	descConnsRejected = prometheus.NewDesc("keygate_http_connections_rejected_total",
+		"Connections answered with 503 because the listener had MaxConns open.", nil, nil)
+	descKeys = prometheus.NewDesc("keygate_keys",
+		"Keys loaded in the engine, revoked and expired ones included.", nil, nil)
+	descSeq = prometheus.NewDesc("keygate_change_seq",
+		"Store change sequence number the engine reflects.", nil, nil)
+	descPollErrors = prometheus.NewDesc("keygate_change_poll_errors_total",
+		"Failed polls of the store for changes.", nil, nil)
+	descChangeLag = prometheus.NewDesc("keygate_change_lag_seconds",
+		"Seconds since the engine last reflected every change in the store (its last successful catch-up with the change feed): about the poll interval while the store answers, growing while it does not.", nil, nil)
+	descStoreUp = prometheus.NewDesc("keygate_store_up",
+		"1 when the store answered the last poll of its change feed and reports no fault of its own (store.Health), else 0.", nil, nil)
+	descLogQueue = prometheus.NewDesc("keygate_usage_log_queue_length",
+		"Usage-log records waiting to be written.", nil, nil)
+	descLogDropped = prometheus.NewDesc("keygate_usage_log_dropped_total",
+		"Usage-log records dropped because the buffer was full.", nil, nil)
+	descLogWritten = prometheus.NewDesc("keygate_usage_log_written_total",
+		"Usage-log records written to disk.", nil, nil)
+	descLogWriteErrors = prometheus.NewDesc("keygate_usage_log_write_errors_total",
+		"Usage-log records that could not be written.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBuildInfo, descDecisions, descLatency, descRequests, descPanics,
+		descConnsRejected, descKeys, descSeq, descPollErrors, descChangeLag, descStoreUp,
+		descLogQueue, descLogDropped, descLogWritten, descLogWriteErrors} {
+		ch <- d
+	}
 }
 
-// write writes every metric in the Prometheus text exposition format.
-func (m *metrics) write(w *bufio.Writer, g gauges, version string) {
-	fmt.Fprintf(w, "# HELP keygate_build_info Build information; the value is always 1.\n# TYPE keygate_build_info gauge\n")
-	fmt.Fprintf(w, "keygate_build_info{version=%q,goversion=%q} 1\n", version, runtime.Version())
-
-	fmt.Fprintf(w, "# HELP keygate_decisions_total Check decisions by outcome.\n# TYPE keygate_decisions_total counter\n")
-	for i := range m.decisions {
-		fmt.Fprintf(w, "keygate_decisions_total{outcome=%q} %d\n", outcomeNames[i], m.decisions[i].Load())
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	m := &s.metrics
+	metric := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		mt, err := prometheus.NewConstMetric(d, t, v, labels...)
+		if err != nil { // a label value that is not UTF-8 (a version from -ldflags)
+			mt = prometheus.NewInvalidMetric(d, err)
+		}
+		ch <- mt
 	}
-
-	fmt.Fprintf(w, "# HELP keygate_decision_duration_seconds Time to decide one check, from request parsed to response ready.\n# TYPE keygate_decision_duration_seconds histogram\n")
+	metric(descBuildInfo, prometheus.GaugeValue, 1, s.cfg.Version, runtime.Version())
+	for i := range m.decisions {
+		metric(descDecisions, prometheus.CounterValue, float64(m.decisions[i].Load()), outcomeNames[i])
+	}
+	buckets := make(map[float64]uint64, len(latencyBounds))
 	var cum uint64
 	for i, b := range latencyBounds {
 		cum += m.latency[i].Load()
-		fmt.Fprintf(w, "keygate_decision_duration_seconds_bucket{le=%q} %d\n", strconv.FormatFloat(b.Seconds(), 'g', -1, 64), cum)
+		buckets[b.Seconds()] = cum
 	}
 	cum += m.latency[len(latencyBounds)].Load()
-	fmt.Fprintf(w, "keygate_decision_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
-	fmt.Fprintf(w, "keygate_decision_duration_seconds_sum %s\n", strconv.FormatFloat(time.Duration(m.latencySum.Load()).Seconds(), 'g', -1, 64))
-	fmt.Fprintf(w, "keygate_decision_duration_seconds_count %d\n", cum)
-
-	fmt.Fprintf(w, "# HELP keygate_http_requests_total HTTP requests by handler and status code.\n# TYPE keygate_http_requests_total counter\n")
+	ch <- prometheus.MustNewConstHistogram(descLatency, cum, time.Duration(m.latencySum.Load()).Seconds(), buckets)
 	for h := range m.requests {
-		for c := range m.requests[h] {
-			if n := m.requests[h][c].Load(); n > 0 {
-				fmt.Fprintf(w, "keygate_http_requests_total{handler=%q,code=\"%d\"} %d\n", handlerNames[h], c+100, n)
+		for code := range m.requests[h] {
+			if n := m.requests[h][code].Load(); n > 0 {
+				metric(descRequests, prometheus.CounterValue, float64(n), handlerNames[h], strconv.Itoa(code+100))
 			}
 		}
 	}
+	metric(descPanics, prometheus.CounterValue, float64(m.panics.Load()))
+	metric(descConnsRejected, prometheus.CounterValue, float64(m.connsRejected.Load()))
 
-	fmt.Fprintf(w, "# HELP keygate_http_panics_total Handler panics recovered and answered with 500.\n# TYPE keygate_http_panics_total counter\n")
-	fmt.Fprintf(w, "keygate_http_panics_total %d\n", m.panics.Load())
+	snap := s.keys.Snapshot()
+	metric(descKeys, prometheus.GaugeValue, float64(snap.Len()))
+	metric(descSeq, prometheus.GaugeValue, float64(snap.Seq()))
+	metric(descPollErrors, prometheus.CounterValue, float64(m.pollErrors.Load()))
+	synced := s.keys.Synced()
+	metric(descChangeLag, prometheus.GaugeValue, max(time.Since(synced).Seconds(), 0))
+	// Up: the last poll of the change feed succeeded and, for a store
+	// that reports its health (store.Health), it reports none of its
+	// faults (a local one or an unreachable database).
+	up := m.lastPollError.Load() <= synced.UnixNano()
+	if h, ok := s.store.(store.Health); ok && h.Health() != nil {
+		up = false
+	}
+	metric(descStoreUp, prometheus.GaugeValue, boolFloat(up))
 
-	fmt.Fprintf(w, "# HELP keygate_http_connections_rejected_total Connections answered with 503 because the listener had MaxConns open.\n# TYPE keygate_http_connections_rejected_total counter\n")
-	fmt.Fprintf(w, "keygate_http_connections_rejected_total %d\n", m.connsRejected.Load())
+	ls := s.store.LogStats()
+	metric(descLogQueue, prometheus.GaugeValue, float64(ls.Queued))
+	metric(descLogDropped, prometheus.CounterValue, float64(ls.Dropped))
+	metric(descLogWritten, prometheus.CounterValue, float64(ls.Written))
+	metric(descLogWriteErrors, prometheus.CounterValue, float64(ls.WriteErrors))
+}
 
-	fmt.Fprintf(w, "# HELP keygate_keys Keys loaded in the engine, revoked and expired ones included.\n# TYPE keygate_keys gauge\n")
-	fmt.Fprintf(w, "keygate_keys %d\n", g.keys)
-	fmt.Fprintf(w, "# HELP keygate_change_seq Store change sequence number the engine reflects.\n# TYPE keygate_change_seq gauge\n")
-	fmt.Fprintf(w, "keygate_change_seq %d\n", g.seq)
-	fmt.Fprintf(w, "# HELP keygate_change_poll_errors_total Failed polls of the store for changes.\n# TYPE keygate_change_poll_errors_total counter\n")
-	fmt.Fprintf(w, "keygate_change_poll_errors_total %d\n", m.pollErrors.Load())
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
-	fmt.Fprintf(w, "# HELP keygate_usage_log_queue_length Usage-log records waiting to be written.\n# TYPE keygate_usage_log_queue_length gauge\n")
-	fmt.Fprintf(w, "keygate_usage_log_queue_length %d\n", g.logStats.Queued)
-	fmt.Fprintf(w, "# HELP keygate_usage_log_dropped_total Usage-log records dropped because the buffer was full.\n# TYPE keygate_usage_log_dropped_total counter\n")
-	fmt.Fprintf(w, "keygate_usage_log_dropped_total %d\n", g.logStats.Dropped)
-	fmt.Fprintf(w, "# HELP keygate_usage_log_written_total Usage-log records written to disk.\n# TYPE keygate_usage_log_written_total counter\n")
-	fmt.Fprintf(w, "keygate_usage_log_written_total %d\n", g.logStats.Written)
-	fmt.Fprintf(w, "# HELP keygate_usage_log_write_errors_total Usage-log records that could not be written.\n# TYPE keygate_usage_log_write_errors_total counter\n")
-	fmt.Fprintf(w, "keygate_usage_log_write_errors_total %d\n", g.logStats.WriteErrors)
+// newRegistry returns the registry /metrics serves: the server's
+// collector beside client_golang's Go runtime and process collectors.
+func newRegistry(s *Server) *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
 }

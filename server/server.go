@@ -10,7 +10,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/keyset"
@@ -43,6 +44,9 @@ type Server struct {
 	// streamed responses still running are then aborted.
 	drain    context.Context
 	endDrain context.CancelFunc
+	// metricsHandler serves /metrics from a registry of the server's
+	// collector and the Go and process collectors.
+	metricsHandler fasthttp.RequestHandler
 }
 
 // New validates cfg and returns a server over st whose keys are loaded
@@ -66,6 +70,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.keys = keys
+	s.metricsHandler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(newRegistry(s), promhttp.HandlerOpts{}))
 	s.ready.Store(true)
 	return s, nil
 }
@@ -190,14 +195,7 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, code, body)
 }
 
-func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	snap := s.keys.Snapshot()
-	g := gauges{keys: snap.Len(), seq: snap.Seq(), logStats: s.store.LogStats()}
-	w := bufio.NewWriter(ctx)
-	s.metrics.write(w, g, s.cfg.Version)
-	w.Flush()
-}
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) { s.metricsHandler(ctx) }
 
 // httpServer returns a hardened fasthttp server for h.
 func (s *Server) httpServer(h fasthttp.RequestHandler, name string) *fasthttp.Server {
@@ -268,6 +266,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	wg.Go(func() {
 		s.keys.Follow(pollCtx, s.cfg.PollInterval, func(err error) {
 			s.metrics.pollErrors.Add(1)
+			s.metrics.lastPollError.Store(time.Now().UnixNano())
 			s.log.Warn("reading the store's changes failed", "err", err)
 		})
 	})
