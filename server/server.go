@@ -70,7 +70,11 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.keys = keys
-	s.metricsHandler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(newRegistry(s), promhttp.HandlerOpts{}))
+	s.metricsHandler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(newRegistry(s), promhttp.HandlerOpts{
+		// A collector that fails (the process collector where /proc is
+		// restricted) costs its own metrics, never the whole scrape.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	s.ready.Store(true)
 	return s, nil
 }

@@ -35,7 +35,7 @@ Usage:
                 [--admin-token TOKEN] [--trusted-proxies CIDR,...] [--trust-all-proxies]
                 [--real-ip-headers H,...] [--allow-private-ranges] [--config FILE]
                 [--min-free-space 64MiB] [--log-retention 720h] [--max-conns N]
-                [--log-level info] [--log-format text|json]
+                [--log-level info] [--log-format text|json] [--grpc-addr ADDR]
   keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339] [--report-only]
   keygate keys list | show ID | revoke ID
   keygate keys update ID [--report-only=true|false] [--name N] [--description D]
