@@ -122,7 +122,9 @@ func dial(t testing.TB, f *fixture) authv3.AuthorizationClient {
 func headerMap(hs []*corev3.HeaderValueOption) map[string]string {
 	m := map[string]string{}
 	for _, h := range hs {
-		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD || h.GetAppend() != nil {
+		// The deprecated append field stays unset: append_action says it.
+		appendSet := h.ProtoReflect().Has(h.ProtoReflect().Descriptor().Fields().ByName("append"))
+		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD || appendSet {
 			m["!append "+h.GetHeader().GetKey()] = h.GetAppendAction().String()
 		}
 		m[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
