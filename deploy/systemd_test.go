@@ -73,6 +73,7 @@ func TestSystemdUnit(t *testing.T) {
 		"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
 		"SystemCallArchitectures": "native",
 		"KillSignal":              "SIGTERM",
+		"Type":                    "notify", // cmd/keygate TestSystemdNotify
 	} {
 		if got := s[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("%s=%q, want %q", k, got, want)

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/keygate/keygate/server"
 	badgerstore "github.com/keygate/keygate/store/badger"
 )
@@ -192,6 +194,10 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 			} else {
 				logStart(logger, cfg, ls, st)
 				printBanner(stdout, cfg, ls, g, tok, generated, fromFile)
+				// Under systemd (Type=notify) the listeners are open now, and
+				// a stop signal starts the shutdown.
+				notifySystemd(logger, sdnotify.SdNotifyReady)
+				context.AfterFunc(ctx, func() { notifySystemd(logger, sdnotify.SdNotifyStopping) })
 				sctx, cancel := context.WithCancel(ctx)
 				g.start(cancel)
 				err = srv.Serve(sctx, ls)
@@ -213,6 +219,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		err = fmt.Errorf("closing the store: %w", cerr)
 	}
 	return err
+}
+
+// notifySystemd tells systemd the daemon's state when it runs as a
+// Type=notify service (NOTIFY_SOCKET set); elsewhere it does nothing.
+func notifySystemd(logger *slog.Logger, state string) {
+	if _, err := sdnotify.SdNotify(false, state); err != nil {
+		logger.Warn("telling systemd the service state failed", "state", state, "err", err)
+	}
 }
 
 func printBanner(w io.Writer, cfg Config, ls server.Listeners, g *grpcListener, tok string, generated, fromFile bool) {
