@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/server/extauthz"
@@ -14,9 +16,10 @@ import (
 // grpcListener serves Envoy's gRPC ext_authz beside the HTTP listeners.
 // A nil *grpcListener (no --grpc-addr) does nothing.
 type grpcListener struct {
-	ln   net.Listener
-	srv  *grpc.Server
-	done chan error
+	ln     net.Listener
+	srv    *grpc.Server
+	health *health.Server
+	done   chan error
 }
 
 // listenGRPC opens addr; "" means no gRPC listener (nil, nil).
@@ -34,7 +37,11 @@ func listenGRPC(addr string, s *server.Server) (*grpcListener, error) {
 		grpc.MaxRecvMsgSize(1 << 20),
 	)
 	extauthz.New(s).Register(g)
-	return &grpcListener{ln: ln, srv: g, done: make(chan error, 1)}, nil
+	// grpc.health.v1 for Envoy's grpc_health_check and Kubernetes'
+	// gRPC probes: SERVING until the shutdown begins.
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(g, h)
+	return &grpcListener{ln: ln, srv: g, health: h, done: make(chan error, 1)}, nil
 }
 
 // start serves in the background; if serving fails, failed is called so
@@ -62,6 +69,7 @@ func (g *grpcListener) stop(timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	g.health.Shutdown() // NOT_SERVING: health checkers stop sending checks
 	stopped := make(chan struct{})
 	go func() { g.srv.GracefulStop(); close(stopped) }()
 	select {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/keygate/keygate/internal/daemontest"
 )
@@ -22,7 +23,7 @@ import (
 // TestGRPCExtAuthz runs the real binary with --grpc-addr: Envoy-shaped
 // CheckRequests are decided as /v1/authz decides them (route scopes from
 // the config file, the client address from attributes.source), the usage
-// log records them, and SIGTERM stops the gRPC listener with the others
+// log records them, grpc.health.v1 answers SERVING, and SIGTERM stops the gRPC listener with the others
 // (exit status 0, the records flushed).
 func TestGRPCExtAuthz(t *testing.T) {
 	dir := t.TempDir()
@@ -79,6 +80,11 @@ func TestGRPCExtAuthz(t *testing.T) {
 	if resp := check("203.0.113.4", "/orders/1", "kg_wrong"); resp.GetStatus().GetCode() != int32(codes.Unauthenticated) ||
 		resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
 		t.Errorf("invalid key: %v", resp)
+	}
+
+	hr, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("grpc.health.v1 Check: %v %v, want SERVING", hr, err)
 	}
 
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
