@@ -49,12 +49,14 @@ bench: bench-micro bench-store bench-load
 
 bench-micro bench-store bench-load: SHELL := /bin/bash -o pipefail
 
-# Engine benchmarks, bench/'s matchers side by side, and the engine's check
-# at 1k and 1M keys against the machine's memory latency.
+# Engine benchmarks, bench/'s matchers side by side, the engine's check
+# at 1k and 1M keys against the machine's memory latency, and gRPC
+# ext_authz against HTTP forward-auth over loopback.
 bench-micro:
 	@mkdir -p $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -benchtime $(BENCHTIME) ./engine/ | tee $(BENCH_OUT)/engine.txt
 	cd bench && $(GO) test -run '^$$' -bench 'Match|CheckKeys|MemLatency' -benchmem -cpu 1 -benchtime $(BENCHTIME) . | tee $(BENCH_OUT)/matchers.txt
+	$(GO) test -run '^$$' -bench Transport -benchmem -benchtime 2s ./server/extauthz/ | tee $(BENCH_OUT)/transport.txt
 
 # Usage-log figures from the store: ingest, compression, filtered query
 # (over 1M records instead of the default 10M), CSV export.
