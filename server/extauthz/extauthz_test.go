@@ -2,6 +2,7 @@ package extauthz_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -259,5 +260,38 @@ func TestRawHeaders(t *testing.T) {
 		resp, err := c.Check(context.Background(), tt.req)
 		require.NoError(t, err)
 		require.Equal(t, int32(tt.want), resp.GetStatus().GetCode(), tt.name)
+	}
+}
+
+// TestConcurrentCheck: many checks at once over one connection, allowed
+// and denied; the denials share their prebuilt responses, which gRPC
+// marshals concurrently (make test runs this under -race).
+func TestConcurrentCheck(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f)
+	allowed := envoyRequest("203.0.113.9", "GET", "/orders/1", map[string]string{"authorization": "Bearer " + f.secret})
+	denied := envoyRequest("198.51.100.1", "GET", "/orders/1", map[string]string{"authorization": "Bearer " + f.secret})
+	errs := make(chan error, 16)
+	for g := range 16 {
+		go func() {
+			req, want := allowed, codes.OK
+			if g%2 == 1 {
+				req, want = denied, codes.PermissionDenied
+			}
+			for range 50 {
+				resp, err := c.Check(context.Background(), req)
+				if err == nil && resp.GetStatus().GetCode() != int32(want) {
+					err = fmt.Errorf("status %v, want %v", resp.GetStatus(), want)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		require.NoError(t, <-errs)
 	}
 }
