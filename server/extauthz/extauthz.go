@@ -70,7 +70,7 @@ const numDecisions = 16
 func New(s *server.Server) *Service {
 	a := &Service{srv: s}
 	for d := range engine.Decision(numDecisions) {
-		if d != engine.Allow && server.DecisionStatus(d) != 0 {
+		if st := server.DecisionStatus(d); st != 0 && st != 200 {
 			a.denied[d] = deniedResponse(d)
 		}
 	}
@@ -98,13 +98,15 @@ func (a *Service) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.Ch
 		Target: bytesOf(h.GetPath()),
 		IP:     sourceIP(attrs.GetSource().GetAddress()),
 	})
-	if res.Decision != engine.Allow {
-		if int(res.Decision) < numDecisions && a.denied[res.Decision] != nil {
-			return a.denied[res.Decision], nil
-		}
-		return deniedResponse(res.Decision), nil
+	// Allowed is what /v1/authz answers with 200 (a decision the engine
+	// adds later that lets the request through is one too).
+	if server.DecisionStatus(res.Decision) == 200 && res.Key != nil {
+		return allowed(res.Key, h), nil
 	}
-	return allowed(res.Key, h), nil
+	if int(res.Decision) < numDecisions && a.denied[res.Decision] != nil {
+		return a.denied[res.Decision], nil
+	}
+	return deniedResponse(res.Decision), nil
 }
 
 // okAnswer is every message of an OK answer, allocated together: one
