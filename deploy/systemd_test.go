@@ -87,8 +87,8 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	args := strings.Fields(s["ExecStart"][0])
 	const bin = "/usr/local/bin/keygate"
-	if args[0] != bin || args[1] != "serve" {
-		t.Fatalf("ExecStart %q: want %s serve ...", s["ExecStart"][0], bin)
+	if args[0] != bin || args[1] != "serve" || !strings.Contains(s["ExecStart"][0], " --log-format json") {
+		t.Fatalf("ExecStart %q: want %s serve ... --log-format json", s["ExecStart"][0], bin)
 	}
 
 	b, err := os.ReadFile(unit)
