@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -45,11 +46,14 @@ func listenGRPC(addr string, s *server.Server) (*grpcListener, error) {
 }
 
 // start serves in the background; if serving fails, failed is called so
-// that the HTTP listeners stop too.
-func (g *grpcListener) start(failed func()) {
+// that the HTTP listeners stop too. When ctx is done (a stop signal) the
+// health service answers NOT_SERVING at once, as /readyz answers 503,
+// while checks are still served through --shutdown-delay and the drain.
+func (g *grpcListener) start(ctx context.Context, failed func()) {
 	if g == nil {
 		return
 	}
+	context.AfterFunc(ctx, g.health.Shutdown)
 	go func() {
 		err := g.srv.Serve(g.ln)
 		if err != nil {
@@ -69,7 +73,7 @@ func (g *grpcListener) stop(timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	g.health.Shutdown() // NOT_SERVING: health checkers stop sending checks
+	g.health.Shutdown() // already, unless serving failed
 	stopped := make(chan struct{})
 	go func() { g.srv.GracefulStop(); close(stopped) }()
 	select {

@@ -112,3 +112,46 @@ func TestGRPCExtAuthz(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCShutdownDelay: on SIGTERM with --shutdown-delay, grpc.health.v1
+// answers NOT_SERVING at once (as /readyz answers 503) while checks are
+// still decided, so Envoy's health check takes the daemon out before its
+// gRPC listener closes.
+func TestGRPCShutdownDelay(t *testing.T) {
+	dir := t.TempDir()
+	grpcAddr := daemontest.FreeAddr(t)
+	d := startKeygate(t, filepath.Join(dir, "data"), nil, "--grpc-addr", grpcAddr, "--shutdown-delay", "3s")
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	status := func() healthpb.HealthCheckResponse_ServingStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatalf("health: %v", err)
+		}
+		return r.GetStatus()
+	}
+	if got := status(); got != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v before the signal", got)
+	}
+	d.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(2 * time.Second)
+	for status() != healthpb.HealthCheckResponse_NOT_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatal("health still SERVING 2 s after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{})
+	if err != nil || resp.GetStatus().GetCode() != int32(codes.Unauthenticated) {
+		t.Errorf("a check during the delay: %v %v, want a decision (UNAUTHENTICATED)", resp, err)
+	}
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("exit: %v\n%s", err, d.Output())
+	}
+}

@@ -199,7 +199,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 				notifySystemd(logger, sdnotify.SdNotifyReady)
 				context.AfterFunc(ctx, func() { notifySystemd(logger, sdnotify.SdNotifyStopping) })
 				sctx, cancel := context.WithCancel(ctx)
-				g.start(cancel)
+				g.start(ctx, cancel)
 				err = srv.Serve(sctx, ls)
 				if gerr := g.stop(cfg.ShutdownTimeout); gerr != nil && err == nil {
 					err = gerr
