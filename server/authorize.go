@@ -82,8 +82,8 @@ func (s *Server) authorize(start time.Time, key, method, path []byte, ok bool, i
 }
 
 // DecisionStatus is the HTTP status that answers decision d: 200 for
-// Allow, 401 for an invalid key, 403 for the other denials; 0 for a
-// value that is no decision.
+// the decisions that let a request through (Allowed), 401 for an invalid
+// key, 403 for the other denials; 0 for a value that is no decision.
 func DecisionStatus(d engine.Decision) int {
 	if int(d) >= len(decisionStatus) {
 		return 0

@@ -107,7 +107,7 @@ func TestMetricsExposition(t *testing.T) {
 	for _, m := range fams["keygate_decisions_total"].GetMetric() {
 		decisions[labelsOf(m)["outcome"]] = m.GetCounter().GetValue()
 	}
-	for outcome, want := range map[string]float64{"allow": 1, "ip_not_allowed": 1, "invalid_key": 1, "insufficient_scope": 0, "bad_request": 0} {
+	for outcome, want := range map[string]float64{"allow": 1, "ip_not_allowed": 1, "invalid_key": 1, "insufficient_scope": 0, "ip_not_allowed_reported": 0, "bad_request": 0} {
 		if got, ok := decisions[outcome]; !ok || got != want {
 			t.Errorf("keygate_decisions_total{outcome=%q} = %v (present %v), want %v; all: %v", outcome, got, ok, want, decisions)
 		}

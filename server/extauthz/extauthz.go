@@ -98,9 +98,10 @@ func (a *Service) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.Ch
 		Target: bytesOf(h.GetPath()),
 		IP:     sourceIP(attrs.GetSource().GetAddress()),
 	})
-	// Allowed is what /v1/authz answers with 200 (a decision the engine
-	// adds later that lets the request through is one too).
-	if server.DecisionStatus(res.Decision) == 200 && res.Key != nil {
+	// Allowed as /v1/authz allows: a report-only key's request from an
+	// address outside its allowlist too (recorded as
+	// ip_not_allowed_reported).
+	if res.Decision.Allowed() {
 		return allowed(res.Key, h), nil
 	}
 	if int(res.Decision) < numDecisions && a.denied[res.Decision] != nil {

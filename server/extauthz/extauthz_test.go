@@ -33,6 +33,8 @@ type fixture struct {
 	st     *badgerstore.Store
 	secret string
 	keyID  string
+	// reportSecret is a report-only key's, holding orders:read.
+	reportSecret string
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -47,6 +49,11 @@ func newFixture(t testing.TB) *fixture {
 		Hash: engine.HashSecret([]byte(secret)), Hint: hint, Allowlist: entries}
 	_, err = st.CreateKey(context.Background(), k, "test")
 	require.NoError(t, err)
+	// A report-only key with the same allowlist: outside it, let through.
+	reportSecret, reportHint := engine.NewSecret()
+	_, err = st.CreateKey(context.Background(), &engine.Key{ID: engine.NewKeyID(), Name: "report", Scopes: []string{"orders:read"},
+		Hash: engine.HashSecret([]byte(reportSecret)), Hint: reportHint, Allowlist: entries, ReportOnly: true}, "test")
+	require.NoError(t, err)
 	srv, err := server.New(context.Background(), server.Config{
 		AdminToken: "test-admin-token-0123456789",
 		Routes:     []server.Route{{Prefix: "/orders", Scope: "orders:read"}},
@@ -55,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 		TrustedProxies: []string{"127.0.0.1"},
 	}, st)
 	require.NoError(t, err)
-	return &fixture{srv: srv, st: st, secret: secret, keyID: k.ID}
+	return &fixture{srv: srv, st: st, secret: secret, keyID: k.ID, reportSecret: reportSecret}
 }
 
 // envoyRequest is a CheckRequest shaped as Envoy's ext_authz filter
@@ -150,6 +157,7 @@ func TestCheck(t *testing.T) {
 		errCode       string // x-keygate-error-code
 		logPath       string // the usage log's path
 		removeHeaders []string
+		report        bool // the report-only key
 	}{
 		{name: "allowed bearer", ip: "203.0.113.9", method: "GET", target: "/orders/17?page=2",
 			headers: map[string]string{"authorization": bearer}, code: codes.OK, logPath: "/orders/17"},
@@ -165,6 +173,8 @@ func TestCheck(t *testing.T) {
 			headers: map[string]string{"authorization": bearer, "x-keygate-key-id": "forged", "x_keygate_key_id": "forged",
 				"x-keygate_scopes": "admin", "x-keygate-error-code": "x", "x-keygateway": "kept"},
 			code: codes.OK, logPath: "/orders/1", removeHeaders: []string{"x-keygate-error-code", "x-keygate_scopes", "x_keygate_key_id"}},
+		{name: "report-only key outside its allowlist", ip: "198.51.100.1", method: "GET", target: "/orders/3",
+			headers: map[string]string{"x-api-key": f.reportSecret}, code: codes.OK, logPath: "/orders/3", report: true},
 		{name: "ip not allowed", ip: "198.51.100.1", method: "GET", target: "/orders/1",
 			headers: map[string]string{"authorization": bearer}, code: codes.PermissionDenied, status: 403, errCode: "IP_NOT_ALLOWED", logPath: "/orders/1"},
 		{name: "no source address", ip: "", method: "GET", target: "/orders/1",
@@ -192,6 +202,10 @@ func TestCheck(t *testing.T) {
 			if tt.code == codes.OK {
 				ok := resp.GetOkResponse()
 				require.NotNil(t, ok, "ok_response")
+				if tt.report {
+					require.Equal(t, "report", headerMap(ok.GetHeaders())["x-keygate-key-name"])
+					return
+				}
 				require.Equal(t, map[string]string{"x-keygate-key-id": f.keyID, "x-keygate-key-name": "ci bot", "x-keygate-scopes": "orders:read,x"},
 					headerMap(ok.GetHeaders()))
 				require.ElementsMatch(t, tt.removeHeaders, ok.GetHeadersToRemove())
@@ -226,7 +240,10 @@ func TestCheck(t *testing.T) {
 			status = tt.status
 		}
 		code := tt.errCode
-		if code == "" {
+		switch {
+		case tt.report:
+			code = engine.AllowReported.Code()
+		case code == "":
 			code = engine.Allow.Code()
 		}
 		require.Equal(t, []any{tt.method, tt.logPath, status, code}, []any{r.Method, r.Path, r.Status, r.Code}, "record of %q: %+v", tt.name, r)
