@@ -30,12 +30,15 @@ test: lint
 
 # make soak: minutes of steady load on the real binary with a 60 s
 # usage-log retention and maintenance every 10 s, sampling memory, files
-# and disk every 10 s (SOAK=3m by default). Not part of make test.
+# and disk every 10 s (SOAK=3m by default), written to reliability/soak.csv
+# and plotted in reliability/soak.svg. SOAK_RATE: checks per second.
+# Not part of make test.
 SOAK ?= 3m
+SOAK_RATE ?= 4000
 
 .PHONY: soak
 soak:
-	KEYGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./reliability/
+	KEYGATE_SOAK=$(SOAK) KEYGATE_SOAK_RATE=$(SOAK_RATE) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./reliability/
 
 # make bench: every benchmark, bounded (about 5 minutes on 2 cores).
 # bench/ is its own module (peers such as OPA never become keygate's

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,8 +17,11 @@ import (
 // TestSoak runs steady load for KEYGATE_SOAK (a duration, e.g. 3m; unset:
 // skipped — `make soak` sets it) with a 60 s usage-log retention and
 // maintenance (retention, value-log GC) every 10 s, sampling RSS, open
-// files and the data directory's size every 10 s. Memory must level off
-// and the stored usage log must stay within the retention window.
+// files and the data directory's size every 10 s. Memory and the data
+// directory must level off and the stored usage log must stay within the
+// retention window. KEYGATE_SOAK_RATE sets the checks per second (default
+// 4000). The samples are written to soak.csv and plotted in soak.svg
+// (both beside this file) as they come.
 func TestSoak(t *testing.T) {
 	v := os.Getenv("KEYGATE_SOAK")
 	if v == "" {
@@ -29,9 +33,14 @@ func TestSoak(t *testing.T) {
 	}
 	const (
 		retention = 60 * time.Second
-		rate      = 4000 // checks per second
 		workers   = 8
 	)
+	rate := 4000 // checks per second
+	if v := os.Getenv("KEYGATE_SOAK_RATE"); v != "" {
+		if rate, err = strconv.Atoi(v); err != nil || rate < 80 {
+			t.Fatalf("KEYGATE_SOAK_RATE=%q: want checks per second, at least 80", v)
+		}
+	}
 	data := t.TempDir()
 	d := start(t, data, "--log-retention", retention.String(), "--maintenance-interval", "10s")
 	var keys []key
@@ -46,7 +55,7 @@ func TestSoak(t *testing.T) {
 		wg.Go(func() {
 			hc := &fasthttp.HostClient{Addr: addr, MaxConns: 1}
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			tick := time.NewTicker(time.Second * workers / rate * 10) // 10 checks per tick
+			tick := time.NewTicker(time.Second * workers / time.Duration(rate) * 10) // 10 checks per tick
 			defer tick.Stop()
 			for {
 				select {
@@ -85,25 +94,24 @@ func TestSoak(t *testing.T) {
 		}
 	})
 
-	type sample struct {
-		at          time.Duration
-		rss, disk   int64
-		fds         int
-		checks      int64
-		written     float64
-		dropped     float64
-		writeErrors float64
-	}
+	type sample = soakSample
 	var samples []sample
+	title := fmt.Sprintf("make soak: %d checks/s, 1 allowlist write/s, retention %v, maintenance every 10 s", rate, retention)
 	began := time.Now()
 	for time.Since(began) < dur {
 		time.Sleep(10 * time.Second)
 		m := metrics(t, d)
-		s := sample{time.Since(began).Round(time.Second), rssBytes(d.Pid()), dirSize(data), openFDs(d.Pid()), checks.Load(),
+		s := sample{time.Since(began).Round(time.Second).Seconds(), rssBytes(d.Pid()), dirSize(data), openFDs(d.Pid()), checks.Load(),
 			m["keygate_usage_log_written_total"], m["keygate_usage_log_dropped_total"], m["keygate_usage_log_write_errors_total"]}
 		samples = append(samples, s)
 		t.Logf("t=%4v  RSS %6.1f MiB  data %7.1f MiB  fds %3d  checks %8d  written %8.0f  dropped %.0f  write errors %.0f",
-			s.at, float64(s.rss)/(1<<20), float64(s.disk)/(1<<20), s.fds, s.checks, s.written, s.dropped, s.writeErrors)
+			time.Duration(s.at)*time.Second, float64(s.rss)/(1<<20), float64(s.disk)/(1<<20), s.fds, s.checks, s.written, s.dropped, s.writeErrors)
+		if err := writeSoakCSV("soak.csv", samples); err != nil {
+			t.Error(err)
+		}
+		if err := writeSoakSVG("soak.svg", title, samples); err != nil {
+			t.Error(err)
+		}
 	}
 	close(stop)
 	wg.Wait()
@@ -133,6 +141,18 @@ func TestSoak(t *testing.T) {
 		mid, last := peak(samples[n/3:2*n/3]), peak(samples[2*n/3:])
 		if last > mid*5/4+16<<20 {
 			t.Errorf("RSS still growing: middle third peak %d MiB, last third %d MiB", mid>>20, last>>20)
+		}
+		diskPeak := func(ss []sample) (r int64) {
+			for _, s := range ss {
+				r = max(r, s.disk)
+			}
+			return
+		}
+		mid, last = diskPeak(samples[n/3:2*n/3]), diskPeak(samples[2*n/3:])
+		t.Logf("peaks: RSS middle third %.1f MiB, last %.1f MiB; data dir middle third %.1f MiB, last %.1f MiB",
+			float64(peak(samples[n/3:2*n/3]))/(1<<20), float64(peak(samples[2*n/3:]))/(1<<20), float64(mid)/(1<<20), float64(last)/(1<<20))
+		if last > mid*5/4+8<<20 {
+			t.Errorf("data directory still growing: middle third peak %d MiB, last third %d MiB", mid>>20, last>>20)
 		}
 	}
 	// Retention holds: what is stored is about one retention window, not

@@ -92,6 +92,17 @@ func (w *logWriter) load(txn *badger.Txn) error {
 	}
 	it.Close()
 	w.segments.Store(n)
+	// Segment values outlive their index until their bucket is dropped
+	// (see expireLogs): never reuse their ids.
+	opts.Prefix = prefixSegment
+	opts.Reverse = true
+	it = txn.NewIterator(opts)
+	if it.Seek(seqKey(prefixSegment, ^uint64(0))); it.Valid() {
+		if k := it.Item().Key(); len(k) == len(prefixSegment)+8 {
+			w.nextSeg = max(w.nextSeg, binary.BigEndian.Uint64(k[len(prefixSegment):])+1)
+		}
+	}
+	it.Close()
 
 	opts = badger.DefaultIteratorOptions
 	opts.Prefix = prefixUsed
@@ -298,8 +309,8 @@ func (w *logWriter) drain() {
 // seal writes the current segment, its index and the last-used times of
 // its keys in one transaction, and starts a new segment.
 func (w *logWriter) seal() {
-	id := w.nextSeg
-	w.nextSeg++
+	id := max(w.nextSeg, w.s.bucketOf(time.Now())<<bucketShift)
+	w.nextSeg = id + 1
 	w.write(&w.cur, id)
 	w.cur.reset()
 }
@@ -311,7 +322,9 @@ func (w *logWriter) write(g *segment, id uint64) {
 	newer := w.newerLastUsed(g)
 	err := w.s.checkSpace()
 	if err == nil {
+		w.s.dropMu.Lock()
 		err = w.s.db.Update(func(txn *badger.Txn) error { return w.put(txn, g, id, val, idx, newer) })
+		w.s.dropMu.Unlock()
 	}
 	if err != nil {
 		w.failed(g.n, err)

@@ -237,6 +237,10 @@ type Store struct {
 	seq atomic.Uint64
 	// rmu is held shared by reads, so that Close waits for them.
 	rmu sync.RWMutex
+	// dropMu is held by the log writer around each segment write and,
+	// with wmu, by expireLogs around DB.DropPrefix, which refuses every
+	// write while it runs (badger.ErrBlockedWrites).
+	dropMu sync.Mutex
 
 	logs logWriter
 	// dirInfo and lockInfo are the data directory and its lock file as
