@@ -297,7 +297,13 @@ func (s *Store) open() error {
 			return err
 		}
 	}
-	db, err := badger.Open(badgerOptions(opts))
+	bopts := badgerOptions(opts)
+	if !opts.InMemory {
+		if err := verifyTableFiles(opts.Dir, bopts); err != nil {
+			return err
+		}
+	}
+	db, err := badger.Open(bopts)
 	if err != nil {
 		return fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
@@ -306,9 +312,6 @@ func (s *Store) open() error {
 		// The files Badger has just created.
 		if err := privateModes(opts.Dir); err != nil {
 			return err
-		}
-		if err := verifyTables(db); err != nil {
-			return fmt.Errorf("%w: %s: %w", store.ErrCorrupt, opts.Dir, err)
 		}
 	}
 	if err := s.loadState(); err != nil {
@@ -397,22 +400,6 @@ func removeEmptyMemtables(dir string, log *slog.Logger) error {
 		}
 	}
 	return nil
-}
-
-// verifyTables checks every block of every table against its checksum.
-// Reads alone cannot be trusted to notice damage: Badger's iterators end
-// quietly at a block that fails its checksum, so a damaged table would
-// load as fewer keys (or older versions of them) with no error. Badger
-// can also panic on a damaged block trailer; that is reported as an error
-// too. It costs one read of the tables at Open (CRC32C, GB/s).
-func verifyTables(db *badger.DB) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			msg, _, _ := strings.Cut(fmt.Sprint(p), "\n")
-			err = fmt.Errorf("damaged table: %s", msg)
-		}
-	}()
-	return db.VerifyChecksum()
 }
 
 // loadState reads the last change sequence, the log segment counters and
