@@ -243,6 +243,16 @@ type Store interface {
 	Close() error
 }
 
+// Backuper is implemented by a backend that can write a consistent
+// backup of everything it holds while it serves (the embedded Badger
+// store). Backup writes it to w, a complete file in the backend's backup
+// format, and returns the first error of the store or of w. A backend
+// whose data lives in a database server has no Backuper: the database's
+// own backups are the ones to take.
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) error
+}
+
 // Notifier is implemented by a backend that can announce commits, its own
 // and other processes' (PostgreSQL's LISTEN/NOTIFY). The key set then
 // catches up as soon as a value arrives instead of at its next poll; it
