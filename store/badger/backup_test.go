@@ -122,4 +122,3 @@ func TestRestoreRefusesDamage(t *testing.T) {
 		assert.Empty(t, es, "%s: nothing written", name)
 	}
 }
-
