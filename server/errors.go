@@ -108,6 +108,7 @@ func errorResponse(err error) (int, errorBody) {
 		{errTimeout, fasthttp.StatusRequestTimeout, "REQUEST_TIMEOUT"},
 		{ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
 		{store.ErrUnavailable, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
+		{errNotImplemented, fasthttp.StatusNotImplemented, "NOT_IMPLEMENTED"},
 		// A management request's context ends when the server shuts down.
 		{context.Canceled, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},
 		{context.DeadlineExceeded, fasthttp.StatusServiceUnavailable, "UNAVAILABLE"},

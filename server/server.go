@@ -144,6 +144,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		s.handleLogs(ctx)
 		return hLogs
 	}
+	if string(path) == "/v1/backup" {
+		s.handleBackup(ctx)
+		return hOther
+	}
 	if hasPathPrefix(path, "/v1") {
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", path))
 		return hOther

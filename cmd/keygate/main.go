@@ -48,6 +48,8 @@ Usage:
   keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--code IP_NOT_ALLOWED] [--from T] [--to T] [--limit N] [--cursor C]
   keygate logs export [same filters] [-o FILE [--force]]
   keygate audit [--key-id ID] [--from T] [--to T] [--limit N] [--cursor C]
+  keygate backup -o FILE [--force]
+  keygate restore --data DIR FILE
   keygate version
 
 "keygate COMMAND [SUBCOMMAND] -h" lists a command's flags.
@@ -89,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = logsCmd(args[1:], stdout)
 	case "audit":
 		err = auditCmd(args[1:], stdout)
+	case "backup":
+		err = backupCmd(args[1:], stdout)
+	case "restore":
+		err = restoreCmd(args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "keygate %s (%s)\n", version, runtime.Version())
 		return 0
