@@ -18,7 +18,7 @@ var layers = map[string]struct{ internal, thirdParty []string }{
 	"usagelog":        {},
 	"internal/golden": {},
 	"store":           {internal: []string{"engine", "usagelog"}},
-	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/klauspost/compress"}},
+	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/dgraph-io/ristretto/v2", "github.com/klauspost/compress"}},
 	"keyset":          {internal: []string{"engine", "store", "usagelog"}},
 	"server":          {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp", "github.com/go-json-experiment/json", "github.com/prometheus/client_golang"}},
 	// The gRPC transport sits on server's decision step; server never
