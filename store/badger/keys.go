@@ -253,7 +253,10 @@ func (s *Store) LoadAll(ctx context.Context) ([]*engine.Key, uint64, error) {
 		}
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefixKey
-		opts.PrefetchSize = 256
+		// Values live in the tables (they are far below the value
+		// threshold): prefetching them only adds a goroutine hand-off per
+		// key, 3.8 s for 1M keys against 1.x s without.
+		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

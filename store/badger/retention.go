@@ -34,7 +34,7 @@ func bucketWidth(retention time.Duration) int64 {
 
 // bucketOf is the bucket of a segment sealed at t.
 func (s *Store) bucketOf(t time.Time) uint64 {
-	w := bucketWidth(s.opts.Retention)
+	w := bucketWidth(s.Retention())
 	sec := max(t.Unix(), 0)
 	return uint64(sec - sec%w)
 }

@@ -249,6 +249,9 @@ type Store struct {
 	gone              atomic.Pointer[error]
 	// retention is opts.Retention, changed by SetRetention.
 	retention atomic.Int64
+	// verifyLogs are the usage-log tables whose blocks Open left to check
+	// while serving (verifyTableFiles).
+	verifyLogs []string
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -281,9 +284,11 @@ func Open(opts Options) (*Store, error) {
 	// that it is over before Open returns and never races the caller's
 	// first writes.
 	s.expire(time.Now())
-	s.wg.Add(2)
+	s.wg.Add(4)
 	go s.logs.run()
 	go s.maintain()
+	go s.logs.loadLastUsed()
+	go s.verifyLater(s.verifyLogs)
 	return s, nil
 }
 
@@ -299,9 +304,11 @@ func (s *Store) open() error {
 	}
 	bopts := badgerOptions(opts)
 	if !opts.InMemory {
-		if err := verifyTableFiles(opts.Dir, bopts); err != nil {
+		later, err := verifyTableFiles(opts.Dir, bopts)
+		if err != nil {
 			return err
 		}
+		s.verifyLogs = later
 	}
 	db, err := badger.Open(bopts)
 	if err != nil {

@@ -1,20 +1,24 @@
 package badgerstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/keygate/keygate/store"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/badger/v4/y"
 	"github.com/dgraph-io/ristretto/v2/z"
 )
 
@@ -22,48 +26,84 @@ import (
 const restoreAdvice = "stop here and restore the data directory from a backup (keygate restore --data DIR FILE, into an empty directory)"
 
 // verifyTableFiles opens every table file (*.sst) in dir by itself,
-// before Badger does, and checks its index and every block against their
+// before Badger does, and checks its index and blocks against their
 // checksums. Badger opens tables in goroutines of its own and parses a
 // block's trailer before checking the block, so that some damaged tables
 // made it panic where no recover can reach (about 1 in 30 damaged key
-// tables in TestCorruption); here the same panic happens in the caller's
-// goroutine and becomes store.ErrCorrupt naming the file. A table whose
+// tables in TestCorruption); here the same panic happens in a goroutine
+// of ours and becomes store.ErrCorrupt naming the file. A table whose
 // index fails its checksum Badger would even skip, with a log line, and
 // serve the directory without it.
+//
+// Every table's index and last block are checked here. The blocks of a
+// table that holds nothing but usage-log segment values (its keys all
+// under prefixSegment) are returned, to be checked while the daemon
+// serves (verifyLater): they hold no decision, and on a big store they
+// are most of the bytes. Every other table, which holds keys, changes or
+// anything else, is checked whole before Open returns.
 //
 // Only the tables the MANIFEST lists are checked: others are what a crash
 // left half written, which Badger deletes. A MANIFEST that cannot be read
 // is left to badger.Open, which refuses it.
-func verifyTableFiles(dir string, bopts badger.Options) error {
+func verifyTableFiles(dir string, bopts badger.Options) (later []string, err error) {
 	mf, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	m, _, err := badger.ReplayManifestFile(mf, bopts.ExternalMagicVersion, bopts)
 	mf.Close()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	ids := slices.Sorted(maps.Keys(m.Tables))
-	for _, id := range ids {
-		f := table.NewFilename(id, dir)
-		topts := bopts
-		topts.Compression = m.Tables[id].Compression
-		if err := verifyTableFile(f, topts); err != nil {
-			return fmt.Errorf("%w: table %s is damaged (%v): %s", store.ErrCorrupt, f, err, restoreAdvice)
+	// The tables in parallel: reading them is CRC32C and decompression.
+	var (
+		mu   sync.Mutex
+		errs = make([]error, len(ids))
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range min(runtime.GOMAXPROCS(0), 4, max(len(ids), 1)) {
+		wg.Go(func() {
+			for i := range next {
+				f := table.NewFilename(ids[i], dir)
+				topts := bopts
+				topts.Compression = m.Tables[ids[i]].Compression
+				logOnly, err := verifyTableFile(f, topts, true)
+				if err != nil {
+					errs[i] = fmt.Errorf("%w: table %s is damaged (%v): %s", store.ErrCorrupt, f, err, restoreAdvice)
+				} else if logOnly {
+					mu.Lock()
+					later = append(later, f)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	slices.Sort(later)
+	return later, nil
 }
 
-// verifyTableFile checks one table file, turning a panic into an error.
-func verifyTableFile(path string, bopts badger.Options) (err error) {
+// verifyTableFile checks one table file, turning a panic into an error:
+// its index and last block, then every block unless deferLogs is set and
+// the table holds only usage-log segment values (logOnly).
+func verifyTableFile(path string, bopts badger.Options, deferLogs bool) (logOnly bool, err error) {
 	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
 	if err != nil && err != z.NewFile {
-		return err
+		return false, err
 	}
 	// Closed here only (not t.DecrRef: a table's last reference deletes
 	// its file).
@@ -85,9 +125,13 @@ func verifyTableFile(path string, bopts badger.Options) (err error) {
 		TableSize:          uint64(bopts.BaseTableSize),
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	return verifyBlocks(t)
+	logOnly = bytes.HasPrefix(y.ParseKey(t.Smallest()), prefixSegment) && bytes.HasPrefix(y.ParseKey(t.Biggest()), prefixSegment)
+	if deferLogs && logOnly {
+		return true, nil
+	}
+	return logOnly, verifyBlocks(t)
 }
 
 // verifyBlocks is t.VerifyChecksum, whose error path dereferences the
@@ -100,4 +144,25 @@ func verifyBlocks(t *table.Table) (err error) {
 		}
 	}()
 	return t.VerifyChecksum()
+}
+
+// verifyLater checks the blocks of the usage-log tables that Open left
+// for later, while the store serves, and logs an error for each damaged
+// one: queries over its records would fail. A table compaction has
+// removed since is still read through its open mapping, or skipped.
+func (s *Store) verifyLater(files []string) {
+	defer s.wg.Done()
+	bopts := badgerOptions(s.opts)
+	for _, f := range files {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		if _, err := verifyTableFile(f, bopts, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("store: a usage-log table is damaged: queries over its records fail; keys and checks are not affected; restore the data directory from a backup when convenient",
+				"file", f, "err", err)
+		}
+	}
+	s.log.Debug("store: usage-log tables verified", "tables", len(files))
 }
