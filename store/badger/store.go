@@ -20,11 +20,26 @@
 //
 // # Damage and a full disk
 //
-// Open verifies every table's checksums and compares the change sequence
+// Open verifies the tables' checksums itself, before Badger opens them
+// (so that a damaged table is store.ErrCorrupt naming the file, never a
+// panic in one of Badger's goroutines), and compares the change sequence
 // with the one recorded outside Badger (keygate.seq) after each
 // acknowledged change: damaged data, or a write-ahead log that lost
 // acknowledged changes, is store.ErrCorrupt rather than older keys served
-// quietly. Below Options.MinFreeSpace of free disk space nothing is
+// quietly. Tables that hold nothing but usage-log segments are verified
+// in the background while the store serves.
+//
+// # Retention
+//
+// Log segments are grouped in time buckets (an eighth of the retention,
+// between a second and a day; see retention.go): an expired bucket is
+// dropped whole (DB.DropPrefix), so its space returns within a
+// maintenance interval or two rather than when compaction reaches it.
+//
+// # Backups
+//
+// Backup writes a consistent online backup (implementing store.Backuper);
+// Restore loads one into an empty directory. Below Options.MinFreeSpace of free disk space nothing is
 // written: key changes fail with store.ErrNoSpace and log records are counted
 // as write errors, until space returns.
 //
