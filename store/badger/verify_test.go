@@ -56,7 +56,7 @@ func TestLogTablesVerifiedWhileServing(t *testing.T) {
 	// most 2 MiB by key range, the segments into tables of their own.
 	path := make([]byte, 300)
 	for range 6 {
-		for i := range 5000 { // ~1.5 MiB of incompressible segments
+		for i := range 12000 { // ~3.5 MiB of incompressible segments
 			for j := range path {
 				path[j] = byte(r.Uint32())
 			}
