@@ -1,0 +1,725 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store"
+)
+
+// slot is one buffered record with fixed-size room for the borrowed bytes,
+// so that AppendLog never allocates. It is a copy of the Badger store's
+// (store/logs.go): that one is tied to its segment writer, and sharing it
+// would mean exporting the ring's internals from package store.
+type slot struct {
+	time      int64
+	latencyUS uint64
+	keyID     string
+	entryID   string
+	code      string
+	ip        netip.Addr
+	status    uint16
+	methodLen uint8
+	pathLen   uint16
+	method    [store.MaxLogMethod]byte
+	path      [store.MaxLogPath]byte
+}
+
+// logWriter is the ring (under a mutex held only to copy records in or
+// out) and the goroutine that writes batches of it with COPY.
+type logWriter struct {
+	s *Store
+
+	mu      sync.Mutex
+	ring    []slot
+	head, n int
+	// pending counts records taken from the ring and not yet written,
+	// failed or dropped: the batch being written and the spooled ones.
+	pending int
+
+	notify   chan struct{}
+	flushReq chan chan error
+
+	dropped, written, writeErrors atomic.Uint64
+	partitions                    atomic.Int64
+	finalErr                      error
+
+	usedMu   sync.RWMutex
+	lastUsed map[string]int64
+
+	// Owned by the writer goroutine.
+	batch           []slot
+	parts           map[int64]bool // days (Unix day numbers) with a partition
+	spool           *spool
+	lastMnt         time.Time
+	lastUsedRefresh time.Time
+}
+
+func (w *logWriter) init(ctx context.Context, s *Store) error {
+	w.s = s
+	w.ring = make([]slot, s.opts.LogBuffer)
+	w.batch = make([]slot, 0, s.opts.BatchRecords)
+	w.notify = make(chan struct{}, 1)
+	w.flushReq = make(chan chan error)
+	w.parts = make(map[int64]bool)
+	w.lastUsed = make(map[string]int64)
+	if s.opts.SpoolDir != "" {
+		sp, err := openSpool(filepath.Join(s.opts.SpoolDir, "usage-log.spool"), s.opts.SpoolMaxBytes)
+		if err != nil {
+			return err
+		}
+		w.spool = sp
+		w.pending = sp.records
+	}
+	// Partitions and last-used times at start; an error here is not fatal
+	// (the writer retries), but Open just succeeded in connecting.
+	w.maintain(ctx, time.Now())
+	return nil
+}
+
+func (w *logWriter) closeSpool() {
+	if w.spool != nil {
+		w.spool.f.Close()
+	}
+}
+
+// AppendLog buffers one usage-log record. It never blocks on I/O and
+// does not allocate; when the ring is full (or the store is closed) the
+// record is dropped and counted in LogStats.Dropped. It copies e's
+// borrowed bytes and does not retain e. Safe for concurrent use.
+func (s *Store) AppendLog(e *store.LogEntry) {
+	w := &s.logs
+	w.mu.Lock()
+	if w.n == len(w.ring) || s.closed.Load() {
+		w.dropped.Add(1)
+		w.mu.Unlock()
+		return
+	}
+	i := w.head + w.n
+	if i >= len(w.ring) {
+		i -= len(w.ring)
+	}
+	sl := &w.ring[i]
+	sl.time = e.Time.UnixNano()
+	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
+	sl.keyID = e.KeyID
+	sl.entryID = e.EntryID
+	sl.code = e.Code
+	sl.ip = e.IP
+	sl.status = uint16(min(max(e.Status, 0), 0xffff))
+	sl.methodLen = uint8(copy(sl.method[:], e.Method))
+	sl.pathLen = uint16(copy(sl.path[:], e.Path))
+	w.n++
+	wake := w.n == cap(w.batch)
+	w.mu.Unlock()
+	if wake {
+		select {
+		case w.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// FlushLogs writes every buffered record now. It returns an error if some
+// could not be written: spooled for later (wrapping ErrUnavailable) or
+// lost (counted in LogStats.WriteErrors); or store.ErrClosed.
+func (s *Store) FlushLogs() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	ch := make(chan error, 1)
+	select {
+	case s.logs.flushReq <- ch:
+		return <-ch
+	case <-s.stop:
+		return store.ErrClosed
+	}
+}
+
+// LogStats returns this daemon's usage-log counters: Queued in the ring,
+// InSegment taken from it and not yet in the database (the batch being
+// written and the spooled records), Written, WriteErrors and Dropped
+// (queued + in segment + written + write errors + dropped = appended);
+// Segments is the number of day partitions. Safe for concurrent use.
+func (s *Store) LogStats() store.LogStats {
+	w := &s.logs
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return store.LogStats{
+		Queued:      w.n,
+		InSegment:   w.pending,
+		Dropped:     w.dropped.Load(),
+		Written:     w.written.Load(),
+		WriteErrors: w.writeErrors.Load(),
+		Segments:    int(w.partitions.Load()),
+	}
+}
+
+// Spooled returns the number of records and bytes in the spool file.
+func (s *Store) Spooled() (records int, bytes int64) {
+	w := &s.logs
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.spool == nil {
+		return 0, 0
+	}
+	return w.spool.records, w.spool.size
+}
+
+// LastUsed returns the time of the newest written usage-log record of
+// keyID from any daemon of the fleet (as of the last refresh, at most 5 s
+// old for other daemons' records; at once for this daemon's), or the zero
+// time. Records not yet written do not count.
+func (s *Store) LastUsed(keyID string) time.Time {
+	w := &s.logs
+	w.usedMu.RLock()
+	t, ok := w.lastUsed[keyID]
+	w.usedMu.RUnlock()
+	if !ok {
+		return time.Time{}
+	}
+	return time.Unix(0, t).UTC()
+}
+
+// settle moves n pending records to counter.
+func (w *logWriter) settle(n int, counter *atomic.Uint64) {
+	w.mu.Lock()
+	w.pending -= n
+	counter.Add(uint64(n))
+	w.mu.Unlock()
+}
+
+func (w *logWriter) run() {
+	defer w.s.wg.Done()
+	interval := w.s.opts.FlushInterval
+	tick := time.NewTicker(max(interval, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.s.stop:
+			w.finalErr = w.flush()
+			return
+		case ch := <-w.flushReq:
+			ch <- w.flush()
+		case <-w.notify:
+			w.drain()
+		case now := <-tick.C:
+			w.drain()
+			if w.spool != nil && w.spool.records > 0 {
+				w.replay()
+			}
+			if now.Sub(w.lastMnt) >= w.s.opts.MaintenanceInterval || now.Sub(w.lastUsedRefresh) >= 5*time.Second {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				w.maintain(ctx, now)
+				cancel()
+			}
+		}
+	}
+}
+
+// flush drains the ring and returns the first error of its writes.
+func (w *logWriter) flush() error {
+	return w.drain()
+}
+
+// drain writes the ring's records in batches, at most one ring's worth
+// per call so that a saturating producer cannot starve Close.
+func (w *logWriter) drain() error {
+	var first error
+	for budget := len(w.ring); budget > 0; {
+		w.mu.Lock()
+		k := min(w.n, cap(w.batch), budget)
+		budget -= k
+		w.batch = w.batch[:k]
+		for j := 0; j < k; j++ {
+			w.batch[j] = w.ring[w.head]
+			w.ring[w.head].keyID, w.ring[w.head].entryID, w.ring[w.head].code = "", "", ""
+			w.head++
+			if w.head == len(w.ring) {
+				w.head = 0
+			}
+		}
+		w.n -= k
+		w.pending += k
+		w.mu.Unlock()
+		if k == 0 {
+			break
+		}
+		if err := w.writeBatch(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// writeBatch writes w.batch: after the spool (oldest first) if it holds
+// records, else into the spool too when the database is unavailable.
+func (w *logWriter) writeBatch() error {
+	n := len(w.batch)
+	if w.spool != nil && w.spool.records > 0 {
+		w.replay()
+	}
+	var err error
+	if w.spool == nil || w.spool.records == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = w.copy(ctx, w.batch)
+		cancel()
+		if err == nil {
+			w.settle(n, &w.written)
+			return nil
+		}
+		if !unavailable(err) || w.spool == nil {
+			w.settle(n, &w.writeErrors)
+			err = fmt.Errorf("store: write usage log: %w", w.s.wrap(err))
+			w.s.log.Error("store: usage-log records lost", "records", n, "err", err)
+			return err
+		}
+	}
+	kept, serr := w.spool.append(w.batch)
+	w.mu.Lock()
+	w.pending -= n - kept
+	w.dropped.Add(uint64(n - kept))
+	w.mu.Unlock()
+	if serr != nil {
+		w.s.log.Error("store: usage-log spool", "err", serr)
+	}
+	if n > kept {
+		w.s.log.Warn("store: usage-log spool full; records dropped", "records", n-kept)
+	}
+	if err == nil {
+		err = ErrUnavailable
+	}
+	return fmt.Errorf("store: usage log spooled until the database answers: %w", w.s.wrap(err))
+}
+
+// replay writes the spool's frames, oldest first, until one fails; a
+// frame is one transaction, so none is written twice.
+func (w *logWriter) replay() {
+	sp := w.spool
+	for sp.records > 0 {
+		recs, err := sp.peek()
+		if err != nil {
+			w.s.log.Error("store: usage-log spool unreadable; its records are lost", "records", sp.records, "err", err)
+			w.mu.Lock()
+			w.pending -= sp.records
+			w.writeErrors.Add(uint64(sp.records))
+			w.mu.Unlock()
+			sp.reset()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = w.copy(ctx, recs)
+		cancel()
+		if err != nil {
+			if !unavailable(err) {
+				w.s.log.Error("store: usage-log spooled records lost", "records", len(recs), "err", err)
+				w.mu.Lock()
+				sp.advance(len(recs))
+				w.pending -= len(recs)
+				w.writeErrors.Add(uint64(len(recs)))
+				w.mu.Unlock()
+				continue
+			}
+			return
+		}
+		w.mu.Lock()
+		sp.advance(len(recs))
+		w.pending -= len(recs)
+		w.written.Add(uint64(len(recs)))
+		w.mu.Unlock()
+	}
+}
+
+const dayNS = int64(24 * time.Hour)
+
+func dayOf(ns int64) int64 {
+	d := ns / dayNS
+	if ns < 0 && ns%dayNS != 0 {
+		d--
+	}
+	return d
+}
+
+func partName(day int64) string {
+	return "usage_log_" + time.Unix(day*86400, 0).UTC().Format("20060102")
+}
+
+// ensurePartition creates the partition of day if missing; concurrent
+// daemons serialise on an advisory lock so that only one creates it.
+func (w *logWriter) ensurePartition(ctx context.Context, day int64) error {
+	if w.parts[day] {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLock+1)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF usage_log FOR VALUES FROM (%d) TO (%d)",
+			partName(day), day*dayNS, (day+1)*dayNS))
+		return err
+	})
+	if err == nil {
+		w.parts[day] = true
+	}
+	return err
+}
+
+// copy writes recs with COPY and the keys' last-used times, in one
+// transaction.
+func (w *logWriter) copy(ctx context.Context, recs []slot) error {
+	var lastDay int64 = -1 << 62
+	for i := range recs {
+		if d := dayOf(recs[i].time); d != lastDay {
+			if err := w.ensurePartition(ctx, d); err != nil {
+				return err
+			}
+			lastDay = d
+		}
+	}
+	newest := make(map[string]int64)
+	for i := range recs {
+		if r := &recs[i]; r.keyID != "" && r.time > newest[r.keyID] {
+			newest[r.keyID] = r.time
+		}
+	}
+	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_log"},
+			[]string{"time_ns", "node", "key_id", "entry_id", "ip", "method", "path", "status", "code", "latency_us"},
+			&copySource{recs: recs, node: w.s.opts.Node, i: -1})
+		if err != nil || len(newest) == 0 {
+			return err
+		}
+		ids := make([]string, 0, len(newest))
+		times := make([]int64, 0, len(newest))
+		for k, t := range newest {
+			ids, times = append(ids, k), append(times, t)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO last_used (key_id, time_ns) SELECT * FROM unnest($1::text[], $2::bigint[])
+			ON CONFLICT (key_id) DO UPDATE SET time_ns = greatest(last_used.time_ns, excluded.time_ns)`, ids, times)
+		return err
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "no partition of relation") {
+			// Dropped by another daemon's retention meanwhile: forget.
+			w.parts = make(map[int64]bool)
+		}
+		return err
+	}
+	w.usedMu.Lock()
+	for k, t := range newest {
+		if t > w.lastUsed[k] {
+			w.lastUsed[k] = t
+		}
+	}
+	w.usedMu.Unlock()
+	return nil
+}
+
+// copySource feeds slots to CopyFrom.
+type copySource struct {
+	recs []slot
+	node string
+	i    int
+	vals [10]any
+}
+
+func (c *copySource) Next() bool { c.i++; return c.i < len(c.recs) }
+func (c *copySource) Err() error { return nil }
+func (c *copySource) Values() ([]any, error) {
+	r := &c.recs[c.i]
+	ip := ""
+	if r.ip.IsValid() {
+		ip = r.ip.String()
+	}
+	c.vals = [10]any{r.time, c.node, r.keyID, r.entryID, ip, string(r.method[:r.methodLen]),
+		string(r.path[:r.pathLen]), int32(r.status), r.code, int64(r.latencyUS)}
+	return c.vals[:], nil
+}
+
+// maintain creates the partitions of today and the next two days, drops
+// those past retention, and refreshes last-used times from the fleet.
+func (w *logWriter) maintain(ctx context.Context, now time.Time) {
+	w.lastUsedRefresh = now
+	if err := w.refreshLastUsed(ctx); err != nil {
+		w.s.log.Debug("store: refreshing last-used times", "err", err)
+	}
+	if now.Sub(w.lastMnt) < w.s.opts.MaintenanceInterval && !w.lastMnt.IsZero() {
+		return
+	}
+	w.lastMnt = now
+	today := dayOf(now.UnixNano())
+	for d := today; d <= today+2; d++ {
+		if err := w.ensurePartition(ctx, d); err != nil {
+			w.s.log.Warn("store: creating usage-log partitions", "err", err)
+			return
+		}
+	}
+	if n, err := w.expire(ctx, now); err != nil {
+		w.s.log.Warn("store: usage-log retention", "err", err)
+	} else if n > 0 {
+		w.s.log.Info("store: dropped usage-log partitions", "partitions", n)
+	}
+}
+
+// expire drops the partitions whose every record is older than Retention
+// at now, and counts the rest.
+func (w *logWriter) expire(ctx context.Context, now time.Time) (int, error) {
+	rows, err := w.s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'usage_log'::regclass`)
+	if err != nil {
+		return 0, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, err
+	}
+	cutoff := now.Add(-w.s.opts.Retention).UnixNano()
+	dropped := 0
+	for _, name := range names {
+		t, err := time.Parse("20060102", strings.TrimPrefix(name, "usage_log_"))
+		if err != nil {
+			continue
+		}
+		day := t.Unix() / 86400
+		if (day+1)*dayNS > cutoff {
+			continue
+		}
+		if _, err := w.s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return dropped, err
+		}
+		delete(w.parts, day)
+		dropped++
+	}
+	w.partitions.Store(int64(len(names) - dropped))
+	return dropped, nil
+}
+
+func (w *logWriter) refreshLastUsed(ctx context.Context) error {
+	rows, err := w.s.pool.Query(ctx, "SELECT key_id, time_ns FROM last_used")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	m := make(map[string]int64)
+	for rows.Next() {
+		var k string
+		var t int64
+		if err := rows.Scan(&k, &t); err != nil {
+			return err
+		}
+		m[k] = t
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	w.usedMu.Lock()
+	for k, t := range w.lastUsed {
+		if t > m[k] {
+			m[k] = t
+		}
+	}
+	w.lastUsed = m
+	w.usedMu.Unlock()
+	return nil
+}
+
+// spool is the bounded file of records written during an outage: frames
+// of [uint32 length][uint32 records][records], appended; replay reads
+// from off and truncates the file once everything is written.
+type spool struct {
+	f       *os.File
+	max     int64
+	size    int64 // bytes in the file
+	off     int64 // start of the first unwritten frame
+	records int   // records from off on
+	buf     []byte
+	frame   int64 // length of the frame peek returned
+	recs    []slot
+}
+
+func openSpool(path string, max int64) (*spool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: usage-log spool: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: usage-log spool: %w", err)
+	}
+	sp := &spool{f: f, max: max}
+	// Count what a previous run left; a torn last frame is cut off.
+	r := bufio.NewReader(f)
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			break
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		if _, err := r.Discard(int(n)); err != nil {
+			break
+		}
+		sp.size += 8 + n
+		sp.records += int(binary.BigEndian.Uint32(hdr[4:]))
+	}
+	if err := f.Truncate(sp.size); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store: usage-log spool: %w", err)
+	}
+	return sp, nil
+}
+
+// append adds as many of recs as fit under max as one frame and returns
+// how many it kept.
+func (sp *spool) append(recs []slot) (int, error) {
+	b := sp.buf[:0]
+	b = append(b, make([]byte, 8)...)
+	kept := 0
+	for i := range recs {
+		before := len(b)
+		b = appendSlot(b, &recs[i])
+		if sp.size+int64(len(b)) > sp.max {
+			b = b[:before]
+			break
+		}
+		kept++
+	}
+	sp.buf = b
+	if kept == 0 {
+		return 0, nil
+	}
+	binary.BigEndian.PutUint32(b[:4], uint32(len(b)-8))
+	binary.BigEndian.PutUint32(b[4:8], uint32(kept))
+	if _, err := sp.f.WriteAt(b, sp.size); err != nil {
+		return 0, err
+	}
+	sp.size += int64(len(b))
+	sp.records += kept
+	return kept, nil
+}
+
+// peek reads the first unwritten frame; its slots are valid until the
+// next peek.
+func (sp *spool) peek() ([]slot, error) {
+	var hdr [8]byte
+	if _, err := sp.f.ReadAt(hdr[:], sp.off); err != nil {
+		return nil, err
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:4]))
+	count := int(binary.BigEndian.Uint32(hdr[4:]))
+	body := make([]byte, n)
+	if _, err := sp.f.ReadAt(body, sp.off+8); err != nil {
+		return nil, err
+	}
+	sp.recs = sp.recs[:0]
+	for len(body) > 0 {
+		var sl slot
+		var ok bool
+		if body, ok = readSlot(body, &sl); !ok {
+			return nil, errors.New("damaged frame")
+		}
+		sp.recs = append(sp.recs, sl)
+	}
+	if len(sp.recs) != count {
+		return nil, errors.New("damaged frame")
+	}
+	sp.frame = 8 + n
+	return sp.recs, nil
+}
+
+// advance marks the frame peek returned (of n records) written.
+func (sp *spool) advance(n int) {
+	sp.off += sp.frame
+	sp.records -= n
+	if sp.off >= sp.size {
+		sp.reset()
+	}
+}
+
+func (sp *spool) reset() {
+	sp.f.Truncate(0)
+	sp.size, sp.off, sp.records = 0, 0, 0
+}
+
+func appendSlot(b []byte, s *slot) []byte {
+	b = binary.AppendVarint(b, s.time)
+	b = binary.AppendUvarint(b, s.latencyUS)
+	for _, v := range [...]string{s.keyID, s.entryID, s.code} {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	ip, _ := s.ip.MarshalBinary()
+	b = append(b, byte(len(ip)))
+	b = append(b, ip...)
+	b = binary.AppendUvarint(b, uint64(s.status))
+	b = append(b, s.methodLen)
+	b = append(b, s.method[:s.methodLen]...)
+	b = binary.AppendUvarint(b, uint64(s.pathLen))
+	return append(b, s.path[:s.pathLen]...)
+}
+
+func readSlot(b []byte, s *slot) ([]byte, bool) {
+	var n int
+	if s.time, n = binary.Varint(b); n <= 0 {
+		return nil, false
+	}
+	b = b[n:]
+	if s.latencyUS, n = binary.Uvarint(b); n <= 0 {
+		return nil, false
+	}
+	b = b[n:]
+	str := func() (string, bool) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return "", false
+		}
+		v := string(b[n : n+int(l)])
+		b = b[n+int(l):]
+		return v, true
+	}
+	var ok bool
+	if s.keyID, ok = str(); !ok {
+		return nil, false
+	}
+	if s.entryID, ok = str(); !ok {
+		return nil, false
+	}
+	if s.code, ok = str(); !ok {
+		return nil, false
+	}
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return nil, false
+	}
+	if err := s.ip.UnmarshalBinary(b[1 : 1+int(b[0])]); err != nil {
+		return nil, false
+	}
+	b = b[1+int(b[0]):]
+	st, n := binary.Uvarint(b)
+	if n <= 0 || st > 0xffff {
+		return nil, false
+	}
+	s.status = uint16(st)
+	b = b[n:]
+	if len(b) < 1 || int(b[0]) > len(s.method) || len(b) < 1+int(b[0]) {
+		return nil, false
+	}
+	s.methodLen = uint8(copy(s.method[:], b[1:1+int(b[0])]))
+	b = b[1+int(b[0]):]
+	pl, n := binary.Uvarint(b)
+	if n <= 0 || pl > uint64(len(s.path)) || uint64(len(b)-n) < pl {
+		return nil, false
+	}
+	s.pathLen = uint16(copy(s.path[:], b[n:n+int(pl)]))
+	return b[n+int(pl):], true
+}

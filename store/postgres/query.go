@@ -1,0 +1,228 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/store"
+)
+
+// cursorVersion 2 tells these cursors from the Badger store's (1).
+const cursorVersion = 2
+
+// A cursor is the (time, id) of the last record of a page: the next page
+// holds the records ordered before it, so a walk neither repeats nor
+// skips records, and records written after it began with older times
+// (a daemon's late batch) are seen only if they sort after the cursor.
+func cursorOf(t, id int64) string {
+	b := []byte{cursorVersion}
+	b = binary.AppendVarint(b, t)
+	b = binary.AppendVarint(b, id)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseCursor(s string) (t, id int64, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 3 || b[0] != cursorVersion {
+		return 0, 0, false
+	}
+	b = b[1:]
+	t, n := binary.Varint(b)
+	if n <= 0 {
+		return 0, 0, false
+	}
+	id, m := binary.Varint(b[n:])
+	if m <= 0 || n+m != len(b) {
+		return 0, 0, false
+	}
+	return t, id, true
+}
+
+// query is a validated filter as SQL.
+type query struct {
+	where []string
+	args  []any
+	limit int
+}
+
+func (q *query) add(cond string, args ...any) {
+	for i := range args {
+		q.args = append(q.args, args[i])
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(q.args)), 1)
+	}
+	q.where = append(q.where, cond)
+}
+
+// compile validates f as the Badger store does (store.LogFilter.Validate)
+// except for the cursor, which is this store's.
+func compile(f store.LogFilter) (query, error) {
+	var q query
+	cur := f.Cursor
+	f.Cursor = ""
+	if err := f.Validate(); err != nil {
+		return q, err
+	}
+	q.limit = f.Limit
+	if q.limit == 0 {
+		q.limit = store.DefaultLogLimit
+	}
+	if f.KeyID != "" {
+		q.add("key_id = ?", f.KeyID)
+	}
+	if f.Method != "" {
+		q.add("upper(method) = ?", strings.ToUpper(f.Method))
+	}
+	if lo, hi, _ := store.ParseStatusFilter(f.Status); hi != 0 {
+		q.add("status BETWEEN ? AND ?", lo, hi)
+	}
+	if !f.From.IsZero() {
+		q.add("time_ns >= ?", f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		q.add("time_ns < ?", f.To.UnixNano())
+	}
+	if cur != "" {
+		t, id, ok := parseCursor(cur)
+		if !ok {
+			return q, &store.FilterError{Field: "cursor", Message: "not a cursor this server issued"}
+		}
+		q.add("(time_ns, id) < (?, ?)", t, id)
+	}
+	return q, nil
+}
+
+func (q *query) sql(limit int) string {
+	var b strings.Builder
+	b.WriteString("SELECT time_ns, id, key_id, ip, method, path, status, code, entry_id, latency_us FROM usage_log")
+	if len(q.where) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(q.where, " AND "))
+	}
+	b.WriteString(" ORDER BY time_ns DESC, id DESC LIMIT ")
+	b.WriteString(strconv.Itoa(limit))
+	return b.String()
+}
+
+// page reads up to limit records of q, calling fn for each; it returns
+// the (time, id) of the last one and how many it read.
+func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *store.LogRecord, id int64) error) (lastT, lastID int64, n int, err error) {
+	rows, err := s.pool.Query(ctx, q.sql(limit), q.args...)
+	if err != nil {
+		return 0, 0, 0, s.readErr(err)
+	}
+	defer rows.Close()
+	var r store.LogRecord
+	var status int32
+	for rows.Next() {
+		if err := rows.Scan(&lastT, &lastID, &r.KeyID, &r.IP, &r.Method, &r.Path, &status, &r.Code, &r.EntryID, &r.LatencyUS); err != nil {
+			return 0, 0, n, s.readErr(err)
+		}
+		r.Time, r.Status = time.Unix(0, lastT).UTC(), int(status)
+		if err := fn(&r, lastID); err != nil {
+			return 0, 0, n, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, n, s.readErr(err)
+	}
+	return lastT, lastID, n, nil
+}
+
+// QueryLogs returns the fleet's records matching f, newest first (by
+// time, then by the order they were written), f.Limit at a time. A record
+// is visible once its batch is written: at most FlushInterval after
+// AppendLog, or at once after FlushLogs, on every daemon. An invalid
+// filter gives a *store.FilterError; an unreachable database an error
+// wrapping ErrUnavailable. Items is never nil.
+func (s *Store) QueryLogs(ctx context.Context, f store.LogFilter) (store.LogPage, error) {
+	q, err := compile(f)
+	if err != nil {
+		return store.LogPage{}, err
+	}
+	if err := s.usable(ctx); err != nil {
+		return store.LogPage{}, err
+	}
+	page := store.LogPage{Items: make([]store.LogRecord, 0, min(q.limit, 128))}
+	var t, id int64
+	more := false
+	_, _, _, err = s.page(ctx, &q, q.limit+1, func(r *store.LogRecord, rid int64) error {
+		if len(page.Items) == q.limit {
+			more = true
+			return nil
+		}
+		page.Items = append(page.Items, *r)
+		t, id = r.Time.UnixNano(), rid
+		return nil
+	})
+	if err != nil {
+		return store.LogPage{}, err
+	}
+	if more {
+		page.NextCursor = cursorOf(t, id)
+	}
+	return page, nil
+}
+
+// exportBatch is the number of rows ExportCSV reads per query: memory
+// stays constant and no query holds a snapshot for the whole export.
+const exportBatch = 10000
+
+// ExportCSV writes every record matching f (f.Limit is ignored; f.Cursor
+// is honoured), newest first, as CSV to w in exactly the Badger store's
+// format (store.CSVHeader, store.AppendCSVRecord). It reads in batches
+// with a keyset cursor, so memory does not grow with the number of rows.
+// It returns the number of rows written, header excluded.
+func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f store.LogFilter) (int, error) {
+	f.Limit = 0
+	q, err := compile(f)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.usable(ctx); err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := bw.WriteString(store.CSVHeader + "\r\n"); err != nil {
+		return 0, err
+	}
+	rows := 0
+	var row []byte
+	base := len(q.where)
+	for {
+		t, id, n, err := s.page(ctx, &q, exportBatch, func(r *store.LogRecord, _ int64) error {
+			row = store.AppendCSVRecord(row[:0], r)
+			_, err := bw.Write(row)
+			return err
+		})
+		rows += n
+		if err != nil {
+			return rows, err
+		}
+		if n < exportBatch {
+			break
+		}
+		if s.closed.Load() {
+			return rows, store.ErrClosed
+		}
+		// Next batch: after this one's last row (replacing our own
+		// cursor condition, keeping the caller's).
+		q.where, q.args = q.where[:base], q.args[:countArgs(q.where[:base])]
+		q.add("(time_ns, id) < (?, ?)", t, id)
+	}
+	return rows, bw.Flush()
+}
+
+func countArgs(where []string) int {
+	n := 0
+	for _, w := range where {
+		n += strings.Count(w, "$")
+	}
+	return n
+}
