@@ -210,7 +210,11 @@ func (w *logWriter) run() {
 	for {
 		select {
 		case <-w.s.stop:
-			w.finalErr = w.flush()
+			// Records in the spool are kept for the next Open: not an
+			// error of Close.
+			if err := w.flush(); err != nil && !(w.spool != nil && errors.Is(err, ErrUnavailable)) {
+				w.finalErr = err
+			}
 			return
 		case ch := <-w.flushReq:
 			ch <- w.flush()
@@ -230,9 +234,17 @@ func (w *logWriter) run() {
 	}
 }
 
-// flush drains the ring and returns the first error of its writes.
+// flush drains the ring and writes the spool, and returns the first error
+// of those writes, or an ErrUnavailable error while records stay spooled.
 func (w *logWriter) flush() error {
-	return w.drain()
+	err := w.drain()
+	if w.spool != nil && w.spool.records > 0 {
+		w.replay()
+		if err == nil && w.spool.records > 0 {
+			err = fmt.Errorf("store: %d usage-log records spooled until the database answers: %w", w.spool.records, ErrUnavailable)
+		}
+	}
+	return err
 }
 
 // drain writes the ring's records in batches, at most one ring's worth
