@@ -39,7 +39,7 @@ func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (sto
 	if k == nil || k.ID == "" || k.Hash == (engine.Hash{}) {
 		return store.Change{}, errors.New("store: a new key needs an id and a hash")
 	}
-	c, _, err := s.commit(ctx, store.ActionCreate, actor, k.ID, 0, func(tx pgx.Tx) (*engine.Key, *engine.Key, int64, error) {
+	c, _, err := s.commit(ctx, store.ActionCreate, actor, k.ID, func(tx pgx.Tx) (*engine.Key, *engine.Key, int64, error) {
 		return nil, k.Clone(), 0, nil
 	})
 	return c, err
@@ -70,7 +70,7 @@ func (s *Store) UpdateKeyIf(ctx context.Context, id string, version int64, actor
 	if err := s.usable(ctx); err != nil {
 		return store.Change{}, 0, err
 	}
-	return s.commit(ctx, action, actor, id, version, func(tx pgx.Tx) (*engine.Key, *engine.Key, int64, error) {
+	return s.commit(ctx, action, actor, id, func(tx pgx.Tx) (*engine.Key, *engine.Key, int64, error) {
 		before, v, err := getKey(ctx, tx, id, true)
 		if err != nil {
 			return nil, nil, 0, err
@@ -99,7 +99,7 @@ func (e errFn) Error() string { return e.err.Error() }
 // next number from the feed row (whose lock it holds until COMMIT, so
 // changes commit in number order), writes the key, its entries and its
 // Change, and notifies. Errors of change are returned as they are.
-func (s *Store) commit(ctx context.Context, action, actor, id string, _ int64,
+func (s *Store) commit(ctx context.Context, action, actor, id string,
 	change func(pgx.Tx) (before, after *engine.Key, version int64, err error)) (store.Change, int64, error) {
 	var c store.Change
 	var version int64

@@ -43,9 +43,10 @@ type slot struct {
 type logWriter struct {
 	s *Store
 
-	mu      sync.Mutex
-	ring    []slot
-	head, n int
+	mu       sync.Mutex
+	ring     []slot
+	head, n  int
+	notifyAt int
 	// pending counts records taken from the ring and not yet written,
 	// failed or dropped: the batch being written and the spooled ones.
 	pending int
@@ -61,9 +62,13 @@ type logWriter struct {
 	lastUsed map[string]int64
 
 	// Owned by the writer goroutine.
-	batch           []slot
-	parts           map[int64]bool // days (Unix day numbers) with a partition
-	spool           *spool
+	batch []slot
+	parts map[int64]bool // days (Unix day numbers) with a partition
+	spool *spool
+	// downUntil: after a failure to reach the database, batches go
+	// straight to the spool until then, so that an unreachable server
+	// costs one connection attempt per second, not one per batch.
+	downUntil       time.Time
 	lastMnt         time.Time
 	lastUsedRefresh time.Time
 }
@@ -72,6 +77,7 @@ func (w *logWriter) init(ctx context.Context, s *Store) error {
 	w.s = s
 	w.ring = make([]slot, s.opts.LogBuffer)
 	w.batch = make([]slot, 0, s.opts.BatchRecords)
+	w.notifyAt = max(1, min(s.opts.BatchRecords, s.opts.LogBuffer/2))
 	w.notify = make(chan struct{}, 1)
 	w.flushReq = make(chan chan error)
 	w.parts = make(map[int64]bool)
@@ -123,7 +129,7 @@ func (s *Store) AppendLog(e *store.LogEntry) {
 	sl.methodLen = uint8(copy(sl.method[:], e.Method))
 	sl.pathLen = uint16(copy(sl.path[:], e.Path))
 	w.n++
-	wake := w.n == cap(w.batch)
+	wake := w.n == w.notifyAt
 	w.mu.Unlock()
 	if wake {
 		select {
@@ -225,7 +231,8 @@ func (w *logWriter) run() {
 			if w.spool != nil && w.spool.records > 0 {
 				w.replay()
 			}
-			if now.Sub(w.lastMnt) >= w.s.opts.MaintenanceInterval || now.Sub(w.lastUsedRefresh) >= 5*time.Second {
+			due := now.Sub(w.lastMnt) >= w.s.opts.MaintenanceInterval || now.Sub(w.lastUsedRefresh) >= 5*time.Second
+			if due && !now.Before(w.downUntil) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				w.maintain(ctx, now)
 				cancel()
@@ -285,13 +292,16 @@ func (w *logWriter) writeBatch() error {
 		w.replay()
 	}
 	var err error
-	if w.spool == nil || w.spool.records == 0 {
+	if w.spool == nil || w.spool.records == 0 && !time.Now().Before(w.downUntil) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = w.copy(ctx, w.batch)
 		cancel()
 		if err == nil {
 			w.settle(n, &w.written)
 			return nil
+		}
+		if unavailable(err) {
+			w.downUntil = time.Now().Add(time.Second)
 		}
 		if !unavailable(err) || w.spool == nil {
 			w.settle(n, &w.writeErrors)
@@ -321,6 +331,9 @@ func (w *logWriter) writeBatch() error {
 // frame is one transaction, so none is written twice.
 func (w *logWriter) replay() {
 	sp := w.spool
+	if time.Now().Before(w.downUntil) {
+		return
+	}
 	for sp.records > 0 {
 		recs, err := sp.peek()
 		if err != nil {
@@ -345,6 +358,7 @@ func (w *logWriter) replay() {
 				w.mu.Unlock()
 				continue
 			}
+			w.downUntil = time.Now().Add(time.Second)
 			return
 		}
 		w.mu.Lock()
