@@ -44,7 +44,9 @@
 // ahead of time and for any day a batch needs, and retention drops whole
 // partitions older than Options.Retention. Each record names its daemon
 // (Options.Node). Queries and exports read the whole fleet's records,
-// newest first by (time, id).
+// newest first: in the reverse of the order they were written (an id from
+// a sequence, taken as COPY inserts them), which for one daemon is the
+// reverse of the order AppendLog received them, as in the Badger store.
 //
 // # Outage
 //

@@ -16,32 +16,27 @@ import (
 // cursorVersion 2 tells these cursors from the Badger store's (1).
 const cursorVersion = 2
 
-// A cursor is the (time, id) of the last record of a page: the next page
-// holds the records ordered before it, so a walk neither repeats nor
-// skips records, and records written after it began with older times
-// (a daemon's late batch) are seen only if they sort after the cursor.
-func cursorOf(t, id int64) string {
+// A cursor is the id of the last record of a page: the next page holds
+// the records written before it. Ids grow in the order records are
+// written, so a walk neither repeats nor skips records and does not see
+// the ones written after it began (except, rarely, another daemon's batch
+// whose COPY took its ids before and committed after the walk began).
+func cursorOf(id int64) string {
 	b := []byte{cursorVersion}
-	b = binary.AppendVarint(b, t)
-	b = binary.AppendVarint(b, id)
+	b = binary.AppendUvarint(b, uint64(id))
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func parseCursor(s string) (t, id int64, ok bool) {
+func parseCursor(s string) (id int64, ok bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 3 || b[0] != cursorVersion {
-		return 0, 0, false
+	if err != nil || len(b) < 2 || b[0] != cursorVersion {
+		return 0, false
 	}
-	b = b[1:]
-	t, n := binary.Varint(b)
-	if n <= 0 {
-		return 0, 0, false
+	v, n := binary.Uvarint(b[1:])
+	if n <= 0 || n+1 != len(b) || v > 1<<62 {
+		return 0, false
 	}
-	id, m := binary.Varint(b[n:])
-	if m <= 0 || n+m != len(b) {
-		return 0, 0, false
-	}
-	return t, id, true
+	return int64(v), true
 }
 
 // query is a validated filter as SQL.
@@ -88,11 +83,11 @@ func compile(f store.LogFilter) (query, error) {
 		q.add("time_ns < ?", f.To.UnixNano())
 	}
 	if cur != "" {
-		t, id, ok := parseCursor(cur)
+		id, ok := parseCursor(cur)
 		if !ok {
 			return q, &store.FilterError{Field: "cursor", Message: "not a cursor this server issued"}
 		}
-		q.add("(time_ns, id) < (?, ?)", t, id)
+		q.add("id < ?", id)
 	}
 	return q, nil
 }
@@ -104,39 +99,41 @@ func (q *query) sql(limit int) string {
 		b.WriteString(" WHERE ")
 		b.WriteString(strings.Join(q.where, " AND "))
 	}
-	b.WriteString(" ORDER BY time_ns DESC, id DESC LIMIT ")
+	b.WriteString(" ORDER BY id DESC LIMIT ")
 	b.WriteString(strconv.Itoa(limit))
 	return b.String()
 }
 
 // page reads up to limit records of q, calling fn for each; it returns
-// the (time, id) of the last one and how many it read.
-func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *store.LogRecord, id int64) error) (lastT, lastID int64, n int, err error) {
+// the id of the last one and how many it read.
+func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *store.LogRecord, id int64) error) (lastID int64, n int, err error) {
 	rows, err := s.pool.Query(ctx, q.sql(limit), q.args...)
 	if err != nil {
-		return 0, 0, 0, s.readErr(err)
+		return 0, 0, s.readErr(err)
 	}
 	defer rows.Close()
 	var r store.LogRecord
 	var status int32
+	var t int64
 	for rows.Next() {
-		if err := rows.Scan(&lastT, &lastID, &r.KeyID, &r.IP, &r.Method, &r.Path, &status, &r.Code, &r.EntryID, &r.LatencyUS); err != nil {
-			return 0, 0, n, s.readErr(err)
+		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &r.Method, &r.Path, &status, &r.Code, &r.EntryID, &r.LatencyUS); err != nil {
+			return 0, n, s.readErr(err)
 		}
-		r.Time, r.Status = time.Unix(0, lastT).UTC(), int(status)
+		r.Time, r.Status = time.Unix(0, t).UTC(), int(status)
 		if err := fn(&r, lastID); err != nil {
-			return 0, 0, n, err
+			return 0, n, err
 		}
 		n++
 	}
 	if err := rows.Err(); err != nil {
-		return 0, 0, n, s.readErr(err)
+		return 0, n, s.readErr(err)
 	}
-	return lastT, lastID, n, nil
+	return lastID, n, nil
 }
 
-// QueryLogs returns the fleet's records matching f, newest first (by
-// time, then by the order they were written), f.Limit at a time. A record
+// QueryLogs returns the fleet's records matching f, newest first (in the
+// reverse of the order they were written: for one daemon, the reverse of
+// the order AppendLog received them), f.Limit at a time. A record
 // is visible once its batch is written: at most FlushInterval after
 // AppendLog, or at once after FlushLogs, on every daemon. An invalid
 // filter gives a *store.FilterError; an unreachable database an error
@@ -150,22 +147,22 @@ func (s *Store) QueryLogs(ctx context.Context, f store.LogFilter) (store.LogPage
 		return store.LogPage{}, err
 	}
 	page := store.LogPage{Items: make([]store.LogRecord, 0, min(q.limit, 128))}
-	var t, id int64
+	var id int64
 	more := false
-	_, _, _, err = s.page(ctx, &q, q.limit+1, func(r *store.LogRecord, rid int64) error {
+	_, _, err = s.page(ctx, &q, q.limit+1, func(r *store.LogRecord, rid int64) error {
 		if len(page.Items) == q.limit {
 			more = true
 			return nil
 		}
 		page.Items = append(page.Items, *r)
-		t, id = r.Time.UnixNano(), rid
+		id = rid
 		return nil
 	})
 	if err != nil {
 		return store.LogPage{}, err
 	}
 	if more {
-		page.NextCursor = cursorOf(t, id)
+		page.NextCursor = cursorOf(id)
 	}
 	return page, nil
 }
@@ -196,7 +193,7 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f store.LogFilter) (
 	var row []byte
 	base := len(q.where)
 	for {
-		t, id, n, err := s.page(ctx, &q, exportBatch, func(r *store.LogRecord, _ int64) error {
+		id, n, err := s.page(ctx, &q, exportBatch, func(r *store.LogRecord, _ int64) error {
 			row = store.AppendCSVRecord(row[:0], r)
 			_, err := bw.Write(row)
 			return err
@@ -214,7 +211,7 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f store.LogFilter) (
 		// Next batch: after this one's last row (replacing our own
 		// cursor condition, keeping the caller's).
 		q.where, q.args = q.where[:base], q.args[:countArgs(q.where[:base])]
-		q.add("(time_ns, id) < (?, ?)", t, id)
+		q.add("id < ?", id)
 	}
 	return rows, bw.Flush()
 }
