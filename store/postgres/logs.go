@@ -470,8 +470,10 @@ func (c *copySource) Values() ([]any, error) {
 	if r.ip.IsValid() {
 		ip = r.ip.String()
 	}
-	c.vals = [10]any{r.time, c.node, r.keyID, r.entryID, ip, string(r.method[:r.methodLen]),
-		string(r.path[:r.pathLen]), int32(r.status), r.code, int64(r.latencyUS)}
+	// method and path are bytea: slices of the slot, encoded by
+	// CopyFrom before the batch is reused.
+	c.vals = [10]any{r.time, c.node, r.keyID, r.entryID, ip, r.method[:r.methodLen],
+		r.path[:r.pathLen], int32(r.status), r.code, int64(r.latencyUS)}
 	return c.vals[:], nil
 }
 

@@ -23,14 +23,14 @@ var measureRecords = flag.Int("pg.records", 200_000, "records for the ingest/que
 
 var (
 	testKeys    = []string{"key_a", "key_b", "key_c", ""}
-	testMethods = []string{"GET", "POST", "get", "DELETE"}
+	testMethods = []string{"GET", "POST", "get", "DELETE", "G\xffT"}
 	testCodes   = []string{"", "IP_NOT_ALLOWED", "REVOKED"}
 )
 
 // randEntry makes a record at base + i ms (so times are distinct and
 // ordered) with awkward paths for the CSV.
 func randEntry(r *rand.Rand, base time.Time, i int) store.LogEntry {
-	paths := []string{"/v1/x", "/a,b", "=cmd", " lead", "/q\"x", "/" + strings.Repeat("p", 600)}
+	paths := []string{"/v1/x", "/a,b", "=cmd", " lead", "/q\"x", "/" + strings.Repeat("p", 600), "/caf\xc3", "/\xe9\n"}
 	e := store.LogEntry{
 		Time:    base.Add(time.Duration(i)*time.Millisecond + time.Duration(r.IntN(1000))),
 		KeyID:   testKeys[r.IntN(len(testKeys))],

@@ -71,7 +71,9 @@ func compile(f store.LogFilter) (query, error) {
 		q.add("key_id = ?", f.KeyID)
 	}
 	if f.Method != "" {
-		q.add("upper(method) = ?", strings.ToUpper(f.Method))
+		// Bytes compared case-insensitively as ASCII (the filter is
+		// printable ASCII): LATIN1 decodes any bytes.
+		q.add("upper(convert_from(method, 'LATIN1')) = ?", strings.ToUpper(f.Method))
 	}
 	if lo, hi, _ := store.ParseStatusFilter(f.Status); hi != 0 {
 		q.add("status BETWEEN ? AND ?", lo, hi)
@@ -115,11 +117,13 @@ func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *store.
 	var r store.LogRecord
 	var status int32
 	var t int64
+	var method, path []byte
 	for rows.Next() {
-		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &r.Method, &r.Path, &status, &r.Code, &r.EntryID, &r.LatencyUS); err != nil {
+		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &method, &path, &status, &r.Code, &r.EntryID, &r.LatencyUS); err != nil {
 			return 0, n, s.readErr(err)
 		}
 		r.Time, r.Status = time.Unix(0, t).UTC(), int(status)
+		r.Method, r.Path = string(method), string(path)
 		if err := fn(&r, lastID); err != nil {
 			return 0, n, err
 		}

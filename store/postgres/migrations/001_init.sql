@@ -62,8 +62,9 @@ CREATE TABLE usage_log (
 	key_id     text NOT NULL,
 	entry_id   text NOT NULL,
 	ip         text NOT NULL,
-	method     text NOT NULL,
-	path       text NOT NULL,
+	-- method and path as received: bytes, not necessarily UTF-8.
+	method     bytea NOT NULL,
+	path       bytea NOT NULL,
 	status     int NOT NULL,
 	code       text NOT NULL,
 	latency_us bigint NOT NULL
