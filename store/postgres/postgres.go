@@ -56,7 +56,15 @@
 // cannot be written are appended to a spool file (Options.SpoolDir, at
 // most Options.SpoolMaxBytes) and written, oldest first, once the database
 // answers again. Records that do not fit in the spool are counted as
-// dropped, exactly. The spool survives a restart of the daemon.
+// dropped, exactly. The spool survives a restart of the daemon; it is
+// written without fsync, like the Badger store's log segments, so a crash
+// of the machine can lose its last writes. Each spooled batch is written
+// in one transaction, so a replay writes none twice; the one way to get a
+// duplicate is a COMMIT that succeeded but whose reply was lost with the
+// connection (the batch is then spooled and written again). After a failed
+// connection the writer spools without trying again for a second, so an
+// unreachable server costs one connection attempt (at most
+// Options.ConnectTimeout) per second, not one per batch.
 package postgres
 
 import (
