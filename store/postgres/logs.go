@@ -422,6 +422,14 @@ func (w *logWriter) copy(ctx context.Context, recs []slot) error {
 		}
 	}
 	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+		// Usage-log batches do not wait for the WAL flush: like the
+		// Badger store's segments (written without fsync), a crash of
+		// the database server may lose the last moments of records, and
+		// a busy server is not slowed down by a flush per batch. Key
+		// changes keep the server's setting.
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_log"},
 			[]string{"time_ns", "node", "key_id", "entry_id", "ip", "method", "path", "status", "code", "latency_us"},
 			&copySource{recs: recs, node: w.s.opts.Node, i: -1})

@@ -42,7 +42,10 @@
 // COPY, with the keys' last-used times, in one transaction. The table is
 // partitioned by day (range on time_ns): the writer creates partitions
 // ahead of time and for any day a batch needs, and retention drops whole
-// partitions older than Options.Retention. Each record names its daemon
+// partitions older than Options.Retention. Batches commit without waiting
+// for the WAL flush (synchronous_commit off for them only): a crash of the
+// database server can lose the last moments of records, as a crash can
+// with the Badger store's unsynced segments. Each record names its daemon
 // (Options.Node). Queries and exports read the whole fleet's records,
 // newest first: in the reverse of the order they were written (an id from
 // a sequence, taken as COPY inserts them), which for one daemon is the
