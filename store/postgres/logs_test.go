@@ -19,7 +19,10 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-var measureRecords = flag.Int("pg.records", 200_000, "records for the ingest/query/export measurements")
+var (
+	measureRecords = flag.Int("pg.records", 200_000, "records for the ingest/query/export measurements")
+	measureBatch   = flag.Int("pg.batch", 0, "BatchRecords for the measurements (0: the default)")
+)
 
 var (
 	testKeys    = []string{"key_a", "key_b", "key_c", ""}
@@ -305,7 +308,8 @@ func TestOutageSpoolBound(t *testing.T) {
 // TestMeasureLogs prints ingest, one-key query and export figures against
 // the local server (not asserted; -pg.records sets the size).
 func TestMeasureLogs(t *testing.T) {
-	s, _ := openTest(t)
+	url := pgtest.Shared(t).DB(t)
+	s := openURL(t, url, func(o Options) Options { return o.WithBatchRecords(*measureBatch) })
 	measure(t, s)
 }
 
@@ -347,6 +351,11 @@ func measure(t *testing.T, s *Store) {
 	p, err = s.QueryLogs(ctx, store.LogFilter{KeyID: "key_7", Status: "403", Method: "POST", Limit: 100})
 	require.NoError(t, err)
 	t.Logf("one-key + status + method query: %v (%d items)", time.Since(start).Round(time.Microsecond), len(p.Items))
+
+	start = time.Now()
+	p, err = s.QueryLogs(ctx, store.LogFilter{Status: "503", Limit: 100})
+	require.NoError(t, err)
+	t.Logf("worst case, a status no record has, all keys (reads every record): %v (%d items)", time.Since(start).Round(time.Microsecond), len(p.Items))
 
 	start = time.Now()
 	rows, err := s.ExportCSV(ctx, io.Discard, store.LogFilter{})
