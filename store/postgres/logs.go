@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keygate/keygate/store"
 )
@@ -295,6 +297,9 @@ func (w *logWriter) writeBatch() error {
 	if w.spool == nil || w.spool.records == 0 && !time.Now().Before(w.downUntil) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = w.copy(ctx, w.batch)
+		if transient(err) {
+			err = w.copy(ctx, w.batch) // once more: nothing was written
+		}
 		cancel()
 		if err == nil {
 			w.settle(n, &w.written)
@@ -369,6 +374,13 @@ func (w *logWriter) replay() {
 	}
 }
 
+// transient: a deadlock or serialization failure, after which the
+// transaction was rolled back and may simply be run again.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "40")
+}
+
 const dayNS = int64(24 * time.Hour)
 
 func dayOf(ns int64) int64 {
@@ -436,10 +448,16 @@ func (w *logWriter) copy(ctx context.Context, recs []slot) error {
 		if err != nil || len(newest) == 0 {
 			return err
 		}
+		// In key order, so that daemons upserting overlapping keys at
+		// once take the row locks in one order and cannot deadlock.
 		ids := make([]string, 0, len(newest))
-		times := make([]int64, 0, len(newest))
-		for k, t := range newest {
-			ids, times = append(ids, k), append(times, t)
+		for k := range newest {
+			ids = append(ids, k)
+		}
+		slices.Sort(ids)
+		times := make([]int64, len(ids))
+		for i, k := range ids {
+			times[i] = newest[k]
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO last_used (key_id, time_ns) SELECT * FROM unnest($1::text[], $2::bigint[])
 			ON CONFLICT (key_id) DO UPDATE SET time_ns = greatest(last_used.time_ns, excluded.time_ns)`, ids, times)
