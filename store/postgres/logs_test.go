@@ -228,6 +228,12 @@ func TestOutage(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnavailable)
 	_, err = s.Changes(ctx, 0, 0)
 	require.ErrorIs(t, err, ErrUnavailable)
+	_, _, err = s.LoadAll(ctx)
+	require.ErrorIs(t, err, ErrUnavailable)
+	_, err = s.GetKey(ctx, "key_o")
+	require.ErrorIs(t, err, ErrUnavailable)
+	_, err = s.CreateKey(ctx, newKey("key_o2"), "admin")
+	require.ErrorIs(t, err, ErrUnavailable)
 	// Records keep coming for 5 s.
 	for time.Since(start) < 5*time.Second {
 		appendN(500)
