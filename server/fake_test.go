@@ -24,6 +24,11 @@ type fakeStore struct {
 	keys    map[string]*engine.Key
 	order   []string
 	changes []store.Change
+	// versions is each key's version: the seq of its last change.
+	versions map[string]uint64
+	// down makes every key method fail with store.ErrUnavailable, as a
+	// database outage does.
+	down bool
 	logs    []usagelog.Record
 	// discardLogs makes AppendLog a no-op, for allocation tests.
 	discardLogs bool
@@ -47,17 +52,26 @@ func (f *fakeStore) setHealth(err error) {
 	f.mu.Unlock()
 }
 
-func newFakeStore() *fakeStore { return &fakeStore{keys: map[string]*engine.Key{}} }
+func newFakeStore() *fakeStore {
+	return &fakeStore{keys: map[string]*engine.Key{}, versions: map[string]uint64{}}
+}
 
 func (f *fakeStore) record(k *engine.Key) store.Change {
-	c := store.Change{Seq: uint64(len(f.changes) + 1), After: k.Clone()}
+	c := store.Change{Seq: uint64(len(f.changes) + 1), KeyID: k.ID, After: k.Clone()}
+	c.Version = c.Seq
+	f.versions[k.ID] = c.Version
 	f.changes = append(f.changes, c)
 	return c
 }
 
+var errFakeDown = fmt.Errorf("fake: %w: database unreachable", store.ErrUnavailable)
+
 func (f *fakeStore) CreateKey(_ context.Context, k *engine.Key, _ string) (store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return store.Change{}, errFakeDown
+	}
 	if _, ok := f.keys[k.ID]; ok {
 		return store.Change{}, fmt.Errorf("fake: %w", store.ErrExists)
 	}
@@ -66,12 +80,22 @@ func (f *fakeStore) CreateKey(_ context.Context, k *engine.Key, _ string) (store
 	return f.record(k), nil
 }
 
-func (f *fakeStore) UpdateKey(_ context.Context, id, _, _ string, fn func(*engine.Key) error) (store.Change, error) {
+func (f *fakeStore) UpdateKey(ctx context.Context, id, actor, action string, fn func(*engine.Key) error) (store.Change, error) {
+	return f.UpdateKeyIf(ctx, id, 0, actor, action, fn)
+}
+
+func (f *fakeStore) UpdateKeyIf(_ context.Context, id string, version uint64, _, _ string, fn func(*engine.Key) error) (store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return store.Change{}, errFakeDown
+	}
 	k, ok := f.keys[id]
 	if !ok {
 		return store.Change{}, fmt.Errorf("fake: key %s: %w", id, store.ErrNotFound)
+	}
+	if version != 0 && version != f.versions[id] {
+		return store.Change{}, fmt.Errorf("fake: key %s: %w", id, store.ErrPrecondition)
 	}
 	c := k.Clone()
 	if err := fn(c); err != nil {
@@ -87,14 +111,22 @@ func (f *fakeStore) UpdateKey(_ context.Context, id, _, _ string, fn func(*engin
 	return ch, nil
 }
 
-func (f *fakeStore) GetKey(_ context.Context, id string) (*engine.Key, error) {
+func (f *fakeStore) GetKey(ctx context.Context, id string) (*engine.Key, error) {
+	k, _, err := f.GetKeyVersion(ctx, id)
+	return k, err
+}
+
+func (f *fakeStore) GetKeyVersion(_ context.Context, id string) (*engine.Key, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return nil, 0, errFakeDown
+	}
 	k, ok := f.keys[id]
 	if !ok {
-		return nil, fmt.Errorf("fake: key %s: %w", id, store.ErrNotFound)
+		return nil, 0, fmt.Errorf("fake: key %s: %w", id, store.ErrNotFound)
 	}
-	return k.Clone(), nil
+	return k.Clone(), f.versions[id], nil
 }
 
 func (f *fakeStore) ListKeys(context.Context) ([]*engine.Key, error) {

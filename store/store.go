@@ -80,6 +80,9 @@ var (
 	// ErrCorrupt: stored data could not be decoded, or acknowledged
 	// changes are missing.
 	ErrCorrupt = errors.New("store: corrupt data")
+	// ErrPrecondition: UpdateKeyIf was given a version that is no longer
+	// the key's (it changed since); nothing was written.
+	ErrPrecondition = errors.New("store: key changed since the given version")
 )
 
 // Health is implemented by a backend that can tell whether management
@@ -133,6 +136,9 @@ type Change struct {
 	Before *engine.Key
 	// After is the full key after the change.
 	After *engine.Key
+	// Version is the key's version after the change (see
+	// Keys.GetKeyVersion).
+	Version uint64
 }
 
 // The actions the store itself names.
@@ -155,8 +161,17 @@ type Keys interface {
 	// unchanged. fn may run with the store's write lock held: it must not
 	// call the store.
 	UpdateKey(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (Change, error)
+	// UpdateKeyIf is UpdateKey that applies only if the key's version is
+	// still version (from GetKeyVersion or Change.Version: the ETag of
+	// an If-Match); otherwise it fails with an error wrapping
+	// ErrPrecondition and writes nothing. Version 0 means any version.
+	UpdateKeyIf(ctx context.Context, id string, version uint64, actor, action string, fn func(k *engine.Key) error) (Change, error)
 	// GetKey returns key id, or an error wrapping ErrNotFound.
 	GetKey(ctx context.Context, id string) (*engine.Key, error)
+	// GetKeyVersion is GetKey also returning the key's version: a number
+	// other than 0 that every change of the key replaces with a greater
+	// one, read consistently with the key.
+	GetKeyVersion(ctx context.Context, id string) (*engine.Key, uint64, error)
 	// ListKeys returns every key, oldest first (by CreatedAt, then ID).
 	ListKeys(ctx context.Context) ([]*engine.Key, error)
 	// LoadAll returns every key (revoked ones included) and the sequence

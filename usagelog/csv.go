@@ -11,7 +11,7 @@ import (
 
 // CSVHeader is the header row of a CSV export.
 // Columns are only ever added at the end.
-const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint"
+const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint,node"
 
 // CSVRow is one record as borrowed bytes, so that a backend can write rows
 // straight from its own buffers without building a Record.
@@ -26,6 +26,7 @@ type CSVRow struct {
 	EntryID   []byte
 	LatencyUS uint64
 	Hint      []byte
+	Node      []byte
 }
 
 // AppendCSVRow appends r as one CSV row: RFC 4180 quoting, a CRLF line
@@ -53,6 +54,8 @@ func AppendCSVRow(b []byte, r *CSVRow) []byte {
 	b = strconv.AppendUint(b, r.LatencyUS, 10)
 	b = append(b, ',')
 	b = AppendCSVField(b, r.Hint)
+	b = append(b, ',')
+	b = AppendCSVField(b, r.Node)
 	return append(b, '\r', '\n')
 }
 
@@ -68,6 +71,7 @@ func AppendRecordCSV(b []byte, rec *Record) []byte {
 		Time: rec.Time, KeyID: []byte(rec.KeyID), IP: ip, Method: []byte(rec.Method), Path: []byte(rec.Path),
 		Status: rec.Status, Code: []byte(rec.Code), EntryID: []byte(rec.EntryID), LatencyUS: lat,
 		Hint: []byte(rec.SecretHint),
+		Node: []byte(rec.Node),
 	})
 }
 

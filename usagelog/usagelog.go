@@ -83,6 +83,8 @@ type Record struct {
 	// IP matched no entry: Code is IP_NOT_ALLOWED and Status 200. It is
 	// derived from those two (IsReportOnly), not stored.
 	ReportOnly bool `json:"report_only"`
+	// Node is the daemon that decided the check (--node-name).
+	Node string `json:"node"`
 }
 
 // CodeIPNotAllowed is the code of a check refused, or in report-only mode

@@ -19,6 +19,7 @@ var layers = map[string]struct{ internal, thirdParty []string }{
 	"internal/golden": {},
 	"store":           {internal: []string{"engine", "usagelog"}},
 	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/dgraph-io/ristretto/v2", "github.com/klauspost/compress"}},
+	"store/postgres":  {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/jackc/pgx/v5"}},
 	"keyset":          {internal: []string{"engine", "store", "usagelog"}},
 	"server":          {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp", "github.com/go-json-experiment/json", "github.com/prometheus/client_golang"}},
 	// The gRPC transport sits on server's decision step; server never
@@ -39,7 +40,7 @@ func list(t *testing.T, format string, pkgs ...string) []string {
 
 // TestLayering keeps the dependencies one-way: engine and usagelog import
 // only the standard library; the store contract only those two; the Badger
-// backend the contract and Badger; keyset the contract and the engine;
+// backend the contract and Badger, the PostgreSQL one the contract and pgx; keyset the contract and the engine;
 // server all of those but never a backend.
 func TestLayering(t *testing.T) {
 	for pkg, allow := range layers {

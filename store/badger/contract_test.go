@@ -13,10 +13,11 @@ import (
 // contractOptions are small segments, so that the suite's queries cross
 // many of them, and a flush interval the suite's FlushLogs calls beat.
 func contractOptions(dir string) Options {
-	return DefaultOptions(dir).WithSegmentRecords(64).WithFlushInterval(time.Hour)
+	return DefaultOptions(dir).WithSegmentRecords(64).WithFlushInterval(time.Hour).WithNode("node-a:8080")
 }
 
 var harness = storetest.Harness{
+	Node: "node-a:8080",
 	Open: func(t *testing.T) store.Store {
 		s, err := Open(contractOptions(t.TempDir()))
 		require.NoError(t, err)
@@ -40,7 +41,7 @@ func TestContractConcurrent(t *testing.T) { storetest.RunConcurrent(t, harness) 
 
 // An in-memory store meets it too (without Reopen: nothing outlives it).
 func TestContractInMemory(t *testing.T) {
-	storetest.Run(t, storetest.Harness{Open: func(t *testing.T) store.Store {
+	storetest.Run(t, storetest.Harness{Node: "node-a:8080", Open: func(t *testing.T) store.Store {
 		s, err := Open(contractOptions("").WithInMemory(true))
 		require.NoError(t, err)
 		return s

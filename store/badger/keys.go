@@ -25,6 +25,10 @@ var (
 	prefixSegment = []byte("l/") // l/<segment id> -> compressed segment
 	prefixIndex   = []byte("x/") // x/<segment id> -> segment index
 	prefixUsed    = []byte("u/") // u/<key id> -> last-used Unix nanoseconds
+	// v/<key id> -> the key's version: the seq of its last change,
+	// big-endian uint64. A key stored before versions has none: its
+	// version reads as 1, which no later change of it can have.
+	prefixVersion = []byte("v/")
 )
 
 func keyOf(prefix []byte, id string) []byte {
@@ -84,6 +88,13 @@ func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (sto
 // an error, nothing is written and that error is returned unchanged. fn
 // runs with the store's write lock held: it must not call the store.
 func (s *Store) UpdateKey(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
+	return s.UpdateKeyIf(ctx, id, 0, actor, action, fn)
+}
+
+// UpdateKeyIf is UpdateKey that applies only if the key's version is still
+// version (0: any); otherwise it fails with an error wrapping
+// store.ErrPrecondition and writes nothing.
+func (s *Store) UpdateKeyIf(ctx context.Context, id string, version uint64, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
 	if action == "" {
 		action = store.ActionUpdate
 	}
@@ -94,6 +105,15 @@ func (s *Store) UpdateKey(ctx context.Context, id, actor, action string, fn func
 		before, err := getKey(txn, id)
 		if err != nil {
 			return nil, nil, err
+		}
+		if version != 0 {
+			v, err := getVersion(txn, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			if v != version {
+				return nil, nil, fmt.Errorf("%w: key %s is at version %d, not %d", store.ErrPrecondition, id, v, version)
+			}
 		}
 		after := before.Clone()
 		if err := fn(after); err != nil {
@@ -134,7 +154,11 @@ func (s *Store) commit(action, actor, id string, change func(*badger.Txn) (befor
 			Before: before,
 			After:  after,
 		}
+		c.Version = c.Seq
 		if err := txn.Set(keyOf(prefixKey, id), encodeKey(nil, after)); err != nil {
+			return err
+		}
+		if err := txn.Set(keyOf(prefixVersion, id), binary.BigEndian.AppendUint64(nil, c.Seq)); err != nil {
 			return err
 		}
 		if err := txn.Set(seqKey(prefixChange, c.Seq), encodeChange(nil, &c)); err != nil {
@@ -184,6 +208,26 @@ func getKey(txn *badger.Txn, id string) (*engine.Key, error) {
 	return k, err
 }
 
+// getVersion reads key id's version (1 for a key stored before versions).
+func getVersion(txn *badger.Txn, id string) (uint64, error) {
+	item, err := txn.Get(keyOf(prefixVersion, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	var v uint64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("%w: version of key %s", store.ErrCorrupt, id)
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, err
+}
+
 func readSeq(txn *badger.Txn) (uint64, error) {
 	item, err := txn.Get(keySeq)
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -217,6 +261,26 @@ func (s *Store) GetKey(ctx context.Context, id string) (*engine.Key, error) {
 		return err
 	})
 	return k, err
+}
+
+// GetKeyVersion is GetKey also returning the key's version, the number of
+// its last change, read in the same view.
+func (s *Store) GetKeyVersion(ctx context.Context, id string) (*engine.Key, uint64, error) {
+	done, err := s.reading(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer done()
+	var k *engine.Key
+	var v uint64
+	err = s.db.View(func(txn *badger.Txn) (err error) {
+		if k, err = getKey(txn, id); err != nil {
+			return err
+		}
+		v, err = getVersion(txn, id)
+		return err
+	})
+	return k, v, err
 }
 
 // ListKeys returns every key, revoked ones included, ordered by CreatedAt,
@@ -313,6 +377,7 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 				if err != nil {
 					return err
 				}
+				c.Version = c.Seq
 				out = append(out, c)
 				return nil
 			})

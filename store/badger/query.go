@@ -255,7 +255,9 @@ func (s *Store) QueryLogs(ctx context.Context, f usagelog.Filter) (usagelog.Page
 			more = true
 			return false
 		}
-		page.Items = append(page.Items, g.record(i))
+		r := g.record(i)
+		r.Node = s.opts.Node
+		page.Items = append(page.Items, r)
 		last = p
 		return true
 	})
@@ -281,8 +283,10 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (
 	cw := usagelog.NewCSVWriter(w)
 	var row usagelog.CSVRow
 	var werr error
+	node := []byte(s.opts.Node)
 	err = s.scan(ctx, &cf, func(g *segment, i int, _ position) bool {
 		g.csvRow(&row, i)
+		row.Node = node
 		werr = cw.WriteRow(&row)
 		return werr == nil
 	})

@@ -134,6 +134,10 @@ type Options struct {
 	MinFreeSpace int64
 	// Logger receives the store's and Badger's messages (default: none).
 	Logger *slog.Logger
+	// Node names this daemon in the usage-log records queries return. One
+	// daemon owns a Badger directory, so records do not store it: they
+	// carry the node of the store that reads them.
+	Node string
 }
 
 // DefaultOptions returns the options for a durable store in dir.
@@ -170,6 +174,9 @@ func (o Options) WithMaintenanceInterval(d time.Duration) Options {
 
 // WithMinFreeSpace returns a copy of o with MinFreeSpace set.
 func (o Options) WithMinFreeSpace(n int64) Options { o.MinFreeSpace = n; return o }
+
+// WithNode returns a copy of o with Node set.
+func (o Options) WithNode(n string) Options { o.Node = n; return o }
 
 // WithLogger returns a copy of o with Logger set.
 func (o Options) WithLogger(l *slog.Logger) Options { o.Logger = l; return o }

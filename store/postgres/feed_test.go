@@ -56,7 +56,7 @@ func TestConcurrentChangeFeedNeverSkips(t *testing.T) {
 				defer writing.Add(-1)
 				id := fmt.Sprintf("key_f%d", w)
 				for n := range feedChanges {
-					_, err := s.UpdateKey(ctx, id, fmt.Sprintf("d%d", d), func(k *engine.Key) error {
+					_, err := s.UpdateKey(ctx, id, fmt.Sprintf("d%d", d), "", func(k *engine.Key) error {
 						k.Name = fmt.Sprint(n)
 						return nil
 					})

@@ -29,9 +29,8 @@ func (s *Store) usable(ctx context.Context) error {
 }
 
 // CreateKey stores a new key, which must have an ID and a Hash, and
-// records the change as "key.create" (version 1). It fails with
-// store.ErrExists if the ID (or the hash) is taken. The store does not
-// retain k.
+// records the change as "key.create". It fails with store.ErrExists if the
+// ID (or the hash) is taken. The store does not retain k.
 func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (store.Change, error) {
 	if err := s.usable(ctx); err != nil {
 		return store.Change{}, err
@@ -39,53 +38,48 @@ func (s *Store) CreateKey(ctx context.Context, k *engine.Key, actor string) (sto
 	if k == nil || k.ID == "" || k.Hash == (engine.Hash{}) {
 		return store.Change{}, errors.New("store: a new key needs an id and a hash")
 	}
-	c, _, err := s.commit(ctx, store.ActionCreate, actor, k.ID, func(tx pgx.Tx) (*engine.Key, *engine.Key, int64, error) {
-		return nil, k.Clone(), 0, nil
+	return s.commit(ctx, store.ActionCreate, actor, k.ID, func(tx pgx.Tx) (*engine.Key, *engine.Key, error) {
+		return nil, k.Clone(), nil
 	})
-	return c, err
 }
 
 // UpdateKey reads key id, calls fn on a copy, writes the copy back and
-// records the change as "key.update"; the last write wins. fn may change
-// any field except ID and Hash (store.ErrImmutable). If fn returns an
-// error, nothing is written and that error is returned unchanged. fn runs
-// inside the transaction with the key's row locked: it must not call the
-// store.
-func (s *Store) UpdateKey(ctx context.Context, id, actor string, fn func(k *engine.Key) error) (store.Change, error) {
-	return s.UpdateKeyAction(ctx, id, actor, store.ActionUpdate, fn)
+// records the change under action ("" is store.ActionUpdate); the last
+// write wins. fn may change any field except ID and Hash
+// (store.ErrImmutable). If fn returns an error, nothing is written and
+// that error is returned unchanged. fn runs inside the transaction with
+// the key's row locked: it must not call the store.
+func (s *Store) UpdateKey(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
+	return s.UpdateKeyIf(ctx, id, 0, actor, action, fn)
 }
 
-// UpdateKeyAction is UpdateKey recording the change under the caller's
-// action name, e.g. "key.revoke" or "allowlist.replace".
-func (s *Store) UpdateKeyAction(ctx context.Context, id, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
-	c, _, err := s.UpdateKeyIf(ctx, id, 0, actor, action, fn)
-	return c, err
-}
-
-// UpdateKeyIf is UpdateKeyAction that applies only if the key's version
-// is still version (from GetKeyVersion, the ETag of If-Match); otherwise
-// it fails with an error wrapping ErrPrecondition and writes nothing.
-// version 0 means any version. It returns the key's new version.
-func (s *Store) UpdateKeyIf(ctx context.Context, id string, version int64, actor, action string, fn func(k *engine.Key) error) (store.Change, int64, error) {
-	if err := s.usable(ctx); err != nil {
-		return store.Change{}, 0, err
+// UpdateKeyIf is UpdateKey that applies only if the key's version is still
+// version (from GetKeyVersion, the ETag of If-Match); otherwise it fails
+// with an error wrapping store.ErrPrecondition and writes nothing. Version
+// 0 means any version.
+func (s *Store) UpdateKeyIf(ctx context.Context, id string, version uint64, actor, action string, fn func(k *engine.Key) error) (store.Change, error) {
+	if action == "" {
+		action = store.ActionUpdate
 	}
-	return s.commit(ctx, action, actor, id, func(tx pgx.Tx) (*engine.Key, *engine.Key, int64, error) {
+	if err := s.usable(ctx); err != nil {
+		return store.Change{}, err
+	}
+	return s.commit(ctx, action, actor, id, func(tx pgx.Tx) (*engine.Key, *engine.Key, error) {
 		before, v, err := getKey(ctx, tx, id, true)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, err
 		}
-		if version != 0 && v != version {
-			return nil, nil, 0, fmt.Errorf("%w: key %s is at version %d, not %d", ErrPrecondition, id, v, version)
+		if version != 0 && uint64(v) != version {
+			return nil, nil, fmt.Errorf("%w: key %s is at version %d, not %d", store.ErrPrecondition, id, v, version)
 		}
 		after := before.Clone()
 		if err := fn(after); err != nil {
-			return nil, nil, 0, err
+			return nil, nil, err
 		}
 		if after.ID != before.ID || after.Hash != before.Hash {
-			return nil, nil, 0, store.ErrImmutable
+			return nil, nil, store.ErrImmutable
 		}
-		return before, after, v, nil
+		return before, after, nil
 	})
 }
 
@@ -100,20 +94,19 @@ func (e errFn) Error() string { return e.err.Error() }
 // changes commit in number order), writes the key, its entries and its
 // Change, and notifies. Errors of change are returned as they are.
 func (s *Store) commit(ctx context.Context, action, actor, id string,
-	change func(pgx.Tx) (before, after *engine.Key, version int64, err error)) (store.Change, int64, error) {
+	change func(pgx.Tx) (before, after *engine.Key, err error)) (store.Change, error) {
 	var c store.Change
-	var version int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		before, after, v, err := change(tx)
+		before, after, err := change(tx)
 		if err != nil {
 			return errFn{err}
 		}
-		version = v + 1
 		c = store.Change{Time: time.Now().UTC(), Actor: actor, Action: action, KeyID: id, Before: before, After: after}
 		if err := tx.QueryRow(ctx, "UPDATE feed SET seq = seq + 1 RETURNING seq").Scan(&c.Seq); err != nil {
 			return err
 		}
-		if err := writeKey(ctx, tx, after, version, before == nil); err != nil {
+		c.Version = c.Seq
+		if err := writeKey(ctx, tx, after, int64(c.Version), before == nil); err != nil {
 			return err
 		}
 		bj, err := encodeKeyJSON(before)
@@ -139,23 +132,23 @@ func (s *Store) commit(ctx context.Context, action, actor, id string,
 	if err != nil {
 		var fe errFn
 		if errors.As(err, &fe) {
-			return store.Change{}, 0, fe.err
+			return store.Change{}, fe.err
 		}
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-			return store.Change{}, 0, fmt.Errorf("%w: %s", store.ErrExists, id)
+			return store.Change{}, fmt.Errorf("%w: %s", store.ErrExists, id)
 		}
 		if s.closed.Load() {
-			return store.Change{}, 0, store.ErrClosed
+			return store.Change{}, store.ErrClosed
 		}
-		return store.Change{}, 0, fmt.Errorf("store: key change not applied: %w", s.wrap(err))
+		return store.Change{}, fmt.Errorf("store: key change not applied: %w", s.wrap(err))
 	}
 	// The Change's keys are the caller's.
 	if c.Before != nil {
 		c.Before = c.Before.Clone()
 	}
 	c.After = c.After.Clone()
-	return c, version, nil
+	return c, nil
 }
 
 func nsOrNil(t time.Time) any {
@@ -286,8 +279,9 @@ func (s *Store) GetKey(ctx context.Context, id string) (*engine.Key, error) {
 	return k, err
 }
 
-// GetKeyVersion is GetKey also returning the key's version (its ETag).
-func (s *Store) GetKeyVersion(ctx context.Context, id string) (*engine.Key, int64, error) {
+// GetKeyVersion is GetKey also returning the key's version (its ETag): the
+// number of its last change.
+func (s *Store) GetKeyVersion(ctx context.Context, id string) (*engine.Key, uint64, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, 0, err
 	}
@@ -300,7 +294,7 @@ func (s *Store) GetKeyVersion(ctx context.Context, id string) (*engine.Key, int6
 	if err != nil {
 		return nil, 0, s.readErr(err)
 	}
-	return k, v, nil
+	return k, uint64(v), nil
 }
 
 func (s *Store) readErr(err error) error {
@@ -404,6 +398,7 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 			return nil, s.readErr(err)
 		}
 		c.Seq, c.Time = uint64(seq), time.Unix(0, ns).UTC()
+		c.Version = c.Seq
 		if c.Before, err = decodeKeyJSON(bj); err != nil {
 			return nil, err
 		}

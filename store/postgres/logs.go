@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 )
 
 // slot is one buffered record with fixed-size room for the borrowed bytes,
@@ -36,8 +37,8 @@ type slot struct {
 	status    uint16
 	methodLen uint8
 	pathLen   uint16
-	method    [store.MaxLogMethod]byte
-	path      [store.MaxLogPath]byte
+	method    [usagelog.MaxMethod]byte
+	path      [usagelog.MaxPath]byte
 }
 
 // logWriter is the ring (under a mutex held only to copy records in or
@@ -108,7 +109,7 @@ func (w *logWriter) closeSpool() {
 // does not allocate; when the ring is full (or the store is closed) the
 // record is dropped and counted in LogStats.Dropped. It copies e's
 // borrowed bytes and does not retain e. Safe for concurrent use.
-func (s *Store) AppendLog(e *store.LogEntry) {
+func (s *Store) AppendLog(e *usagelog.Entry) {
 	w := &s.logs
 	w.mu.Lock()
 	if w.n == len(w.ring) || s.closed.Load() {
@@ -142,7 +143,7 @@ func (s *Store) AppendLog(e *store.LogEntry) {
 }
 
 // FlushLogs writes every buffered record now. It returns an error if some
-// could not be written: spooled for later (wrapping ErrUnavailable) or
+// could not be written: spooled for later (wrapping store.ErrUnavailable) or
 // lost (counted in LogStats.WriteErrors); or store.ErrClosed.
 func (s *Store) FlushLogs() error {
 	if s.closed.Load() {
@@ -162,11 +163,11 @@ func (s *Store) FlushLogs() error {
 // written and the spooled records), Written, WriteErrors and Dropped
 // (queued + in segment + written + write errors + dropped = appended);
 // Segments is the number of day partitions. Safe for concurrent use.
-func (s *Store) LogStats() store.LogStats {
+func (s *Store) LogStats() usagelog.Stats {
 	w := &s.logs
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return store.LogStats{
+	return usagelog.Stats{
 		Queued:      w.n,
 		InSegment:   w.pending,
 		Dropped:     w.dropped.Load(),
@@ -220,7 +221,7 @@ func (w *logWriter) run() {
 		case <-w.s.stop:
 			// Records in the spool are kept for the next Open: not an
 			// error of Close.
-			if err := w.flush(); err != nil && !(w.spool != nil && errors.Is(err, ErrUnavailable)) {
+			if err := w.flush(); err != nil && !(w.spool != nil && errors.Is(err, store.ErrUnavailable)) {
 				w.finalErr = err
 			}
 			return
@@ -244,13 +245,13 @@ func (w *logWriter) run() {
 }
 
 // flush drains the ring and writes the spool, and returns the first error
-// of those writes, or an ErrUnavailable error while records stay spooled.
+// of those writes, or an store.ErrUnavailable error while records stay spooled.
 func (w *logWriter) flush() error {
 	err := w.drain()
 	if w.spool != nil && w.spool.records > 0 {
 		w.replay()
 		if err == nil && w.spool.records > 0 {
-			err = fmt.Errorf("store: %d usage-log records spooled until the database answers: %w", w.spool.records, ErrUnavailable)
+			err = fmt.Errorf("store: %d usage-log records spooled until the database answers: %w", w.spool.records, store.ErrUnavailable)
 		}
 	}
 	return err
@@ -327,7 +328,7 @@ func (w *logWriter) writeBatch() error {
 		w.s.log.Warn("store: usage-log spool full; records dropped", "records", n-kept)
 	}
 	if err == nil {
-		err = ErrUnavailable
+		err = store.ErrUnavailable
 	}
 	return fmt.Errorf("store: usage log spooled until the database answers: %w", w.s.wrap(err))
 }

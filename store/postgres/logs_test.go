@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/internal/pgtest"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 )
 
 var (
@@ -33,9 +34,9 @@ var (
 
 // randEntry makes a record at base + i ms (so times are distinct and
 // ordered) with awkward paths for the CSV.
-func randEntry(r *rand.Rand, base time.Time, i int) store.LogEntry {
+func randEntry(r *rand.Rand, base time.Time, i int) usagelog.Entry {
 	paths := []string{"/v1/x", "/a,b", "=cmd", " lead", "/q\"x", "/" + strings.Repeat("p", 600), "/caf\xc3", "/\xe9\n"}
-	e := store.LogEntry{
+	e := usagelog.Entry{
 		Time:    base.Add(time.Duration(i)*time.Millisecond + time.Duration(r.IntN(1000))),
 		KeyID:   testKeys[r.IntN(len(testKeys))],
 		EntryID: []string{"", "e1"}[r.IntN(2)],
@@ -52,9 +53,9 @@ func randEntry(r *rand.Rand, base time.Time, i int) store.LogEntry {
 }
 
 // recordOf is what a query should return for e.
-func recordOf(e store.LogEntry) store.LogRecord {
-	r := store.LogRecord{Time: time.Unix(0, e.Time.UnixNano()).UTC(), KeyID: e.KeyID, EntryID: e.EntryID,
-		Method: string(e.Method), Path: string(e.Path[:min(len(e.Path), store.MaxLogPath)]),
+func recordOf(e usagelog.Entry) usagelog.Record {
+	r := usagelog.Record{Time: time.Unix(0, e.Time.UnixNano()).UTC(), KeyID: e.KeyID, EntryID: e.EntryID,
+		Method: string(e.Method), Path: string(e.Path[:min(len(e.Path), usagelog.MaxPath)]),
 		Status: e.Status, Code: e.Code, LatencyUS: e.Latency.Microseconds()}
 	if e.IP.IsValid() {
 		r.IP = e.IP.String()
@@ -63,9 +64,9 @@ func recordOf(e store.LogEntry) store.LogRecord {
 }
 
 // bruteForce filters all (oldest first) and returns it newest first.
-func bruteForce(all []store.LogRecord, f store.LogFilter) []store.LogRecord {
-	lo, hi, _ := store.ParseStatusFilter(f.Status)
-	var out []store.LogRecord
+func bruteForce(all []usagelog.Record, f usagelog.Filter) []usagelog.Record {
+	lo, hi, _ := usagelog.ParseStatusFilter(f.Status)
+	var out []usagelog.Record
 	for i := len(all) - 1; i >= 0; i-- {
 		r := all[i]
 		if f.KeyID != "" && r.KeyID != f.KeyID || f.Method != "" && !strings.EqualFold(r.Method, f.Method) ||
@@ -84,11 +85,16 @@ func TestQueryAndExport(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	// Across three days, so three partitions; from two daemons.
 	base := time.Now().UTC().Add(-50 * time.Hour)
-	var all []store.LogRecord
+	var all []usagelog.Record
 	const n = 3000
 	for i := range n {
 		e := randEntry(r, base, i*60_000) // one a minute: 50 hours
-		all = append(all, recordOf(e))
+		rec := recordOf(e)
+		rec.Node = "node-a"
+		if i >= n/2 {
+			rec.Node = "node-b"
+		}
+		all = append(all, rec)
 		if i < n/2 {
 			s.AppendLog(&e)
 		} else {
@@ -103,7 +109,7 @@ func TestQueryAndExport(t *testing.T) {
 	require.Zero(t, st.Queued+st.InSegment)
 
 	ctx := context.Background()
-	filters := []store.LogFilter{
+	filters := []usagelog.Filter{
 		{}, {KeyID: "key_a"}, {Method: "get"}, {Status: "4xx"}, {Status: "500", KeyID: "key_b"},
 		{From: base.Add(10 * time.Hour), To: base.Add(30 * time.Hour)},
 		{KeyID: "key_c", Method: "POST", From: base.Add(20 * time.Hour)},
@@ -111,7 +117,7 @@ func TestQueryAndExport(t *testing.T) {
 	for _, f := range filters {
 		want := bruteForce(all, f)
 		// Paged.
-		var got []store.LogRecord
+		var got []usagelog.Record
 		pf := f
 		pf.Limit = 97
 		for {
@@ -131,17 +137,19 @@ func TestQueryAndExport(t *testing.T) {
 		rows, err := other.ExportCSV(ctx, &buf, f)
 		require.NoError(t, err)
 		require.Equal(t, len(want), rows)
-		exp := []byte(store.CSVHeader + "\r\n")
+		var exp bytes.Buffer
+		cw := usagelog.NewCSVWriter(&exp)
 		for i := range want {
-			exp = store.AppendCSVRecord(exp, &want[i])
+			require.NoError(t, cw.WriteRecord(&want[i]))
 		}
-		require.Equal(t, string(exp), buf.String(), "filter %+v", f)
+		require.NoError(t, cw.Flush())
+		require.Equal(t, exp.String(), buf.String(), "filter %+v", f)
 	}
 
 	// Bad filters are the store's FilterErrors.
-	for _, f := range []store.LogFilter{{Status: "99"}, {Limit: -1}, {Cursor: "zz"}, {Cursor: "AQEB"}} {
+	for _, f := range []usagelog.Filter{{Status: "99"}, {Limit: -1}, {Cursor: "zz"}, {Cursor: "AQEB"}} {
 		_, err := s.QueryLogs(ctx, f)
-		require.ErrorIs(t, err, store.ErrBadFilter, "%+v", f)
+		require.ErrorIs(t, err, usagelog.ErrBadFilter, "%+v", f)
 	}
 
 	// Every record names its daemon.
@@ -168,14 +176,14 @@ func TestRetentionDropsPartitions(t *testing.T) {
 	s, _ := openTest(t)
 	now := time.Now().UTC()
 	for _, age := range []time.Duration{0, 73 * time.Hour, 100 * time.Hour} {
-		s.AppendLog(&store.LogEntry{Time: now.Add(-age), KeyID: "key_a", Method: []byte("GET"), Status: 200})
+		s.AppendLog(&usagelog.Entry{Time: now.Add(-age), KeyID: "key_a", Method: []byte("GET"), Status: 200})
 	}
 	require.NoError(t, s.FlushLogs())
 	s.opts.Retention = 48 * time.Hour
 	n, err := s.logs.expire(context.Background(), now)
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "partitions dropped (those of 73 and 100 hours ago)")
-	p, err := s.QueryLogs(context.Background(), store.LogFilter{})
+	p, err := s.QueryLogs(context.Background(), usagelog.Filter{})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1)
 }
@@ -183,14 +191,14 @@ func TestRetentionDropsPartitions(t *testing.T) {
 // TestAppendLogNoAllocs: the check path's AppendLog allocates nothing.
 func TestAppendLogNoAllocs(t *testing.T) {
 	s, _ := openTest(t)
-	e := store.LogEntry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/x"), Status: 200, IP: netip.MustParseAddr("10.0.0.1")}
+	e := usagelog.Entry{Time: time.Now(), KeyID: "key_a", Method: []byte("GET"), Path: []byte("/x"), Status: 200, IP: netip.MustParseAddr("10.0.0.1")}
 	if n := testing.AllocsPerRun(1000, func() { s.AppendLog(&e) }); n != 0 {
 		t.Fatalf("AppendLog: got %v allocations, want 0", n)
 	}
 }
 
 // TestOutage: with PostgreSQL stopped, key changes and log reads fail with
-// ErrUnavailable and nothing is applied, AppendLog keeps accepting, and
+// store.ErrUnavailable and nothing is applied, AppendLog keeps accepting, and
 // every record spooled meanwhile arrives once the server is back, once.
 func TestOutage(t *testing.T) {
 	srv := pgtest.New(t)
@@ -221,25 +229,25 @@ func TestOutage(t *testing.T) {
 
 	require.NoError(t, srv.Stop())
 	start := time.Now()
-	_, err = s.UpdateKey(ctx, "key_o", "admin", func(k *engine.Key) error { k.Name = "during"; return nil })
-	require.ErrorIs(t, err, ErrUnavailable)
+	_, err = s.UpdateKey(ctx, "key_o", "admin", "", func(k *engine.Key) error { k.Name = "during"; return nil })
+	require.ErrorIs(t, err, store.ErrUnavailable)
 	t.Logf("write during the outage: %v", err)
-	_, err = s.QueryLogs(ctx, store.LogFilter{})
-	require.ErrorIs(t, err, ErrUnavailable)
+	_, err = s.QueryLogs(ctx, usagelog.Filter{})
+	require.ErrorIs(t, err, store.ErrUnavailable)
 	_, err = s.Changes(ctx, 0, 0)
-	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorIs(t, err, store.ErrUnavailable)
 	_, _, err = s.LoadAll(ctx)
-	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorIs(t, err, store.ErrUnavailable)
 	_, err = s.GetKey(ctx, "key_o")
-	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorIs(t, err, store.ErrUnavailable)
 	_, err = s.CreateKey(ctx, newKey("key_o2"), "admin")
-	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorIs(t, err, store.ErrUnavailable)
 	// Records keep coming for 5 s.
 	for time.Since(start) < 5*time.Second {
 		appendN(500)
 		time.Sleep(100 * time.Millisecond)
 	}
-	require.ErrorIs(t, s.FlushLogs(), ErrUnavailable)
+	require.ErrorIs(t, s.FlushLogs(), store.ErrUnavailable)
 	spooled, bytes := s.Spooled()
 	t.Logf("outage of %v: %d records spooled (%d bytes)", time.Since(start).Round(time.Millisecond), spooled, bytes)
 	require.Positive(t, spooled)
@@ -259,8 +267,8 @@ func TestOutage(t *testing.T) {
 	k, v, err := s.GetKeyVersion(ctx, "key_o")
 	require.NoError(t, err)
 	require.NotEqual(t, "during", k.Name)
-	require.Equal(t, int64(1), v)
-	c, err := s.UpdateKey(ctx, "key_o", "admin", func(k *engine.Key) error { k.Name = "after"; return nil })
+	require.Equal(t, uint64(1), v)
+	c, err := s.UpdateKey(ctx, "key_o", "admin", "", func(k *engine.Key) error { k.Name = "after"; return nil })
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), c.Seq)
 	// Listen reconnected by itself: it reports the change (after the
@@ -324,7 +332,7 @@ func measure(t *testing.T, s *Store) {
 	n := *measureRecords
 	r := rand.New(rand.NewPCG(7, 8))
 	base := time.Now().UTC().Add(-time.Hour)
-	entries := make([]store.LogEntry, 10_000)
+	entries := make([]usagelog.Entry, 10_000)
 	for i := range entries {
 		entries[i] = randEntry(r, base, i)
 		entries[i].Path = entries[i].Path[:min(len(entries[i].Path), 40)]
@@ -351,21 +359,21 @@ func measure(t *testing.T, s *Store) {
 	require.NoError(t, err)
 
 	start = time.Now()
-	p, err := s.QueryLogs(ctx, store.LogFilter{KeyID: "key_7", Limit: 100})
+	p, err := s.QueryLogs(ctx, usagelog.Filter{KeyID: "key_7", Limit: 100})
 	require.NoError(t, err)
 	t.Logf("one-key query, first page of 100 over %d records: %v (%d items)", n+1, time.Since(start).Round(time.Microsecond), len(p.Items))
 	start = time.Now()
-	p, err = s.QueryLogs(ctx, store.LogFilter{KeyID: "key_7", Status: "403", Method: "POST", Limit: 100})
+	p, err = s.QueryLogs(ctx, usagelog.Filter{KeyID: "key_7", Status: "403", Method: "POST", Limit: 100})
 	require.NoError(t, err)
 	t.Logf("one-key + status + method query: %v (%d items)", time.Since(start).Round(time.Microsecond), len(p.Items))
 
 	start = time.Now()
-	p, err = s.QueryLogs(ctx, store.LogFilter{Status: "503", Limit: 100})
+	p, err = s.QueryLogs(ctx, usagelog.Filter{Status: "503", Limit: 100})
 	require.NoError(t, err)
 	t.Logf("worst case, a status no record has, all keys (reads every record): %v (%d items)", time.Since(start).Round(time.Microsecond), len(p.Items))
 
 	start = time.Now()
-	rows, err := s.ExportCSV(ctx, io.Discard, store.LogFilter{})
+	rows, err := s.ExportCSV(ctx, io.Discard, usagelog.Filter{})
 	require.NoError(t, err)
 	el = time.Since(start)
 	t.Logf("export: %d rows in %v: %.0f rows/s", rows, el.Round(time.Millisecond), float64(rows)/el.Seconds())

@@ -54,7 +54,7 @@
 // # Outage
 //
 // When the database cannot be reached, key changes and reads fail with an
-// error wrapping ErrUnavailable (nothing half-applied: the transaction did
+// error wrapping store.ErrUnavailable (nothing half-applied: the transaction did
 // not commit), while AppendLog keeps accepting records: batches that
 // cannot be written are appended to a spool file (Options.SpoolDir, at
 // most Options.SpoolMaxBytes) and written, oldest first, once the database
@@ -88,19 +88,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-)
 
-// The errors of package postgres, besides those of package store (which
-// the methods return with the same meaning: store.ErrNotFound,
-// store.ErrExists, store.ErrClosed, store.ErrImmutable,
-// store.ErrBadFilter).
-var (
-	// ErrUnavailable: the database could not be reached or went away;
-	// a write that failed with it was not applied.
-	ErrUnavailable = errors.New("store: database unavailable")
-	// ErrPrecondition: UpdateKeyIf was given a version that is no longer
-	// the key's (someone changed it since); nothing was written.
-	ErrPrecondition = errors.New("store: key changed since the given version")
+	"github.com/keygate/keygate/store"
 )
 
 // Defaults for the zero values of Options fields.
@@ -313,9 +302,9 @@ func (s *Store) ping(ctx context.Context, cc *pgx.ConnConfig) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || isRefused(err) {
-		return fmt.Errorf("%w: nothing accepts connections at %s: is PostgreSQL running there, and are the host and port in the database URL right?", ErrUnavailable, where)
+		return fmt.Errorf("%w: nothing accepts connections at %s: is PostgreSQL running there, and are the host and port in the database URL right?", store.ErrUnavailable, where)
 	}
-	return fmt.Errorf("%w: connecting to %s: %s", ErrUnavailable, where, redact(err, s.opts.URL))
+	return fmt.Errorf("%w: connecting to %s: %s", store.ErrUnavailable, where, redact(err, s.opts.URL))
 }
 
 func isRefused(err error) bool {
@@ -341,13 +330,13 @@ func redact(err error, url string) string {
 }
 
 // wrap marks errors that mean the database could not be reached (as
-// opposed to one it answered with) as ErrUnavailable.
+// opposed to one it answered with) as store.ErrUnavailable.
 func (s *Store) wrap(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	if unavailable(err) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate/engine"
 	"github.com/keygate/keygate/internal/pgtest"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -66,23 +67,23 @@ func TestKeys(t *testing.T) {
 	got, v, err := s.GetKeyVersion(ctx, "key_1")
 	require.NoError(t, err)
 	require.Equal(t, k, got)
-	require.Equal(t, int64(1), v)
+	require.Equal(t, uint64(1), v)
 
 	_, err = s.CreateKey(ctx, k, "admin")
 	require.ErrorIs(t, err, store.ErrExists)
 	_, err = s.GetKey(ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = s.UpdateKey(ctx, "nope", "admin", func(*engine.Key) error { return nil })
+	_, err = s.UpdateKey(ctx, "nope", "admin", "", func(*engine.Key) error { return nil })
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	mine := errors.New("mine")
-	_, err = s.UpdateKey(ctx, "key_1", "admin", func(k *engine.Key) error { k.Name = "x"; return mine })
+	_, err = s.UpdateKey(ctx, "key_1", "admin", "", func(k *engine.Key) error { k.Name = "x"; return mine })
 	require.Equal(t, mine, err, "fn's error unchanged")
-	_, err = s.UpdateKey(ctx, "key_1", "admin", func(k *engine.Key) error { k.Hash[5]++; return nil })
+	_, err = s.UpdateKey(ctx, "key_1", "admin", "", func(k *engine.Key) error { k.Hash[5]++; return nil })
 	require.ErrorIs(t, err, store.ErrImmutable)
 
 	rev := time.Unix(1700000100, 5).UTC()
-	c, err = s.UpdateKeyAction(ctx, "key_1", "ops", "key.revoke", func(k *engine.Key) error {
+	c, err = s.UpdateKey(ctx, "key_1", "ops", "key.revoke", func(k *engine.Key) error {
 		k.RevokedAt = rev
 		k.Allowlist = k.Allowlist[1:]
 		return nil
@@ -128,22 +129,22 @@ func TestUpdateKeyIf(t *testing.T) {
 	_, v, err := s.GetKeyVersion(ctx, "key_v")
 	require.NoError(t, err)
 
-	_, v2, err := s2.UpdateKeyIf(ctx, "key_v", v, "bob", store.ActionUpdate, func(k *engine.Key) error { k.Name = "bob"; return nil })
+	c2, err := s2.UpdateKeyIf(ctx, "key_v", v, "bob", store.ActionUpdate, func(k *engine.Key) error { k.Name = "bob"; return nil })
 	require.NoError(t, err)
-	require.Equal(t, v+1, v2)
-	_, _, err = s.UpdateKeyIf(ctx, "key_v", v, "alice", store.ActionUpdate, func(k *engine.Key) error { k.Name = "alice"; return nil })
-	require.ErrorIs(t, err, ErrPrecondition)
+	require.Greater(t, c2.Version, v)
+	_, err = s.UpdateKeyIf(ctx, "key_v", v, "alice", store.ActionUpdate, func(k *engine.Key) error { k.Name = "alice"; return nil })
+	require.ErrorIs(t, err, store.ErrPrecondition)
 	got, _ := s.GetKey(ctx, "key_v")
 	require.Equal(t, "bob", got.Name)
 
 	// Without versions: both apply, last wins, both in the audit trail.
-	_, err = s.UpdateKey(ctx, "key_v", "alice", func(k *engine.Key) error { k.Name = "alice"; return nil })
+	_, err = s.UpdateKey(ctx, "key_v", "alice", "", func(k *engine.Key) error { k.Name = "alice"; return nil })
 	require.NoError(t, err)
-	_, err = s2.UpdateKey(ctx, "key_v", "carol", func(k *engine.Key) error { k.Name = "carol"; return nil })
+	_, err = s2.UpdateKey(ctx, "key_v", "carol", "", func(k *engine.Key) error { k.Name = "carol"; return nil })
 	require.NoError(t, err)
 	got, v, _ = s.GetKeyVersion(ctx, "key_v")
 	require.Equal(t, "carol", got.Name)
-	require.Equal(t, int64(4), v)
+	require.Equal(t, uint64(4), v, "the version is the number of the key's last change")
 	ch, err := s.Changes(ctx, 0, 0)
 	require.NoError(t, err)
 	var actors []string
@@ -249,10 +250,10 @@ func TestClosed(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrClosed)
 	_, err = s.GetKey(ctx, "k")
 	require.ErrorIs(t, err, store.ErrClosed)
-	_, err = s.QueryLogs(ctx, store.LogFilter{})
+	_, err = s.QueryLogs(ctx, usagelog.Filter{})
 	require.ErrorIs(t, err, store.ErrClosed)
 	require.ErrorIs(t, s.FlushLogs(), store.ErrClosed)
-	s.AppendLog(&store.LogEntry{Time: time.Now()})
+	s.AppendLog(&usagelog.Entry{Time: time.Now()})
 	require.Equal(t, uint64(1), s.LogStats().Dropped)
 }
 

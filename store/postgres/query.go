@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usagelog"
 )
 
 // cursorVersion 2 tells these cursors from the Badger store's (1).
@@ -54,9 +54,9 @@ func (q *query) add(cond string, args ...any) {
 	q.where = append(q.where, cond)
 }
 
-// compile validates f as the Badger store does (store.LogFilter.Validate)
+// compile validates f as the Badger store does (usagelog.Filter.Validate)
 // except for the cursor, which is this store's.
-func compile(f store.LogFilter) (query, error) {
+func compile(f usagelog.Filter) (query, error) {
 	var q query
 	cur := f.Cursor
 	f.Cursor = ""
@@ -65,7 +65,7 @@ func compile(f store.LogFilter) (query, error) {
 	}
 	q.limit = f.Limit
 	if q.limit == 0 {
-		q.limit = store.DefaultLogLimit
+		q.limit = usagelog.DefaultLimit
 	}
 	if f.KeyID != "" {
 		q.add("key_id = ?", f.KeyID)
@@ -75,7 +75,7 @@ func compile(f store.LogFilter) (query, error) {
 		// printable ASCII): LATIN1 decodes any bytes.
 		q.add("upper(convert_from(method, 'LATIN1')) = ?", strings.ToUpper(f.Method))
 	}
-	if lo, hi, _ := store.ParseStatusFilter(f.Status); hi != 0 {
+	if lo, hi, _ := usagelog.ParseStatusFilter(f.Status); hi != 0 {
 		q.add("status BETWEEN ? AND ?", lo, hi)
 	}
 	if !f.From.IsZero() {
@@ -87,7 +87,7 @@ func compile(f store.LogFilter) (query, error) {
 	if cur != "" {
 		id, ok := parseCursor(cur)
 		if !ok {
-			return q, &store.FilterError{Field: "cursor", Message: "not a cursor this server issued"}
+			return q, &usagelog.FilterError{Field: "cursor", Message: "not a cursor this server issued"}
 		}
 		q.add("id < ?", id)
 	}
@@ -96,7 +96,7 @@ func compile(f store.LogFilter) (query, error) {
 
 func (q *query) sql(limit int) string {
 	var b strings.Builder
-	b.WriteString("SELECT time_ns, id, key_id, ip, method, path, status, code, entry_id, latency_us FROM usage_log")
+	b.WriteString("SELECT time_ns, id, key_id, ip, method, path, status, code, entry_id, latency_us, node FROM usage_log")
 	if len(q.where) > 0 {
 		b.WriteString(" WHERE ")
 		b.WriteString(strings.Join(q.where, " AND "))
@@ -108,18 +108,18 @@ func (q *query) sql(limit int) string {
 
 // page reads up to limit records of q, calling fn for each; it returns
 // the id of the last one and how many it read.
-func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *store.LogRecord, id int64) error) (lastID int64, n int, err error) {
+func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *usagelog.Record, id int64) error) (lastID int64, n int, err error) {
 	rows, err := s.pool.Query(ctx, q.sql(limit), q.args...)
 	if err != nil {
 		return 0, 0, s.readErr(err)
 	}
 	defer rows.Close()
-	var r store.LogRecord
+	var r usagelog.Record
 	var status int32
 	var t int64
 	var method, path []byte
 	for rows.Next() {
-		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &method, &path, &status, &r.Code, &r.EntryID, &r.LatencyUS); err != nil {
+		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &method, &path, &status, &r.Code, &r.EntryID, &r.LatencyUS, &r.Node); err != nil {
 			return 0, n, s.readErr(err)
 		}
 		r.Time, r.Status = time.Unix(0, t).UTC(), int(status)
@@ -140,20 +140,20 @@ func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *store.
 // the order AppendLog received them), f.Limit at a time. A record
 // is visible once its batch is written: at most FlushInterval after
 // AppendLog, or at once after FlushLogs, on every daemon. An invalid
-// filter gives a *store.FilterError; an unreachable database an error
-// wrapping ErrUnavailable. Items is never nil.
-func (s *Store) QueryLogs(ctx context.Context, f store.LogFilter) (store.LogPage, error) {
+// filter gives a *usagelog.FilterError; an unreachable database an error
+// wrapping store.ErrUnavailable. Items is never nil.
+func (s *Store) QueryLogs(ctx context.Context, f usagelog.Filter) (usagelog.Page, error) {
 	q, err := compile(f)
 	if err != nil {
-		return store.LogPage{}, err
+		return usagelog.Page{}, err
 	}
 	if err := s.usable(ctx); err != nil {
-		return store.LogPage{}, err
+		return usagelog.Page{}, err
 	}
-	page := store.LogPage{Items: make([]store.LogRecord, 0, min(q.limit, 128))}
+	page := usagelog.Page{Items: make([]usagelog.Record, 0, min(q.limit, 128))}
 	var id int64
 	more := false
-	_, _, err = s.page(ctx, &q, q.limit+1, func(r *store.LogRecord, rid int64) error {
+	_, _, err = s.page(ctx, &q, q.limit+1, func(r *usagelog.Record, rid int64) error {
 		if len(page.Items) == q.limit {
 			more = true
 			return nil
@@ -163,7 +163,7 @@ func (s *Store) QueryLogs(ctx context.Context, f store.LogFilter) (store.LogPage
 		return nil
 	})
 	if err != nil {
-		return store.LogPage{}, err
+		return usagelog.Page{}, err
 	}
 	if more {
 		page.NextCursor = cursorOf(id)
@@ -177,10 +177,10 @@ const exportBatch = 10000
 
 // ExportCSV writes every record matching f (f.Limit is ignored; f.Cursor
 // is honoured), newest first, as CSV to w in exactly the Badger store's
-// format (store.CSVHeader, store.AppendCSVRecord). It reads in batches
+// format (usagelog.CSVWriter). It reads in batches
 // with a keyset cursor, so memory does not grow with the number of rows.
 // It returns the number of rows written, header excluded.
-func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f store.LogFilter) (int, error) {
+func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (int, error) {
 	f.Limit = 0
 	q, err := compile(f)
 	if err != nil {
@@ -189,35 +189,27 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f store.LogFilter) (
 	if err := s.usable(ctx); err != nil {
 		return 0, err
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := bw.WriteString(store.CSVHeader + "\r\n"); err != nil {
-		return 0, err
-	}
-	rows := 0
-	var row []byte
+	cw := usagelog.NewCSVWriter(w)
 	base := len(q.where)
 	for {
-		id, n, err := s.page(ctx, &q, exportBatch, func(r *store.LogRecord, _ int64) error {
-			row = store.AppendCSVRecord(row[:0], r)
-			_, err := bw.Write(row)
-			return err
+		id, n, err := s.page(ctx, &q, exportBatch, func(r *usagelog.Record, _ int64) error {
+			return cw.WriteRecord(r)
 		})
-		rows += n
 		if err != nil {
-			return rows, err
+			return cw.Rows(), err
 		}
 		if n < exportBatch {
 			break
 		}
 		if s.closed.Load() {
-			return rows, store.ErrClosed
+			return cw.Rows(), store.ErrClosed
 		}
 		// Next batch: after this one's last row (replacing our own
 		// cursor condition, keeping the caller's).
 		q.where, q.args = q.where[:base], q.args[:countArgs(q.where[:base])]
 		q.add("id < ?", id)
 	}
-	return rows, bw.Flush()
+	return cw.Rows(), cw.Flush()
 }
 
 func countArgs(where []string) int {

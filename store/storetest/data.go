@@ -113,8 +113,9 @@ func RandEntry(r *rand.Rand) *usagelog.Entry {
 	return e
 }
 
-// RecordOf is what a query must return for e.
-func RecordOf(e *usagelog.Entry) usagelog.Record {
+// RecordOf is what a query must return for e, appended to a store that
+// names its records node.
+func RecordOf(e *usagelog.Entry, node string) usagelog.Record {
 	r := usagelog.Record{
 		Time:       time.Unix(0, e.Time.UnixNano()).UTC(),
 		KeyID:      e.KeyID,
@@ -126,6 +127,7 @@ func RecordOf(e *usagelog.Entry) usagelog.Record {
 		LatencyUS:  e.Latency.Microseconds(),
 		SecretHint: e.Hint,
 		ReportOnly: usagelog.IsReportOnly(e.Status, e.Code),
+		Node:       node,
 	}
 	if e.IP.IsValid() {
 		r.IP = e.IP.String()

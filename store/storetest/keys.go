@@ -286,3 +286,64 @@ func testClosedKeys(t *testing.T, h Harness) {
 	_, err = s.UpdateKey(ctx, k.ID, "t", "", func(*engine.Key) error { return nil })
 	require.ErrorIs(t, err, store.ErrClosed)
 }
+
+// testKeyVersions: the optimistic concurrency behind If-Match. Every
+// change gives the key a new, greater version; UpdateKeyIf with a version
+// that is no longer the key's fails with ErrPrecondition and writes
+// nothing; version 0 is any version.
+func testKeyVersions(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := open(t, h)
+	r := rand.New(rand.NewPCG(31, 32))
+	k := Key(r, 1)
+	created, err := s.CreateKey(ctx, k, "a")
+	require.NoError(t, err)
+	require.NotZero(t, created.Version)
+	_, v0, err := s.GetKeyVersion(ctx, k.ID)
+	require.NoError(t, err)
+	require.Equal(t, created.Version, v0, "GetKeyVersion reads the version the create returned")
+	_, err = s.CreateKey(ctx, Key(r, 2), "a") // another key's change
+	require.NoError(t, err)
+	_, v, err := s.GetKeyVersion(ctx, k.ID)
+	require.NoError(t, err)
+	require.Equal(t, v0, v, "another key's change leaves this key's version")
+
+	c1, err := s.UpdateKeyIf(ctx, k.ID, v0, "a", "", func(k *engine.Key) error { k.Name = "first"; return nil })
+	require.NoError(t, err)
+	require.Greater(t, c1.Version, v0)
+	got, v1, err := s.GetKeyVersion(ctx, k.ID)
+	require.NoError(t, err)
+	require.Equal(t, c1.Version, v1)
+	require.Equal(t, "first", got.Name)
+
+	called := false
+	_, err = s.UpdateKeyIf(ctx, k.ID, v0, "b", "", func(k *engine.Key) error { called = true; k.Name = "stale"; return nil })
+	require.ErrorIs(t, err, store.ErrPrecondition)
+	assert.False(t, called, "fn does not run on a stale version")
+	got, v, err = s.GetKeyVersion(ctx, k.ID)
+	require.NoError(t, err)
+	assert.Equal(t, v1, v)
+	assert.Equal(t, "first", got.Name, "a stale update wrote nothing")
+	cs, err := s.Changes(ctx, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, cs, 3, "a stale update used no sequence number")
+	assert.Equal(t, c1.Version, cs[2].Version, "Changes carry the version after the change")
+
+	c2, err := s.UpdateKeyIf(ctx, k.ID, 0, "b", "", func(k *engine.Key) error { k.Name = "last wins"; return nil })
+	require.NoError(t, err)
+	require.Greater(t, c2.Version, c1.Version)
+	_, err = s.UpdateKeyIf(ctx, "key_missing", 1, "b", "", func(k *engine.Key) error { return nil })
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, _, err = s.GetKeyVersion(ctx, "key_missing")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	if h.Reopen != nil {
+		s = h.Reopen(t, s)
+		t.Cleanup(func() { s.Close() })
+		_, v, err := s.GetKeyVersion(ctx, k.ID)
+		require.NoError(t, err)
+		require.Equal(t, c2.Version, v, "versions outlive Close")
+		_, err = s.UpdateKeyIf(ctx, k.ID, c1.Version, "b", "", func(k *engine.Key) error { return nil })
+		require.ErrorIs(t, err, store.ErrPrecondition)
+	}
+}

@@ -51,13 +51,13 @@ func Walk(t *testing.T, s store.Store, f usagelog.Filter, between func()) []usag
 	}
 }
 
-// AppendAll appends n random records to s and their expected records to
-// all.
-func AppendAll(s store.Logs, r *rand.Rand, n int, all *[]usagelog.Record) {
+// AppendAll appends n random records to s and their expected records, from
+// a store that names its records node, to all.
+func AppendAll(s store.Logs, node string, r *rand.Rand, n int, all *[]usagelog.Record) {
 	for range n {
 		e := RandEntry(r)
 		s.AppendLog(e)
-		*all = append(*all, RecordOf(e))
+		*all = append(*all, RecordOf(e, node))
 	}
 }
 
@@ -65,7 +65,7 @@ func testQueryMatchesBruteForce(t *testing.T, h Harness) {
 	s := open(t, h)
 	r := rand.New(rand.NewPCG(11, 12))
 	var all []usagelog.Record
-	AppendAll(s, r, 3000, &all)
+	AppendAll(s, h.Node, r, 3000, &all)
 	require.NoError(t, s.FlushLogs())
 	require.Equal(t, uint64(3000), s.LogStats().Written)
 	for i := range 300 {
@@ -87,7 +87,7 @@ func testPagingWhileAppending(t *testing.T, h Harness) {
 	s := open(t, h)
 	r := rand.New(rand.NewPCG(13, 14))
 	var all []usagelog.Record
-	AppendAll(s, r, 1000, &all)
+	AppendAll(s, h.Node, r, 1000, &all)
 	require.NoError(t, s.FlushLogs())
 	for range 30 {
 		f := RandFilter(r)
@@ -99,7 +99,7 @@ func testPagingWhileAppending(t *testing.T, h Harness) {
 			if pages++; pages > 10 {
 				return
 			}
-			AppendAll(s, r, r.IntN(60), &all)
+			AppendAll(s, h.Node, r, r.IntN(60), &all)
 			if r.IntN(2) == 0 {
 				require.NoError(t, s.FlushLogs())
 			}
@@ -160,7 +160,7 @@ func testExportCSV(t *testing.T, h Harness) {
 	s := open(t, h)
 	r := rand.New(rand.NewPCG(15, 16))
 	var all []usagelog.Record
-	AppendAll(s, r, 2000, &all)
+	AppendAll(s, h.Node, r, 2000, &all)
 	require.NoError(t, s.FlushLogs())
 	for i := range 20 {
 		f := RandFilter(r)
@@ -188,7 +188,7 @@ func testExportCSV(t *testing.T, h Harness) {
 		for i, w := range want {
 			require.Equal(t, []string{
 				w.Time.Format(time.RFC3339Nano), CSVCell(w.KeyID), w.IP, CSVCell(w.Method), CSVCell(w.Path),
-				strconv.Itoa(w.Status), CSVCell(w.Code), CSVCell(w.EntryID), strconv.FormatInt(w.LatencyUS, 10), CSVCell(w.SecretHint),
+				strconv.Itoa(w.Status), CSVCell(w.Code), CSVCell(w.EntryID), strconv.FormatInt(w.LatencyUS, 10), CSVCell(w.SecretHint), CSVCell(w.Node),
 			}, rows[i+1], "row %d", i+1)
 		}
 	}
@@ -204,7 +204,7 @@ func testLogStats(t *testing.T, h Harness) {
 	before := s.LogStats()
 	r := rand.New(rand.NewPCG(19, 20))
 	var all []usagelog.Record
-	AppendAll(s, r, 500, &all)
+	AppendAll(s, h.Node, r, 500, &all)
 	st := s.LogStats()
 	appended := func(st usagelog.Stats) uint64 {
 		return uint64(st.Queued+st.InSegment) + st.Dropped + st.Written + st.WriteErrors
@@ -222,7 +222,7 @@ func testLastUsed(t *testing.T, h Harness) {
 	s := open(t, h)
 	r := rand.New(rand.NewPCG(21, 22))
 	var all []usagelog.Record
-	AppendAll(s, r, 300, &all)
+	AppendAll(s, h.Node, r, 300, &all)
 	require.NoError(t, s.FlushLogs())
 	for _, id := range KeyIDs {
 		if id == "" {
@@ -243,7 +243,7 @@ func testCloseFlushesLogs(t *testing.T, h Harness) {
 	s := open(t, h)
 	r := rand.New(rand.NewPCG(17, 18))
 	var all []usagelog.Record
-	AppendAll(s, r, 1000, &all)
+	AppendAll(s, h.Node, r, 1000, &all)
 	require.NoError(t, s.Close())
 	dropped := s.LogStats().Dropped
 	s.AppendLog(RandEntry(r))
@@ -265,7 +265,7 @@ func testCloseFlushesLogs(t *testing.T, h Harness) {
 	require.NoError(t, s.FlushLogs())
 	p, err := s.QueryLogs(context.Background(), usagelog.Filter{Limit: 1})
 	require.NoError(t, err)
-	require.Equal(t, []usagelog.Record{RecordOf(e)}, p.Items, "after a reopen the newest record still comes first")
+	require.Equal(t, []usagelog.Record{RecordOf(e, h.Node)}, p.Items, "after a reopen the newest record still comes first")
 }
 
 func testConcurrentAppendQuery(t *testing.T, h Harness) {

@@ -16,6 +16,8 @@ package storetest
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/keygate/keygate/store"
 )
 
@@ -29,12 +31,16 @@ type Harness struct {
 	// Reopen, if not nil, closes st and opens the same storage again; the
 	// suite then checks that keys, changes and logs outlive Close.
 	Reopen func(t *testing.T, st store.Store) store.Store
+	// Node is the node name the stores Open returns put in their usage-log
+	// records (Record.Node, the CSV's node column); it must not be empty.
+	Node string
 }
 
 // Run runs the whole contract suite, each test as a subtest with a store
 // of its own.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
+	require.NotEmpty(t, h.Node, "Harness.Node")
 	for _, tc := range append(sequential, concurrent...) {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
 	}
@@ -45,6 +51,7 @@ func Run(t *testing.T, h Harness) {
 // Race or Concurrent).
 func RunConcurrent(t *testing.T, h Harness) {
 	t.Helper()
+	require.NotEmpty(t, h.Node, "Harness.Node")
 	for _, tc := range concurrent {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
 	}
@@ -58,6 +65,7 @@ type test struct {
 var sequential = []test{
 	{"KeysRoundTrip", testKeysRoundTrip},
 	{"UpdateKeyAllOrNothing", testUpdateKeyAllOrNothing},
+	{"KeyVersions", testKeyVersions},
 	{"ChangesSequence", testChangesSequence},
 	{"Audit", testAudit},
 	{"ClosedKeys", testClosedKeys},
