@@ -143,6 +143,7 @@ func (s *Store) commit(ctx context.Context, action, actor, id string,
 		}
 		return store.Change{}, fmt.Errorf("store: key change not applied: %w", s.wrap(err))
 	}
+	s.setUp(true, nil)
 	// The Change's keys are the caller's.
 	if c.Before != nil {
 		c.Before = c.Before.Clone()
@@ -410,6 +411,7 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 	if err := rows.Err(); err != nil {
 		return nil, s.readErr(err)
 	}
+	s.setUp(true, nil)
 	return out, nil
 }
 
@@ -439,13 +441,14 @@ func (s *Store) Listen(ctx context.Context, fn func(seq uint64)) error {
 			}
 			return ctx.Err()
 		}
+		s.wrap(err) // marks the store down if the database is unreachable
 		s.log.Warn("store: change notifications interrupted; reconnecting", "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			continue
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, time.Second)
 	}
 }
 
@@ -463,6 +466,7 @@ func (s *Store) listenOnce(ctx context.Context, fn func(uint64), backoff *time.D
 		return err
 	}
 	*backoff = 100 * time.Millisecond
+	s.setUp(true, nil)
 	fn(uint64(seq))
 	for {
 		n, err := conn.WaitForNotification(ctx)

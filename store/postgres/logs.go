@@ -304,6 +304,7 @@ func (w *logWriter) writeBatch() error {
 		cancel()
 		if err == nil {
 			w.settle(n, &w.written)
+			w.s.setUp(true, nil)
 			return nil
 		}
 		if unavailable(err) {

@@ -226,9 +226,14 @@ func TestOutage(t *testing.T) {
 	notified := make(chan uint64, 64)
 	go s.Listen(lctx, func(seq uint64) { notified <- seq })
 	require.Equal(t, uint64(1), <-notified)
+	up, _ := s.Up()
+	require.True(t, up)
 
 	require.NoError(t, srv.Stop())
 	start := time.Now()
+	require.Eventually(t, func() bool { up, _ := s.Up(); return !up }, 5*time.Second, 20*time.Millisecond, "Up reports the outage")
+	_, since := s.Up()
+	require.WithinDuration(t, start, since, 3*time.Second, "Up says since when")
 	_, err = s.UpdateKey(ctx, "key_o", "admin", "", func(k *engine.Key) error { k.Name = "during"; return nil })
 	require.ErrorIs(t, err, store.ErrUnavailable)
 	t.Logf("write during the outage: %v", err)
@@ -252,8 +257,17 @@ func TestOutage(t *testing.T) {
 	t.Logf("outage of %v: %d records spooled (%d bytes)", time.Since(start).Round(time.Millisecond), spooled, bytes)
 	require.Positive(t, spooled)
 
+	for len(s.Notifications()) > 0 {
+		<-s.Notifications()
+	}
 	require.NoError(t, srv.Start())
 	require.Eventually(t, func() bool { return s.FlushLogs() == nil }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { up, _ := s.Up(); return up }, 5*time.Second, 20*time.Millisecond, "Up reports the return")
+	select {
+	case <-s.Notifications():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification after reconnecting: a follower would not catch up at once")
+	}
 	st := s.LogStats()
 	require.Equal(t, uint64(appended), st.Written, "%+v", st)
 	require.Zero(t, st.Dropped+st.WriteErrors)

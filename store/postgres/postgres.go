@@ -240,6 +240,15 @@ type Store struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 
+	// notify receives a value after each change announced fleet-wide
+	// (Notifications); listening starts with Open.
+	notify chan struct{}
+	// health is whether the database answered the last attempt to reach
+	// it, and since when (Up).
+	healthMu    sync.Mutex
+	down        bool
+	healthSince time.Time
+
 	// beforeCommit, if set (tests only), runs in each key change's
 	// transaction just before COMMIT, with the feed row locked.
 	beforeCommit func()
@@ -266,7 +275,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s", redact(err, opts.URL))
 	}
-	s := &Store{opts: opts, pool: pool, log: opts.Logger, stop: make(chan struct{})}
+	s := &Store{opts: opts, pool: pool, log: opts.Logger, stop: make(chan struct{}),
+		notify: make(chan struct{}, 1), healthSince: time.Now()}
 	if err := s.ping(ctx, cfg.ConnConfig); err != nil {
 		pool.Close()
 		return nil, err
@@ -279,9 +289,51 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.logs.run()
+	go func() {
+		defer s.wg.Done()
+		s.Listen(context.Background(), func(uint64) {
+			select {
+			case s.notify <- struct{}{}:
+			default:
+			}
+		})
+	}()
 	return s, nil
+}
+
+// Notifications receives a value after changes are committed, by any
+// daemon on the database (LISTEN keygate_changes on a connection of its
+// own, re-opened when it breaks; a value follows each reconnection too,
+// so that a follower catches up on what it missed). It implements
+// store.Notifier.
+func (s *Store) Notifications() <-chan struct{} { return s.notify }
+
+// Up reports whether the database answered the last attempt to reach it
+// (the notification connection, a usage-log batch, a key read or write),
+// and since when that has been so. It implements store.Health.
+func (s *Store) Up() (bool, time.Time) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return !s.down, s.healthSince
+}
+
+// setUp records the database's state; a change of state is logged once,
+// the outage with the time it began.
+func (s *Store) setUp(up bool, err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if s.down == !up {
+		return
+	}
+	now := time.Now()
+	if up {
+		s.log.Warn("store: database reachable again", "down_since", s.healthSince.UTC().Format(time.RFC3339), "down_for", now.Sub(s.healthSince).Round(time.Millisecond).String())
+	} else {
+		s.log.Error("store: database unreachable; checks answer from the last snapshot, management writes fail with 503", "since", now.UTC().Format(time.RFC3339), "err", err)
+	}
+	s.down, s.healthSince = !up, now
 }
 
 // ping connects once and turns the usual failures into what to fix.
@@ -336,6 +388,7 @@ func (s *Store) wrap(err error) error {
 		return err
 	}
 	if unavailable(err) {
+		s.setUp(false, err)
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err

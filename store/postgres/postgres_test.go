@@ -258,3 +258,26 @@ func TestClosed(t *testing.T) {
 }
 
 var _ = pgx.ErrNoRows
+
+// TestNotifications: a change committed by another daemon wakes this
+// one's Notifications (the store.Notifier keyset follows).
+func TestNotifications(t *testing.T) {
+	s, url := openTest(t)
+	other := openURL(t, url, nil)
+	var _ store.Notifier = s
+	var _ store.Health = s
+	select { // the value sent on connecting
+	case <-s.Notifications():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification on connecting")
+	}
+	start := time.Now()
+	_, err := other.CreateKey(context.Background(), newKey("key_n"), "admin")
+	require.NoError(t, err)
+	select {
+	case <-s.Notifications():
+		t.Logf("notified %v after the other daemon's commit", time.Since(start).Round(time.Microsecond))
+	case <-time.After(2 * time.Second):
+		t.Fatal("no notification within 2 s of another daemon's change")
+	}
+}
