@@ -122,7 +122,7 @@ func (s *Store) AppendLog(e *usagelog.Entry) {
 		i -= len(w.ring)
 	}
 	sl := &w.ring[i]
-	sl.time = e.Time.UnixNano()
+	sl.time = clampTime(e.Time)
 	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
 	sl.keyID = e.KeyID
 	sl.entryID = e.EntryID
@@ -384,6 +384,22 @@ func transient(err error) bool {
 }
 
 const dayNS = int64(24 * time.Hour)
+
+// Record times are kept within the filter's bounds (1678 to 2262): a zero
+// or absurd time would otherwise name a partition PostgreSQL cannot bound
+// (time.Time{}.UnixNano() is not a real instant). Such a record is stored
+// at the nearest bound.
+var minTimeNS, maxTimeNS = usagelog.MinFilterTime.UnixNano(), usagelog.MaxFilterTime.UnixNano() - dayNS
+
+func clampTime(t time.Time) int64 {
+	switch {
+	case t.Before(usagelog.MinFilterTime):
+		return minTimeNS
+	case t.UnixNano() > maxTimeNS || t.After(usagelog.MaxFilterTime):
+		return maxTimeNS
+	}
+	return t.UnixNano()
+}
 
 func dayOf(ns int64) int64 {
 	d := ns / dayNS

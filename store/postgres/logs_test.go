@@ -441,3 +441,20 @@ var testKeyIDs = func() []string {
 	}
 	return ids
 }()
+
+// TestZeroTimeRecord: a record with the zero time (or one past 2262) is
+// written at the nearest bound of the filter range instead of failing its
+// batch on a partition PostgreSQL cannot bound.
+func TestZeroTimeRecord(t *testing.T) {
+	s, _ := openTest(t)
+	s.AppendLog(&usagelog.Entry{KeyID: "key_z", Method: []byte("GET"), Path: []byte("/"), Status: 200})
+	s.AppendLog(&usagelog.Entry{Time: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), KeyID: "key_z", Method: []byte("GET"), Path: []byte("/"), Status: 200})
+	require.NoError(t, s.FlushLogs())
+	st := s.LogStats()
+	require.Equal(t, uint64(2), st.Written, "%+v", st)
+	p, err := s.QueryLogs(context.Background(), usagelog.Filter{KeyID: "key_z"})
+	require.NoError(t, err)
+	require.Len(t, p.Items, 2)
+	require.True(t, p.Items[1].Time.Equal(usagelog.MinFilterTime), "%v", p.Items[1].Time)
+	require.True(t, p.Items[0].Time.Before(usagelog.MaxFilterTime), "%v", p.Items[0].Time)
+}

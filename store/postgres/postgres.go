@@ -92,6 +92,10 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
+// ErrSchemaNewer: the database was migrated by a newer keygate; Open
+// refuses it rather than write rows an older schema's code does not know.
+var ErrSchemaNewer = errors.New("store: database schema is newer than this binary")
+
 // Defaults for the zero values of Options fields.
 const (
 	DefaultLogBuffer           = 1 << 16
@@ -458,6 +462,20 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return err
+	}
+	known := 0
+	for _, f := range files {
+		name := strings.TrimPrefix(f, "migrations/")
+		if v, err := strconv.Atoi(name[:max(strings.IndexByte(name, '_'), 0)]); err == nil {
+			known = max(known, v)
+		}
+	}
+	var newest int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&newest); err != nil {
+		return err
+	}
+	if newest > known {
+		return fmt.Errorf("%w: the database schema is at version %d, newer than this keygate binary knows (%d): run a keygate at least as new as the one that migrated it", ErrSchemaNewer, newest, known)
 	}
 	for _, f := range files {
 		name := strings.TrimPrefix(f, "migrations/")

@@ -281,3 +281,16 @@ func TestNotifications(t *testing.T) {
 		t.Fatal("no notification within 2 s of another daemon's change")
 	}
 }
+
+// TestSchemaNewer: a database migrated by a newer keygate is refused with
+// a message that says so, and nothing is written to it.
+func TestSchemaNewer(t *testing.T) {
+	s, url := openTest(t)
+	_, err := s.pool.Exec(context.Background(), "INSERT INTO schema_migrations (version, name) VALUES (999, '999_future.sql')")
+	require.NoError(t, err)
+	_, err = Open(context.Background(), DefaultOptions(url))
+	require.ErrorIs(t, err, ErrSchemaNewer)
+	require.Contains(t, err.Error(), "version 999")
+	require.NotContains(t, err.Error(), "\n")
+	t.Log(err)
+}
