@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Server) getAllowlist(ctx *fasthttp.RequestCtx, id string) error {
-	k, err := s.store.GetKey(ctx, id)
+	k, version, err := s.store.GetKeyVersion(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -27,6 +27,7 @@ func (s *Server) getAllowlist(ctx *fasthttp.RequestCtx, id string) error {
 		h := hits[e.ID]
 		out[i] = entryHitsJSON{entryJSON: entryView(e, now), Hits24h: h.Count, LastSeenAt: timePtr(h.LastSeen)}
 	}
+	setETag(ctx, version)
 	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"key_id": k.ID, "entries": out})
 	return nil
 }
@@ -36,10 +37,24 @@ type putAllowlistRequest struct {
 }
 
 // updateAllowlist replaces key id's allowlist with what fn makes of the
-// current one, all or nothing.
-func (s *Server) updateAllowlist(ctx context.Context, id, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (store.Change, error) {
+// current one, all or nothing, if the key is still at the version the
+// request's If-Match names (any without one); it sets the answer's ETag.
+func (s *Server) updateAllowlist(ctx *fasthttp.RequestCtx, id, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (store.Change, error) {
+	version, err := ifMatch(ctx)
+	if err != nil {
+		return store.Change{}, err
+	}
+	ch, err := s.commitAllowlist(ctx, id, version, action, fn)
+	if err != nil {
+		return ch, preconditionFailed(id, version, err)
+	}
+	setETag(ctx, ch.Version)
+	return ch, nil
+}
+
+func (s *Server) commitAllowlist(ctx context.Context, id string, version uint64, action string, fn func(cur []engine.Entry) ([]engine.EntryInput, error)) (store.Change, error) {
 	return s.commit(ctx, func() (store.Change, error) {
-		return s.store.UpdateKey(ctx, id, actor, action, func(k *engine.Key) error {
+		return s.store.UpdateKeyIf(ctx, id, version, actor, action, func(k *engine.Key) error {
 			if !k.RevokedAt.IsZero() {
 				return errRevoked(id)
 			}

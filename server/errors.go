@@ -99,6 +99,7 @@ func errorResponse(err error) (int, errorBody) {
 		{errMethodNotAllowed, fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
 		{ErrConflict, fasthttp.StatusConflict, "CONFLICT"},
 		{store.ErrConflict, fasthttp.StatusConflict, "CONFLICT"},
+		{store.ErrPrecondition, fasthttp.StatusPreconditionFailed, "PRECONDITION_FAILED"},
 		{ErrInvalid, fasthttp.StatusUnprocessableEntity, "VALIDATION_FAILED"},
 		{store.ErrInvalid, fasthttp.StatusUnprocessableEntity, "VALIDATION_FAILED"},
 		{ErrBadRequest, fasthttp.StatusBadRequest, "BAD_REQUEST"},

@@ -29,7 +29,7 @@ type fakeStore struct {
 	// down makes every key method fail with store.ErrUnavailable, as a
 	// database outage does.
 	down bool
-	logs    []usagelog.Record
+	logs []usagelog.Record
 	// discardLogs makes AppendLog a no-op, for allocation tests.
 	discardLogs bool
 	// panicOnList makes ListKeys panic, to test recovery.

@@ -96,10 +96,11 @@ func (s *Server) listKeys(ctx *fasthttp.RequestCtx) error {
 }
 
 func (s *Server) getKey(ctx *fasthttp.RequestCtx, id string) error {
-	k, err := s.store.GetKey(ctx, id)
+	k, version, err := s.store.GetKeyVersion(ctx, id)
 	if err != nil {
 		return err
 	}
+	setETag(ctx, version)
 	now := s.cfg.Now()
 	v := s.keyView(k, now)
 	s.addReportOnlyImpact(ctx, &v, k, now)
@@ -154,6 +155,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	setETag(ctx, ch.Version)
 	view := s.keyView(ch.After, now)
 	view.Secret = secret
 	writeJSON(ctx, fasthttp.StatusCreated, view)
@@ -198,8 +200,12 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
 	if len(problems) > 0 {
 		return errorf(ErrInvalid, "%s; nothing was changed", strings.Join(problems, "; "))
 	}
+	version, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
 	ch, err := s.commit(ctx, func() (store.Change, error) {
-		return s.store.UpdateKey(ctx, id, actor, "key.update", func(k *engine.Key) error {
+		return s.store.UpdateKeyIf(ctx, id, version, actor, "key.update", func(k *engine.Key) error {
 			if !k.RevokedAt.IsZero() {
 				return errRevoked(id)
 			}
@@ -232,15 +238,20 @@ func (s *Server) patchKey(ctx *fasthttp.RequestCtx, id string) error {
 		})
 	})
 	if err != nil {
-		return err
+		return preconditionFailed(id, version, err)
 	}
+	setETag(ctx, ch.Version)
 	writeJSON(ctx, fasthttp.StatusOK, s.keyView(ch.After, s.cfg.Now()))
 	return nil
 }
 
 func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, id string) error {
+	version, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
 	ch, err := s.commit(ctx, func() (store.Change, error) {
-		return s.store.UpdateKey(ctx, id, actor, "key.revoke", func(k *engine.Key) error {
+		return s.store.UpdateKeyIf(ctx, id, version, actor, "key.revoke", func(k *engine.Key) error {
 			if k.RevokedAt.IsZero() {
 				k.RevokedAt = s.cfg.Now().UTC()
 			}
@@ -248,8 +259,9 @@ func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, id string) error {
 		})
 	})
 	if err != nil {
-		return err
+		return preconditionFailed(id, version, err)
 	}
+	setETag(ctx, ch.Version)
 	writeJSON(ctx, fasthttp.StatusOK, s.keyView(ch.After, s.cfg.Now()))
 	return nil
 }

@@ -56,6 +56,11 @@ func serveFlagSet(c *Config) *flag.FlagSet {
 	fs.Var(intValue{&c.MaxConns}, "max-conns", "open connections per listener; more are answered with 503 (0: 10000)")
 	fs.Var(choiceValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}, "log-level", "the daemon's log level: debug, info, warn or error")
 	fs.Var(choiceValue{&c.LogFormat, []string{"text", "json"}}, "log-format", "the daemon's log format: text or json")
+	// Fleet mode (fleet.go).
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "fleet mode: the PostgreSQL database (postgres://user:password@host:port/db) instead of the Badger directory in --data; needs --admin-token")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this daemon's name in usage-log records (default: host name:check port)")
+	fs.Var(bytesValue{&c.SpoolMaxBytes}, "spool-max-bytes", "fleet mode: most bytes of usage-log records kept in --data while the database is unreachable, in bytes or with a unit (0: 256MiB)")
+	fs.Var(durationValue{&c.DatabaseWait}, "database-wait", "fleet mode: how long to retry an unreachable database at start before exiting, a Go duration (0: 30s)")
 	return fs
 }
 

@@ -20,7 +20,6 @@ import (
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/keygate/keygate/server"
-	badgerstore "github.com/keygate/keygate/store/badger"
 )
 
 // Config is the daemon's whole configuration: the server's settings plus
@@ -60,6 +59,9 @@ type Config struct {
 	LogLevel, LogFormat string
 	// ConfigPath is the config file the settings were read from, if any.
 	ConfigPath string
+	// Fleet mode (fleet.go): the PostgreSQL database, this daemon's node
+	// name, the usage-log spool bound and the start-up wait.
+	Fleet
 }
 
 // tokenFile is the name of the generated admin token in the data directory.
@@ -83,6 +85,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("grpc-addr %q: want host:port, e.g. 127.0.0.1:9191", c.GRPCAddr))
 		}
 	}
+	errs = append(errs, c.Fleet.validate(c.AdminToken)...)
 	sc := c.Config
 	if sc.AdminToken == "" {
 		sc.AdminToken = "placeholder-for-validation"
@@ -166,10 +169,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	cfg.Version = version
 	cfg.Logger = logger
 
-	st, err := badgerstore.Open(badgerstore.DefaultOptions(cfg.Data).WithLogger(logger).
-		WithMinFreeSpace(cfg.MinFreeSpace).WithRetention(cfg.LogRetention).WithMaintenanceInterval(cfg.MaintenanceInterval))
+	st, err := openStore(context.Background(), cfg, logger)
 	if err != nil {
-		return fmt.Errorf("opening the store in %s: %w", cfg.Data, err)
+		return err
 	}
 	var srvRef atomic.Pointer[server.Server] // for reload, once created
 	ctx, stop := context.WithCancel(context.Background())
@@ -243,6 +245,9 @@ func printBanner(w io.Writer, cfg Config, ls server.Listeners, g *grpcListener, 
 		fmt.Fprintf(w, "  envoy ext_authz: grpc://%s  (envoy.service.auth.v3.Authorization)\n", g.ln.Addr())
 	}
 	fmt.Fprintf(w, "  data directory:  %s\n", cfg.Data)
+	if cfg.DatabaseURL != "" {
+		fmt.Fprintf(w, "  database:        %s (node %s)\n", redactURL(cfg.DatabaseURL), cfg.NodeName)
+	}
 	if generated {
 		fmt.Fprintf(w, "  admin token:     %s\n", tok)
 		fmt.Fprintf(w, "                   (generated; saved in %s, mode 0600; shown only this once)\n", filepath.Join(cfg.Data, tokenFile))

@@ -61,7 +61,7 @@ func handleSignals(log *slog.Logger, stop context.CancelFunc, onHUP func()) chan
 // route rules (server.Reloadable), the usage-log retention and the log
 // level. A configuration with any error changes nothing; a change to a
 // setting that needs a restart is reported and not applied.
-func reload(log *slog.Logger, args []string, running Config, level *slog.LevelVar, srv *atomic.Pointer[server.Server], st *badgerstore.Store) {
+func reload(log *slog.Logger, args []string, running Config, level *slog.LevelVar, srv *atomic.Pointer[server.Server], st daemonStore) {
 	cfg, warnings, err := loadServeConfig(args, os.LookupEnv)
 	if err != nil {
 		log.Error("SIGHUP: the configuration is not valid; keeping the running settings", "err", err)
@@ -141,7 +141,7 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 }
 
 // logStart logs the settings in effect, once the listeners are open.
-func logStart(log *slog.Logger, cfg Config, ls server.Listeners, st *badgerstore.Store) {
+func logStart(log *slog.Logger, cfg Config, ls server.Listeners, st daemonStore) {
 	admin := "(check listener)"
 	if ls.Admin != nil {
 		admin = ls.Admin.Addr().String()
@@ -166,7 +166,7 @@ func logStart(log *slog.Logger, cfg Config, ls server.Listeners, st *badgerstore
 		"routes", len(cfg.Routes),
 		"log_retention", st.Retention().String(),
 		"min_free_space", reserve,
-		"store", "badger "+cfg.Data,
+		"store", storeName(cfg),
 		"config", cmpOr(cfg.ConfigPath, "none"),
 		"log_level", cfg.LogLevel,
 	)
@@ -198,4 +198,12 @@ func watchStore(ctx context.Context, log *slog.Logger, st store.Health, lost fun
 			}
 		}
 	}
+}
+
+// storeName names the store in the start-up log line, without a password.
+func storeName(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres " + redactURL(cfg.DatabaseURL) + " node " + nodeName(cfg)
+	}
+	return "badger " + cfg.Data
 }

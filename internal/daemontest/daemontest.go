@@ -99,7 +99,8 @@ func FreeAddr(t testing.TB) string {
 
 // Options says how to start the daemon. The command line is
 //
-//	keygate serve --addr Addr --data Data [--admin-token AdminToken] Args...
+//	keygate serve --addr Addr --data Data [--admin-token AdminToken]
+//		[--database-url DatabaseURL] [--node-name NodeName] Args...
 type Options struct {
 	// Data is the data directory. Start defaults it to a new directory
 	// under t.TempDir(); TryStart requires it.
@@ -111,6 +112,11 @@ type Options struct {
 	// Addr is the check listener's address; default 127.0.0.1:0, a port
 	// the kernel picks (the daemon's banner tells it).
 	Addr string
+	// DatabaseURL, if set, is passed as --database-url: fleet mode on
+	// PostgreSQL (internal/pgtest runs one), which needs AdminToken.
+	DatabaseURL string
+	// NodeName, if set, is passed as --node-name.
+	NodeName string
 	// Args are more serve flags.
 	Args []string
 	// Env is added to the test process's environment.
@@ -216,6 +222,12 @@ func TryStart(bin string, opts Options) (*Daemon, error) {
 	args := []string{"serve", "--addr", opts.Addr, "--data", opts.Data}
 	if opts.AdminToken != "" {
 		args = append(args, "--admin-token", opts.AdminToken)
+	}
+	if opts.DatabaseURL != "" {
+		args = append(args, "--database-url", opts.DatabaseURL)
+	}
+	if opts.NodeName != "" {
+		args = append(args, "--node-name", opts.NodeName)
 	}
 	cmd := exec.Command(bin, append(args, opts.Args...)...)
 	cmd.Env = append(os.Environ(), opts.Env...)

@@ -423,6 +423,7 @@ func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.Change, 
 					return err
 				}
 				if q.Match(c) {
+					c.Version = c.Seq
 					out = append(out, c)
 				}
 				return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -386,8 +387,51 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 	if err != nil {
 		return nil, s.readErr(err)
 	}
+	out, err := s.scanChanges(rows, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.setUp(true, nil)
+	return out, nil
+}
+
+// Audit returns up to q.PageLimit() changes with Seq below q.Before (all
+// when 0), newest first, of key q.KeyID (any when "") made in [q.From,
+// q.To): the store contract's audit trail, from the changes table that
+// Changes reads.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.Change, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	var w query
+	if q.Before > 0 {
+		w.add("seq < ?", int64(min(q.Before, 1<<62)))
+	}
+	if q.KeyID != "" {
+		w.add("key_id = ?", q.KeyID)
+	}
+	if !q.From.IsZero() {
+		w.add("time_ns >= ?", q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		w.add("time_ns < ?", q.To.UnixNano())
+	}
+	sql := "SELECT seq, time_ns, actor, action, key_id, before, after FROM changes"
+	if len(w.where) > 0 {
+		sql += " WHERE " + strings.Join(w.where, " AND ")
+	}
+	sql += " ORDER BY seq DESC LIMIT " + strconv.Itoa(q.PageLimit())
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, s.readErr(err)
+	}
+	return s.scanChanges(rows, []store.Change{})
+}
+
+// scanChanges reads rows of (seq, time_ns, actor, action, key_id, before,
+// after) into out, and closes rows.
+func (s *Store) scanChanges(rows pgx.Rows, out []store.Change) ([]store.Change, error) {
 	defer rows.Close()
-	var out []store.Change
 	for rows.Next() {
 		var (
 			c      store.Change
@@ -400,6 +444,7 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 		}
 		c.Seq, c.Time = uint64(seq), time.Unix(0, ns).UTC()
 		c.Version = c.Seq
+		var err error
 		if c.Before, err = decodeKeyJSON(bj); err != nil {
 			return nil, err
 		}
@@ -411,7 +456,6 @@ func (s *Store) Changes(ctx context.Context, since uint64, limit int) ([]store.C
 	if err := rows.Err(); err != nil {
 		return nil, s.readErr(err)
 	}
-	s.setUp(true, nil)
 	return out, nil
 }
 

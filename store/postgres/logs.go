@@ -558,7 +558,7 @@ func (w *logWriter) expire(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cutoff := now.Add(-w.s.opts.Retention).UnixNano()
+	cutoff := now.Add(-w.s.Retention()).UnixNano()
 	dropped := 0
 	for _, name := range names {
 		t, err := time.Parse("20060102", strings.TrimPrefix(name, "usage_log_"))

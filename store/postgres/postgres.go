@@ -249,6 +249,9 @@ type Store struct {
 	notify chan struct{}
 	// health is whether the database answered the last attempt to reach
 	// it, and since when (Up).
+	// retention is the usage-log retention in effect (SetRetention).
+	retention atomic.Int64
+
 	healthMu    sync.Mutex
 	down        bool
 	healthSince time.Time
@@ -281,6 +284,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, pool: pool, log: opts.Logger, stop: make(chan struct{}),
 		notify: make(chan struct{}, 1), healthSince: time.Now()}
+	s.retention.Store(int64(opts.Retention))
 	if err := s.ping(ctx, cfg.ConnConfig); err != nil {
 		pool.Close()
 		return nil, err
@@ -314,9 +318,36 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // store.Notifier.
 func (s *Store) Notifications() <-chan struct{} { return s.notify }
 
+// Retention is the usage-log retention in effect.
+func (s *Store) Retention() time.Duration { return time.Duration(s.retention.Load()) }
+
+// SetRetention changes the usage-log retention from the next maintenance
+// pass (SIGHUP); whole days, at least one.
+func (s *Store) SetRetention(d time.Duration) error {
+	if d <= 0 {
+		return errors.New("store: retention must be positive")
+	}
+	s.retention.Store(int64(d))
+	return nil
+}
+
+// Health implements store.Health: nil while the database answers, else
+// an error wrapping store.ErrUnreachable that says since when it does not
+// (every daemon of the fleet sees the same: /readyz stays 200, degraded),
+// or store.ErrClosed.
+func (s *Store) Health() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if up, since := s.Up(); !up {
+		return fmt.Errorf("%w: the database has not answered since %s", store.ErrUnreachable, since.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Up reports whether the database answered the last attempt to reach it
 // (the notification connection, a usage-log batch, a key read or write),
-// and since when that has been so. It implements store.Health.
+// and since when that has been so.
 func (s *Store) Up() (bool, time.Time) {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
@@ -358,9 +389,9 @@ func (s *Store) ping(ctx context.Context, cc *pgx.ConnConfig) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || isRefused(err) {
-		return fmt.Errorf("%w: nothing accepts connections at %s: is PostgreSQL running there, and are the host and port in the database URL right?", store.ErrUnavailable, where)
+		return fmt.Errorf("%w: nothing accepts connections at %s: is PostgreSQL running there, and are the host and port in the database URL right?", store.ErrUnreachable, where)
 	}
-	return fmt.Errorf("%w: connecting to %s: %s", store.ErrUnavailable, where, redact(err, s.opts.URL))
+	return fmt.Errorf("%w: connecting to %s: %s", store.ErrUnreachable, where, redact(err, s.opts.URL))
 }
 
 func isRefused(err error) bool {
@@ -393,7 +424,7 @@ func (s *Store) wrap(err error) error {
 	}
 	if unavailable(err) {
 		s.setUp(false, err)
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", store.ErrUnreachable, err)
 	}
 	return err
 }
