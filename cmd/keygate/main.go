@@ -36,6 +36,8 @@ Usage:
                 [--real-ip-headers H,...] [--allow-private-ranges] [--config FILE]
                 [--min-free-space 64MiB] [--log-retention 720h] [--max-conns N]
                 [--log-level info] [--log-format text|json] [--grpc-addr ADDR]
+                [--database-url postgres://... --admin-token TOKEN] [--node-name NAME]
+                [--spool-max-bytes 256MiB] [--database-wait 30s]
   keygate keys create --name NAME [--description D] [--scope S]... [--allow CIDR[=LABEL]]... [--expires RFC3339] [--report-only]
   keygate keys list | show ID | revoke ID
   keygate keys update ID [--report-only=true|false] [--name N] [--description D]
@@ -50,6 +52,7 @@ Usage:
   keygate audit [--key-id ID] [--from T] [--to T] [--limit N] [--cursor C]
   keygate backup -o FILE [--force]
   keygate restore --data DIR FILE
+  keygate migrate --data ./data --database-url postgres://... [--logs] [--node-name NAME]
   keygate version
 
 "keygate COMMAND [SUBCOMMAND] -h" lists a command's flags.
@@ -95,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = backupCmd(args[1:], stdout)
 	case "restore":
 		err = restoreCmd(args[1:], stdout)
+	case "migrate":
+		err = migrateCmd(args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "keygate %s (%s)\n", version, runtime.Version())
 		return 0

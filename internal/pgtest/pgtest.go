@@ -81,14 +81,18 @@ func Shared(tb testing.TB) *Server {
 }
 
 // Main runs the tests and stops the shared server: call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main returning the tests' exit code, for a TestMain with more to
+// clean up.
+func Run(m *testing.M) int {
 	code := m.Run()
 	sharedMu.Lock()
 	if shared != nil {
 		shared.destroy()
 	}
 	sharedMu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // New starts a server of the test's own, stopped and removed at the end
