@@ -126,6 +126,7 @@ type logPage struct {
 		IP     string `json:"ip"`
 		Status int    `json:"status"`
 		Code   string `json:"code"`
+		Node   string `json:"node"`
 	} `json:"items"`
 	NextCursor string `json:"next_cursor"`
 }
@@ -453,6 +454,13 @@ func (b *browserRun) steps(t *testing.T) {
 	if rows := b.text(t, `[data-testid=logs-table]`); !strings.Contains(rows, "IP_NOT_ALLOWED") || !strings.Contains(rows, "Billing service") {
 		t.Errorf("logs table lacks the blocked request: %q", rows)
 	}
+	var nodePage logPage
+	d.api(t, "GET", "/v1/logs?limit=1", nil, &nodePage)
+	var nodes []string
+	b.eval(t, `[...document.querySelectorAll('[data-testid=log-row] [data-testid=log-node]')].map(e => e.innerText)`, &nodes)
+	if len(nodePage.Items) == 0 || nodePage.Items[0].Node == "" || len(nodes) == 0 || nodes[0] != nodePage.Items[0].Node {
+		t.Errorf("logs table node column = %q, the API's newest record's node %+v", nodes, nodePage.Items)
+	}
 	b.shot(t, "logs")
 
 	// Filter by status 403: the table shows exactly the API's rows.
@@ -496,6 +504,10 @@ func (b *browserRun) steps(t *testing.T) {
 	if fmt.Sprint(after.Entries) != fmt.Sprint(al.Entries) {
 		t.Fatalf("allowlist changed by rejected edits: %+v, want %+v", after.Entries, al.Entries)
 	}
+
+	// A colleague saves the list while it is open here: Save is refused
+	// (If-Match, 412), the user is told, and Reload shows their list.
+	b.colleagueChanged(t, d, keyID)
 
 	// Phone width: the same pages still work.
 	b.do(t, "phone width",
@@ -651,6 +663,57 @@ func (b *browserRun) invalidEntries(t *testing.T, keyID string) {
 	b.do(t, "scroll to the 21st row", js(`document.querySelector('[data-testid=allowlist-dialog] [data-testid=al-row]:nth-child(21)').scrollIntoView({block: "center"})`))
 	b.shot(t, "invalid-21-entries")
 	b.do(t, "cancel", chromedp.Click(css(`[data-testid=allowlist-dialog] [data-close]`)), chromedp.WaitNotVisible(css(`[data-testid=allowlist-dialog]`)))
+}
+
+// colleagueChanged opens the allowlist editor, changes the list through
+// the API behind its back (a colleague, perhaps on another daemon), and
+// saves: the save is refused with nothing written, the dialog says a
+// colleague changed the list and offers a reload, which shows their list;
+// a save after it works.
+func (b *browserRun) colleagueChanged(t *testing.T, d *daemon, keyID string) {
+	t.Helper()
+	b.do(t, "open the allowlist editor for the colleague test",
+		chromedp.Click(css(`[data-testid=tab-keys]`)),
+		keysLoaded,
+		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
+		chromedp.Click(css(`[data-testid=key-menu-button]`)),
+		chromedp.Click(css(`[data-testid=menu-allowlist]`)),
+		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
+		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),
+	)
+	var theirs allowlist
+	if st := d.api(t, "PUT", "/v1/keys/"+keyID+"/allowlist", map[string]any{"entries": []map[string]string{
+		{"cidr": "198.51.100.0/24", "label": "New office"}, {"cidr": "192.0.2.99", "label": "Colleague's server"}}}, &theirs); st != 200 {
+		t.Fatalf("the colleague's PUT: status %d", st)
+	}
+	b.do(t, "save over the colleague's change",
+		retype(row("allowlist-dialog", 1, "al-label"), "My label"),
+		chromedp.Click(css(`[data-testid=allowlist-save]`)),
+		wait(`(() => { const c = document.querySelector('[data-testid=allowlist-confirm]'); if (c && !c.hidden) document.querySelector('[data-testid=allowlist-save]').click(); return !!document.querySelector('[data-testid=al-stale]'); })()`),
+	)
+	if e := b.text(t, `[data-testid=allowlist-error]`); !strings.Contains(e, "A colleague changed this IP allowlist") || !strings.Contains(e, "Nothing was saved") {
+		t.Errorf("stale-save banner = %q", e)
+	}
+	b.shot(t, "allowlist-colleague-changed")
+	var now allowlist
+	d.api(t, "GET", "/v1/keys/"+keyID+"/allowlist", nil, &now)
+	if fmt.Sprint(now.Entries) != fmt.Sprint(theirs.Entries) {
+		t.Fatalf("the refused save changed the list: %+v, the colleague's %+v", now.Entries, theirs.Entries)
+	}
+	b.do(t, "reload the colleague's list",
+		chromedp.Click(css(`[data-testid=al-reload]`)),
+		wait(`document.querySelectorAll('[data-testid=allowlist-dialog] [data-testid=al-row]').length === 2 && [...document.querySelectorAll('[data-testid=allowlist-dialog] [data-testid=al-label]')].some(e => e.value === "Colleague's server")`),
+		wait(`document.querySelector('[data-testid=allowlist-error]').hidden`),
+	)
+	b.do(t, "save after the reload",
+		retype(row("allowlist-dialog", 2, "al-label"), "Build server"),
+		chromedp.Click(css(`[data-testid=allowlist-save]`)),
+		wait(`(() => { const c = document.querySelector('[data-testid=allowlist-confirm]'); if (c && !c.hidden) document.querySelector('[data-testid=allowlist-save]').click(); return !document.querySelector('[data-testid=allowlist-dialog]').open; })()`),
+	)
+	d.api(t, "GET", "/v1/keys/"+keyID+"/allowlist", nil, &now)
+	if len(now.Entries) != 2 || now.Entries[1].Label != "Build server" || now.Entries[1].ID != theirs.Entries[1].ID {
+		t.Fatalf("after the reload and save: %+v", now.Entries)
+	}
 }
 
 // download clicks a button that downloads a file and returns its content.

@@ -24,8 +24,11 @@ export const session = {
 // onUnauthorized is called when a request with the stored token gets 401.
 export const hooks = { onUnauthorized: () => {} };
 
-async function request(method, path, body, { token = session.token, raw = false } = {}) {
+async function request(method, path, body, { token = session.token, raw = false, ifMatch = "", meta = null } = {}) {
   const headers = { Authorization: `Bearer ${token}`, Accept: raw ? "text/csv" : "application/json" };
+  // If-Match: the ETag of the GET the edit started from, so that a change
+  // someone else made since is refused (412) instead of overwritten.
+  if (ifMatch) headers["If-Match"] = ifMatch;
   const init = { method, headers, credentials: "omit", cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -44,6 +47,7 @@ async function request(method, path, body, { token = session.token, raw = false 
     if (res.status === 401 && token === session.token) hooks.onUnauthorized(err);
     throw err;
   }
+  if (meta) meta.etag = res.headers.get("ETag") || "";
   if (raw) return res;
   if (res.status === 204) return null;
   const text = await res.text();
@@ -64,8 +68,15 @@ export const api = {
   getKey: (id) => request("GET", `v1/keys/${encodeURIComponent(id)}`),
   createKey: (body) => request("POST", "v1/keys", body),
   revokeKey: (id) => request("DELETE", `v1/keys/${encodeURIComponent(id)}`),
-  getAllowlist: async (id) => (await request("GET", `v1/keys/${encodeURIComponent(id)}/allowlist`)).entries || [],
-  putAllowlist: async (id, entries) => request("PUT", `v1/keys/${encodeURIComponent(id)}/allowlist`, { entries }),
+  // getAllowlist returns the entries and the key's ETag.
+  getAllowlist: async (id) => {
+    const meta = {};
+    const res = await request("GET", `v1/keys/${encodeURIComponent(id)}/allowlist`, undefined, { meta });
+    return { entries: (res && res.entries) || [], etag: meta.etag };
+  },
+  // putAllowlist saves entries if the key is still at etag (412 if someone
+  // changed it since; no etag: the last write wins).
+  putAllowlist: async (id, entries, etag) => request("PUT", `v1/keys/${encodeURIComponent(id)}/allowlist`, { entries }, { ifMatch: etag }),
   patchKey: (id, body) => request("PATCH", `v1/keys/${encodeURIComponent(id)}`, body),
   rotateKey: (id, overlap) => request("POST", `v1/keys/${encodeURIComponent(id)}/rotate`, { overlap }),
   dryRunAllowlist: (id, entries) => request("PUT", `v1/keys/${encodeURIComponent(id)}/allowlist?dry_run=true`, { entries }),

@@ -489,6 +489,7 @@ const edit = {
   key: null,
   editor: null,
   original: [],
+  etag: "", // ETag of the stored list the edit started from ("" until read)
   recent: null, // Map ip -> {count, last, addr}, or null when unknown
   dirty: false, // the user has changed the list since it opened
   confirming: false,
@@ -512,6 +513,7 @@ async function openAllowlist(key, opener, opts = {}) {
   edit.key = key;
   edit.dirty = false;
   edit.recent = undefined;
+  edit.etag = "";
   edit.original = key.allowlist || [];
   edit.editor.setEntries(edit.original);
   edit.dry = undefined;
@@ -531,9 +533,10 @@ async function openAllowlist(key, opener, opts = {}) {
   // The list may have changed since the key list was loaded: show the
   // stored one, unless the user has started editing.
   if (entries.status === "fulfilled") {
-    edit.original = entries.value;
-    if (!edit.dirty) edit.editor.setEntries(entries.value);
-    else edit.editor.setHits(Object.fromEntries(entries.value.map((e) => [e.id, { hits: e.hits_24h, last: e.last_seen_at }])));
+    edit.original = entries.value.entries;
+    edit.etag = entries.value.etag;
+    if (!edit.dirty) edit.editor.setEntries(entries.value.entries);
+    else edit.editor.setHits(Object.fromEntries(entries.value.entries.map((e) => [e.id, { hits: e.hits_24h, last: e.last_seen_at }])));
   }
   edit.recent = recent.status === "fulfilled" ? recent.value : null;
   if (opts.prefill) {
@@ -708,7 +711,7 @@ function renderImpact() {
   }
   box.className = `impact impact-${kind}`;
   box.replaceChildren(el("h3", {}, "What this change means"), ...parts,
-    el("p", { class: "fine-print" }, "Changes apply to the next request checked by this daemon, and within 10 seconds everywhere."));
+    el("p", { class: "fine-print" }, "Changes apply to the next request checked by this daemon, and within 2 seconds on every daemon of a fleet."));
 }
 
 function resetConfirm() {
@@ -746,7 +749,7 @@ async function saveAllowlist() {
   const btn = $("#allowlist-save");
   setBusy(btn, true, "Saving…");
   try {
-    await api.putAllowlist(edit.key.id, edit.editor.entries());
+    await api.putAllowlist(edit.key.id, edit.editor.entries(), edit.etag);
     const ro = $("#a-report-only").checked;
     if (ro !== !!edit.key.report_only) await api.patchKey(edit.key.id, { report_only: ro });
     const name = edit.key.name;
@@ -755,7 +758,9 @@ async function saveAllowlist() {
     loadKeys();
   } catch (err) {
     if (err.status === 401) return;
-    if (err.details.length) {
+    if (err.status === 412) {
+      showStale(errBox);
+    } else if (err.details.length) {
       const placed = edit.editor.applyServerErrors(err.details);
       showBanner(errBox, placed === err.details.length
         ? `Nothing was saved: the server rejected ${placed === 1 ? "an entry" : `${placed} entries`}; see the highlighted ${placed === 1 ? "row" : "rows"}.`
@@ -800,6 +805,35 @@ function setupRotate() {
       setBusy(btn, false);
     }
   });
+}
+
+// showStale explains a 412: someone changed the list since the dialog read
+// it. Nothing was saved; Reload shows their list (the user's edits are
+// dropped, and the next Save starts from the new version).
+function showStale(errBox) {
+  const reload = el("button", { type: "button", class: "btn btn-sm", "data-testid": "al-reload" }, "Reload the current list");
+  reload.addEventListener("click", async () => {
+    setBusy(reload, true, "Reloading…");
+    try {
+      const cur = await api.getAllowlist(edit.key.id);
+      edit.original = cur.entries;
+      edit.etag = cur.etag;
+      edit.editor.setEntries(cur.entries);
+      edit.dirty = false;
+      showBanner(errBox, "");
+      resetConfirm();
+      renderImpact();
+      toast("Reloaded the current IP allowlist. Make your change again and save.");
+    } catch (err) {
+      if (err.status !== 401) showBanner(errBox, `Could not reload the list. ${errorText(err)}`);
+    }
+  });
+  showBanner(errBox, "");
+  errBox.replaceChildren(
+    el("p", { "data-testid": "al-stale" }, el("strong", {}, "A colleague changed this IP allowlist since you opened it."),
+      " Nothing was saved, so their change is kept. Reload the list to see it, then make your change again."),
+    reload);
+  errBox.hidden = false;
 }
 
 // ---------------------------------------------------------------- revoke
@@ -953,7 +987,8 @@ const logs = {
         el("td", { "data-label": "Status" }, el("span", { class: `status status-${cls}`, "data-testid": "log-status" }, String(it.status))),
         el("td", { "data-label": "Error code" }, it.code ? el("code", { class: "err-code" }, it.code) : el("span", { class: "muted" }, "—"),
           it.report_only ? el("span", { class: "badge badge-report", title: "Report-only: allowed, but the allowlist would have blocked it" }, "reported") : null,
-          it.code === "IP_NOT_ALLOWED" && key && it.ip ? allowButton(key, it.ip) : null));
+          it.code === "IP_NOT_ALLOWED" && key && it.ip ? allowButton(key, it.ip) : null),
+        el("td", { "data-label": "Node", "data-testid": "log-node" }, it.node ? el("code", { title: "The keygate daemon that decided the request" }, it.node) : el("span", { class: "muted" }, "—")));
     }));
     const page = this.cursors.length - 1;
     const first = page * PAGE_SIZE + 1;
