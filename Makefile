@@ -4,7 +4,7 @@ BIN     := bin/keygate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run lint test test-race bench bench-micro bench-load bench-store fuzz clean
+.PHONY: build run lint test test-race bench bench-micro bench-load bench-store bench-fleet fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keygate
@@ -73,6 +73,19 @@ bench-store:
 bench-load:
 	@mkdir -p $(BENCH_OUT)
 	cd bench && $(GO) test -count=1 -timeout 20m -v -run '^TestLoad$$' . -args -load -load.out $(BENCH_OUT) $(LOAD_ARGS) | tee $(BENCH_OUT)/load.txt
+
+# Fleet mode on a local PostgreSQL (internal/pgtest): propagation p50/p99
+# across 3 daemons, check throughput of a PostgreSQL-backed daemon against
+# a Badger-backed one, then the PostgreSQL usage-log ingest, one-key query
+# and export over PG_RECORDS records. Not part of make test (or make bench).
+PG_RECORDS ?= 1000000
+FLEET_ARGS ?=
+
+bench-fleet: SHELL := /bin/bash -o pipefail
+bench-fleet:
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -count=1 -timeout 20m -v -run '^TestBenchFleet$$' ./fleet/ -args -fleet.bench $(FLEET_ARGS) | tee $(BENCH_OUT)/fleet.txt
+	$(GO) test -count=1 -timeout 60m -v -run '^TestMeasureLogs$$' ./store/postgres/ -args -pg.records=$(PG_RECORDS) | tee $(BENCH_OUT)/pg-logs.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime 60s ./engine/
