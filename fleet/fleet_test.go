@@ -126,12 +126,15 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // TestPropagation: three daemons on one database. A change acknowledged by
 // A is live on A's next check and on B and C within 2 s (measured over 50
 // changes); the usage logs of all three are visible on A, each record with
-// the node that decided it.
+// the node that decided it, and a key used only on C shows last_used_at on
+// A.
 func TestPropagation(t *testing.T) {
 	url := pgtest.Shared(t).DB(t)
 	ds := startFleet(t, url, 3)
 	a := ds[0]
 	id, secret := createKey(t, a, map[string]any{"name": "fleet", "allowlist": []map[string]string{{"cidr": "203.0.113.1"}}})
+	cid, csecret := createKey(t, a, map[string]any{"name": "used on C only"})
+	require.Eventually(t, func() bool { return check(client, ds[2], csecret, "203.0.113.1") == http.StatusOK }, 2*time.Second, 5*time.Millisecond)
 	var lat []time.Duration
 	for i := range 50 {
 		ip := fmt.Sprintf("198.51.100.%d", i+1)
@@ -175,6 +178,13 @@ func TestPropagation(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]bool{"node-a": true, "node-b": true, "node-c": true}, nodes, "A's log query covers the fleet")
+	require.Eventually(t, func() bool {
+		var k struct {
+			LastUsedAt *time.Time `json:"last_used_at"`
+		}
+		json.Unmarshal(admin(t, a, "GET", "/v1/keys/"+cid, nil).Body, &k)
+		return k.LastUsedAt != nil
+	}, 10*time.Second, 100*time.Millisecond, "last_used_at on A covers C's checks")
 	r := admin(t, a, "GET", "/v1/logs/export.csv?key_id="+id, nil)
 	require.Equal(t, http.StatusOK, r.Status)
 	lines := strings.Split(strings.TrimSpace(string(r.Body)), "\r\n")
