@@ -2,8 +2,9 @@
 // the Store interface the key set and the server use, the Change that the
 // change feed and the audit trail carry, and the errors every backend
 // returns. The backends live below it (store/badger: one embedded Badger
-// database in one data directory); store/storetest is the suite each of
-// them must pass.
+// database in one data directory; store/postgres: one PostgreSQL database
+// shared by a fleet of daemons); store/storetest is the suite each of them
+// must pass.
 //
 // # Contract
 //

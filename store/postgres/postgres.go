@@ -1,9 +1,11 @@
 // Package postgres is keygate's PostgreSQL store, for fleet mode: many
 // daemons sharing keys, allowlists, the audit trail, the change feed and
 // the usage log through one database (PostgreSQL 13 or newer), through
-// pgx v5 and its pool. It has the method set of the Badger store
-// (package store) with the same semantics, plus optimistic concurrency
-// (GetKeyVersion, UpdateKeyIf) and change notifications (Listen).
+// pgx v5 and its pool. It implements the store contract (store.Store, and
+// the same storetest suite as the Badger backend passes), store.Notifier
+// (LISTEN/NOTIFY) and store.Health (Up, for keygate_store_up), plus Import
+// for keygate migrate. A key's version (the ETag of If-Match) is the
+// number of its last change, as in the Badger backend.
 //
 // # Schema
 //
