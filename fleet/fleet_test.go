@@ -52,13 +52,19 @@ const token = "fleet-admin-token-0123456789"
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-// startDaemon starts one fleet daemon on url named node.
+// startDaemon starts one fleet daemon on url named node. Its data
+// directory holds the usage-log spool, never a Badger store.
 func startDaemon(t *testing.T, url, node string, args ...string) *daemontest.Daemon {
 	t.Helper()
-	return daemontest.Start(t, bin, daemontest.Options{
-		AdminToken: token, DatabaseURL: url, NodeName: node, Args: args,
+	data := filepath.Join(t.TempDir(), "data")
+	d := daemontest.Start(t, bin, daemontest.Options{
+		Data: data, AdminToken: token, DatabaseURL: url, NodeName: node, Args: args,
 		ReadyPath: "/readyz", Graceful: true,
 	})
+	_, err := os.Stat(filepath.Join(data, "MANIFEST"))
+	require.ErrorIs(t, err, os.ErrNotExist, "fleet mode opens no Badger store in --data")
+	require.DirExists(t, filepath.Join(data, "spool"))
+	return d
 }
 
 func startFleet(t *testing.T, url string, n int) []*daemontest.Daemon {
