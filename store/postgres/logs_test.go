@@ -179,7 +179,7 @@ func TestRetentionDropsPartitions(t *testing.T) {
 		s.AppendLog(&usagelog.Entry{Time: now.Add(-age), KeyID: "key_a", Method: []byte("GET"), Status: 200})
 	}
 	require.NoError(t, s.FlushLogs())
-	s.opts.Retention = 48 * time.Hour
+	require.NoError(t, s.SetRetention(48*time.Hour))
 	n, err := s.logs.expire(context.Background(), now)
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "partitions dropped (those of 73 and 100 hours ago)")
