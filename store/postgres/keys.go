@@ -77,7 +77,7 @@ func (s *Store) UpdateKeyIf(ctx context.Context, id string, version uint64, acto
 		if err := fn(after); err != nil {
 			return nil, nil, err
 		}
-		if after.ID != before.ID || after.Hash != before.Hash {
+		if after.ID != before.ID || after.Hash != before.Hash && after.PrevHash != before.Hash {
 			return nil, nil, store.ErrImmutable
 		}
 		return before, after, nil
@@ -170,16 +170,23 @@ func timeOfNS(ns *int64) time.Time {
 // writeKey inserts (create) or updates the key row and replaces its
 // entries.
 func writeKey(ctx context.Context, tx pgx.Tx, k *engine.Key, version int64, create bool) error {
+	var prev []byte
+	if k.HasPrev() {
+		prev = k.PrevHash[:]
+	}
 	args := []any{k.ID, k.Hash[:], k.Hint, k.Name, k.Description, scopesOf(k),
-		nsOrNil(k.CreatedAt), nsOrNil(k.ExpiresAt), nsOrNil(k.RevokedAt), k.ReportOnly, version}
+		nsOrNil(k.CreatedAt), nsOrNil(k.ExpiresAt), nsOrNil(k.RevokedAt), k.ReportOnly, version,
+		prev, k.PrevHint, nsOrNil(k.PrevExpiresAt)}
 	if create {
-		if _, err := tx.Exec(ctx, `INSERT INTO keys (id, hash, hint, name, description, scopes, created_ns, expires_ns, revoked_ns, report_only, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args...); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO keys (id, hash, hint, name, description, scopes, created_ns, expires_ns, revoked_ns, report_only, version,
+			prev_hash, prev_hint, prev_expires_ns)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...); err != nil {
 			return err
 		}
 	} else {
 		if _, err := tx.Exec(ctx, `UPDATE keys SET hash = $2, hint = $3, name = $4, description = $5, scopes = $6,
-			created_ns = $7, expires_ns = $8, revoked_ns = $9, report_only = $10, version = $11 WHERE id = $1`, args...); err != nil {
+			created_ns = $7, expires_ns = $8, revoked_ns = $9, report_only = $10, version = $11,
+			prev_hash = $12, prev_hint = $13, prev_expires_ns = $14 WHERE id = $1`, args...); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM entries WHERE key_id = $1", k.ID); err != nil {
@@ -191,10 +198,10 @@ func writeKey(ctx context.Context, tx pgx.Tx, k *engine.Key, version int64, crea
 	}
 	rows := make([][]any, len(k.Allowlist))
 	for i, e := range k.Allowlist {
-		rows[i] = []any{k.ID, i, e.ID, e.Prefix, e.Label, nsOrNil(e.ExpiresAt)}
+		rows[i] = []any{k.ID, i, e.ID, e.Prefix, e.Label, nsOrNil(e.ExpiresAt), e.Disabled}
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"entries"},
-		[]string{"key_id", "pos", "id", "prefix", "label", "expires_ns"}, pgx.CopyFromRows(rows))
+		[]string{"key_id", "pos", "id", "prefix", "label", "expires_ns", "disabled"}, pgx.CopyFromRows(rows))
 	return err
 }
 
@@ -205,7 +212,7 @@ func scopesOf(k *engine.Key) []string {
 	return k.Scopes
 }
 
-const keyColumns = "id, hash, hint, name, description, scopes, created_ns, expires_ns, revoked_ns, report_only, version"
+const keyColumns = "id, hash, hint, name, description, scopes, created_ns, expires_ns, revoked_ns, report_only, version, prev_hash, prev_hint, prev_expires_ns"
 
 func scanKey(row pgx.Row) (*engine.Key, int64, error) {
 	var (
@@ -214,14 +221,19 @@ func scanKey(row pgx.Row) (*engine.Key, int64, error) {
 		scopes            []string
 		created, exp, rev *int64
 		version           int64
+		prev              []byte
+		prevExp           *int64
 	)
-	if err := row.Scan(&k.ID, &hash, &k.Hint, &k.Name, &k.Description, &scopes, &created, &exp, &rev, &k.ReportOnly, &version); err != nil {
+	if err := row.Scan(&k.ID, &hash, &k.Hint, &k.Name, &k.Description, &scopes, &created, &exp, &rev, &k.ReportOnly, &version,
+		&prev, &k.PrevHint, &prevExp); err != nil {
 		return nil, 0, err
 	}
-	if len(hash) != len(k.Hash) {
+	if len(hash) != len(k.Hash) || prev != nil && len(prev) != len(k.PrevHash) {
 		return nil, 0, fmt.Errorf("%w: key %s: hash of %d bytes", store.ErrCorrupt, k.ID, len(hash))
 	}
 	copy(k.Hash[:], hash)
+	copy(k.PrevHash[:], prev)
+	k.PrevExpiresAt = timeOfNS(prevExp)
 	if len(scopes) > 0 {
 		k.Scopes = scopes
 	}
@@ -247,7 +259,7 @@ func getKey(ctx context.Context, q querier, id string, forUpdate bool) (*engine.
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := q.Query(ctx, "SELECT key_id, id, prefix, label, expires_ns FROM entries WHERE key_id = $1 ORDER BY pos", id)
+	rows, err := q.Query(ctx, "SELECT key_id, id, prefix, label, expires_ns, disabled FROM entries WHERE key_id = $1 ORDER BY pos", id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -263,7 +275,7 @@ func scanEntries(rows pgx.Rows, keyOf func(id string) *engine.Key) error {
 			e     engine.Entry
 			exp   *int64
 		)
-		if err := rows.Scan(&keyID, &e.ID, &e.Prefix, &e.Label, &exp); err != nil {
+		if err := rows.Scan(&keyID, &e.ID, &e.Prefix, &e.Label, &exp, &e.Disabled); err != nil {
 			return err
 		}
 		e.ExpiresAt = timeOfNS(exp)
@@ -352,7 +364,7 @@ func (s *Store) loadAll(ctx context.Context, order string) ([]*engine.Key, uint6
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, "SELECT key_id, id, prefix, label, expires_ns FROM entries ORDER BY key_id, pos")
+		rows, err = tx.Query(ctx, "SELECT key_id, id, prefix, label, expires_ns, disabled FROM entries ORDER BY key_id, pos")
 		if err != nil {
 			return err
 		}
@@ -537,6 +549,10 @@ type jsonKey struct {
 	RevokedAt   *time.Time  `json:"revoked_at,omitempty"`
 	ReportOnly  bool        `json:"report_only,omitempty"`
 	Allowlist   []jsonEntry `json:"allowlist,omitempty"`
+	// The previous secret after a rotation (schema 2).
+	PrevHash      string     `json:"prev_hash,omitempty"`
+	PrevHint      string     `json:"prev_hint,omitempty"`
+	PrevExpiresAt *time.Time `json:"prev_expires_at,omitempty"`
 }
 
 type jsonEntry struct {
@@ -544,6 +560,7 @@ type jsonEntry struct {
 	Prefix    netip.Prefix `json:"prefix"`
 	Label     string       `json:"label,omitempty"`
 	ExpiresAt *time.Time   `json:"expires_at,omitempty"`
+	Disabled  bool         `json:"disabled,omitempty"`
 }
 
 func tp(t time.Time) *time.Time {
@@ -566,9 +583,13 @@ func encodeKeyJSON(k *engine.Key) ([]byte, error) {
 	}
 	j := jsonKey{ID: k.ID, Name: k.Name, Description: k.Description, Scopes: k.Scopes,
 		Hash: hex.EncodeToString(k.Hash[:]), Hint: k.Hint, CreatedAt: tp(k.CreatedAt),
-		ExpiresAt: tp(k.ExpiresAt), RevokedAt: tp(k.RevokedAt), ReportOnly: k.ReportOnly}
+		ExpiresAt: tp(k.ExpiresAt), RevokedAt: tp(k.RevokedAt), ReportOnly: k.ReportOnly,
+		PrevHint: k.PrevHint, PrevExpiresAt: tp(k.PrevExpiresAt)}
+	if k.HasPrev() {
+		j.PrevHash = hex.EncodeToString(k.PrevHash[:])
+	}
 	for _, e := range k.Allowlist {
-		j.Allowlist = append(j.Allowlist, jsonEntry{ID: e.ID, Prefix: e.Prefix, Label: e.Label, ExpiresAt: tp(e.ExpiresAt)})
+		j.Allowlist = append(j.Allowlist, jsonEntry{ID: e.ID, Prefix: e.Prefix, Label: e.Label, ExpiresAt: tp(e.ExpiresAt), Disabled: e.Disabled})
 	}
 	return json.Marshal(j)
 }
@@ -582,14 +603,22 @@ func decodeKeyJSON(b []byte) (*engine.Key, error) {
 		return nil, fmt.Errorf("%w: change: %v", store.ErrCorrupt, err)
 	}
 	k := &engine.Key{ID: j.ID, Name: j.Name, Description: j.Description, Scopes: j.Scopes, Hint: j.Hint,
-		CreatedAt: tv(j.CreatedAt), ExpiresAt: tv(j.ExpiresAt), RevokedAt: tv(j.RevokedAt), ReportOnly: j.ReportOnly}
+		CreatedAt: tv(j.CreatedAt), ExpiresAt: tv(j.ExpiresAt), RevokedAt: tv(j.RevokedAt), ReportOnly: j.ReportOnly,
+		PrevHint: j.PrevHint, PrevExpiresAt: tv(j.PrevExpiresAt)}
+	if j.PrevHash != "" {
+		if h, err := hex.DecodeString(j.PrevHash); err != nil || len(h) != len(k.PrevHash) {
+			return nil, fmt.Errorf("%w: change: key %s: bad previous hash", store.ErrCorrupt, j.ID)
+		} else {
+			copy(k.PrevHash[:], h)
+		}
+	}
 	if h, err := hex.DecodeString(j.Hash); err != nil || len(h) != len(k.Hash) {
 		return nil, fmt.Errorf("%w: change: key %s: bad hash", store.ErrCorrupt, j.ID)
 	} else {
 		copy(k.Hash[:], h)
 	}
 	for _, e := range j.Allowlist {
-		k.Allowlist = append(k.Allowlist, engine.Entry{ID: e.ID, Prefix: e.Prefix, Label: e.Label, ExpiresAt: tv(e.ExpiresAt)})
+		k.Allowlist = append(k.Allowlist, engine.Entry{ID: e.ID, Prefix: e.Prefix, Label: e.Label, ExpiresAt: tv(e.ExpiresAt), Disabled: e.Disabled})
 	}
 	return k, nil
 }

@@ -33,6 +33,7 @@ type slot struct {
 	keyID     string
 	entryID   string
 	code      string
+	hint      string
 	ip        netip.Addr
 	status    uint16
 	methodLen uint8
@@ -127,6 +128,7 @@ func (s *Store) AppendLog(e *usagelog.Entry) {
 	sl.keyID = e.KeyID
 	sl.entryID = e.EntryID
 	sl.code = e.Code
+	sl.hint = e.Hint
 	sl.ip = e.IP
 	sl.status = uint16(min(max(e.Status, 0), 0xffff))
 	sl.methodLen = uint8(copy(sl.method[:], e.Method))
@@ -461,7 +463,7 @@ func (w *logWriter) copy(ctx context.Context, recs []slot) error {
 			return err
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_log"},
-			[]string{"time_ns", "node", "key_id", "entry_id", "ip", "method", "path", "status", "code", "latency_us"},
+			[]string{"time_ns", "node", "key_id", "entry_id", "ip", "method", "path", "status", "code", "latency_us", "secret_hint"},
 			&copySource{recs: recs, node: w.s.opts.Node, i: -1})
 		if err != nil || len(newest) == 0 {
 			return err
@@ -503,7 +505,7 @@ type copySource struct {
 	recs []slot
 	node string
 	i    int
-	vals [10]any
+	vals [11]any
 }
 
 func (c *copySource) Next() bool { c.i++; return c.i < len(c.recs) }
@@ -516,8 +518,8 @@ func (c *copySource) Values() ([]any, error) {
 	}
 	// method and path are bytea: slices of the slot, encoded by
 	// CopyFrom before the batch is reused.
-	c.vals = [10]any{r.time, c.node, r.keyID, r.entryID, ip, r.method[:r.methodLen],
-		r.path[:r.pathLen], int32(r.status), r.code, int64(r.latencyUS)}
+	c.vals = [11]any{r.time, c.node, r.keyID, r.entryID, ip, r.method[:r.methodLen],
+		r.path[:r.pathLen], int32(r.status), r.code, int64(r.latencyUS), r.hint}
 	return c.vals[:], nil
 }
 
@@ -727,7 +729,7 @@ func (sp *spool) reset() {
 func appendSlot(b []byte, s *slot) []byte {
 	b = binary.AppendVarint(b, s.time)
 	b = binary.AppendUvarint(b, s.latencyUS)
-	for _, v := range [...]string{s.keyID, s.entryID, s.code} {
+	for _, v := range [...]string{s.keyID, s.entryID, s.code, s.hint} {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
@@ -768,6 +770,9 @@ func readSlot(b []byte, s *slot) ([]byte, bool) {
 		return nil, false
 	}
 	if s.code, ok = str(); !ok {
+		return nil, false
+	}
+	if s.hint, ok = str(); !ok {
 		return nil, false
 	}
 	if len(b) < 1 || len(b) < 1+int(b[0]) {

@@ -45,6 +45,7 @@ func randEntry(r *rand.Rand, base time.Time, i int) usagelog.Entry {
 		Status:  []int{200, 403, 404, 500}[r.IntN(4)],
 		Code:    testCodes[r.IntN(len(testCodes))],
 		Latency: time.Duration(r.IntN(5000)) * time.Microsecond,
+		Hint:    []string{"", "kg_ab12", "kg_cd34"}[r.IntN(3)],
 	}
 	if r.IntN(4) > 0 {
 		e.IP = netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(256)), byte(r.IntN(256))})
@@ -56,7 +57,8 @@ func randEntry(r *rand.Rand, base time.Time, i int) usagelog.Entry {
 func recordOf(e usagelog.Entry) usagelog.Record {
 	r := usagelog.Record{Time: time.Unix(0, e.Time.UnixNano()).UTC(), KeyID: e.KeyID, EntryID: e.EntryID,
 		Method: string(e.Method), Path: string(e.Path[:min(len(e.Path), usagelog.MaxPath)]),
-		Status: e.Status, Code: e.Code, LatencyUS: e.Latency.Microseconds()}
+		Status: e.Status, Code: e.Code, LatencyUS: e.Latency.Microseconds(),
+		SecretHint: e.Hint, ReportOnly: usagelog.IsReportOnly(e.Status, e.Code)}
 	if e.IP.IsValid() {
 		r.IP = e.IP.String()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,13 @@ func compile(f usagelog.Filter) (query, error) {
 		// printable ASCII): LATIN1 decodes any bytes.
 		q.add("upper(convert_from(method, 'LATIN1')) = ?", strings.ToUpper(f.Method))
 	}
+	switch f.Code {
+	case "":
+	case "none":
+		q.add("code = ?", "")
+	default:
+		q.add("code = ?", f.Code)
+	}
 	if lo, hi, _ := usagelog.ParseStatusFilter(f.Status); hi != 0 {
 		q.add("status BETWEEN ? AND ?", lo, hi)
 	}
@@ -96,7 +104,7 @@ func compile(f usagelog.Filter) (query, error) {
 
 func (q *query) sql(limit int) string {
 	var b strings.Builder
-	b.WriteString("SELECT time_ns, id, key_id, ip, method, path, status, code, entry_id, latency_us, node FROM usage_log")
+	b.WriteString("SELECT time_ns, id, key_id, ip, method, path, status, code, entry_id, latency_us, node, secret_hint FROM usage_log")
 	if len(q.where) > 0 {
 		b.WriteString(" WHERE ")
 		b.WriteString(strings.Join(q.where, " AND "))
@@ -119,11 +127,12 @@ func (s *Store) page(ctx context.Context, q *query, limit int, fn func(r *usagel
 	var t int64
 	var method, path []byte
 	for rows.Next() {
-		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &method, &path, &status, &r.Code, &r.EntryID, &r.LatencyUS, &r.Node); err != nil {
+		if err := rows.Scan(&t, &lastID, &r.KeyID, &r.IP, &method, &path, &status, &r.Code, &r.EntryID, &r.LatencyUS, &r.Node, &r.SecretHint); err != nil {
 			return 0, n, s.readErr(err)
 		}
 		r.Time, r.Status = time.Unix(0, t).UTC(), int(status)
 		r.Method, r.Path = string(method), string(path)
+		r.ReportOnly = usagelog.IsReportOnly(r.Status, r.Code)
 		if err := fn(&r, lastID); err != nil {
 			return 0, n, err
 		}
@@ -218,4 +227,72 @@ func countArgs(where []string) int {
 		n += strings.Count(w, "$")
 	}
 	return n
+}
+
+// EntryHits counts the fleet's records of the key at or after since per
+// allowlist entry that matched them, with the newest one's time.
+func (s *Store) EntryHits(ctx context.Context, keyID string, since time.Time) (map[string]usagelog.Hits, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT entry_id, count(*), max(time_ns) FROM usage_log
+		WHERE key_id = $1 AND time_ns >= $2 AND entry_id <> '' GROUP BY entry_id`, keyID, clampTime(since))
+	if err != nil {
+		return nil, s.readErr(err)
+	}
+	defer rows.Close()
+	hits := map[string]usagelog.Hits{}
+	for rows.Next() {
+		var id string
+		var n, last int64
+		if err := rows.Scan(&id, &n, &last); err != nil {
+			return nil, s.readErr(err)
+		}
+		hits[id] = usagelog.Hits{Count: int(n), LastSeen: time.Unix(0, last).UTC()}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr(err)
+	}
+	return hits, nil
+}
+
+// Traffic returns the distinct client addresses of the fleet's records of
+// the key at or after since that its allowlist decided
+// (usagelog.CountsForAllowlist), at most limit of them, the most recently
+// written first, and whether others were left out: the records are read
+// newest first and counted with usagelog.AddTraffic, as the Badger store
+// does.
+func (s *Store) Traffic(ctx context.Context, keyID string, since time.Time, limit int) ([]usagelog.AddrStat, bool, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, false, err
+	}
+	limit = min(max(limit, 1), usagelog.MaxTrafficAddrs)
+	rows, err := s.pool.Query(ctx, `SELECT ip, time_ns, status, code, entry_id FROM usage_log
+		WHERE key_id = $1 AND time_ns >= $2 AND code IN ('', $3) ORDER BY id DESC`, keyID, clampTime(since), usagelog.CodeIPNotAllowed)
+	if err != nil {
+		return nil, false, s.readErr(err)
+	}
+	defer rows.Close()
+	var out []usagelog.AddrStat
+	at := map[netip.Addr]int{}
+	truncated := false
+	var ipText, code, entryID string
+	var t int64
+	var status int32
+	for rows.Next() {
+		if err := rows.Scan(&ipText, &t, &status, &code, &entryID); err != nil {
+			return nil, false, s.readErr(err)
+		}
+		ip, err := netip.ParseAddr(ipText)
+		if err != nil {
+			continue
+		}
+		var kept bool
+		out, kept = usagelog.AddTraffic(out, at, limit, ip, time.Unix(0, t).UTC(), int(status), code, []byte(entryID))
+		truncated = truncated || !kept
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, s.readErr(err)
+	}
+	return out, truncated, nil
 }
