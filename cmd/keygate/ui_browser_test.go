@@ -178,6 +178,10 @@ func newBrowser(t *testing.T, chromium string, d *daemon) *browserRun {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,
+		// Classic scrollbars that take space, as on Windows and most Linux
+		// desktops: no --hide-scrollbars, no overlay scrollbars.
+		chromedp.Flag("hide-scrollbars", false),
+		chromedp.Flag("disable-features", "OverlayScrollbar,OverlayScrollbars"),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
@@ -191,7 +195,7 @@ func newBrowser(t *testing.T, chromium string, d *daemon) *browserRun {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 150*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
@@ -214,7 +218,10 @@ func (b *browserRun) do(t *testing.T, step string, actions ...chromedp.Action[ch
 	t.Helper()
 	start := time.Now()
 	defer func() { t.Logf("%6.2fs %s", time.Since(start).Seconds(), step) }()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	// A step that hangs fails in bounded time, naming itself.
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.shot(t, "FAILED-"+strings.ReplaceAll(step, " ", "-"))
 		t.Fatalf("%s: %v", step, err)
 	}
@@ -579,6 +586,7 @@ func (b *browserRun) steps(t *testing.T) {
 		keysLoaded,
 	)
 	b.lifecycle(t)
+	b.secondPass(t)
 }
 
 // invalidEntries enters 10.0.0.0, 203.0.113.5/24 and a 21st row into the
@@ -662,7 +670,18 @@ func (b *browserRun) invalidEntries(t *testing.T, keyID string) {
 	}
 	b.do(t, "scroll to the 21st row", js(`document.querySelector('[data-testid=allowlist-dialog] [data-testid=al-row]:nth-child(21)').scrollIntoView({block: "center"})`))
 	b.shot(t, "invalid-21-entries")
-	b.do(t, "cancel", chromedp.Click(css(`[data-testid=allowlist-dialog] [data-close]`)), chromedp.WaitNotVisible(css(`[data-testid=allowlist-dialog]`)))
+	b.do(t, "cancel asks before the edits go", discardClose("allowlist-dialog"))
+}
+
+// discardClose closes a dialog holding unsaved changes with its Cancel
+// button, which first asks, then Discard.
+func discardClose(dialog string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Click(css(`[data-testid=`+dialog+`] .dialog-foot [data-close]`)),
+		chromedp.WaitVisible(css(`[data-testid=`+dialog+`] [data-testid=discard-confirm]`)),
+		chromedp.Click(css(`[data-testid=`+dialog+`] [data-testid=discard-yes]`)),
+		chromedp.WaitNotVisible(css(`[data-testid=`+dialog+`]`)),
+	)
 }
 
 // colleagueChanged opens the allowlist editor, changes the list through

@@ -89,6 +89,20 @@ export class AllowlistEditor {
         "the API sees your public egress IP. Use the public IP of your NAT gateway or load balancer."),
       this.headEl, this.rowsEl, this.emptyEl,
       el("div", { class: "al-foot" }, this.addBtn, this.pasteBtn, this.countEl), this.pasteBox, this.extraEl);
+    // Enter in an entry's field moves to the next field, never submits the
+    // dialog around the editor (Create would create the key, the editor
+    // would save).
+    const isEnter = (e) => e.key === "Enter" && e.target.tagName === "INPUT" && e.target.type !== "checkbox";
+    // The form is submitted implicitly on the keypress after Enter's
+    // keydown: refuse that too, wherever the focus moved to.
+    this.rowsEl.addEventListener("keypress", (e) => { if (isEnter(e)) e.preventDefault(); });
+    this.rowsEl.addEventListener("keydown", (e) => {
+      if (!isEnter(e)) return;
+      e.preventDefault();
+      const fields = [...this.rowsEl.querySelectorAll('input[data-testid="al-cidr"], input[data-testid="al-label"]')];
+      const next = fields[fields.indexOf(e.target) + 1];
+      if (next) next.focus(); else this.addBtn.focus();
+    });
     this.render();
   }
 
@@ -282,9 +296,9 @@ export class AllowlistEditor {
     });
     cidr.addEventListener("blur", () => {
       const t = cidr.value.trim();
-      if (t !== cidr.value) { cidr.value = t; row.cidr = t; row.serverError = null; }
       row.touched = true;
-      this.changed();
+      // Leaving a field is no edit: only a trimmed value is a change.
+      if (t !== cidr.value) { cidr.value = t; row.cidr = t; row.serverError = null; this.changed(); } else this.validate();
     });
     label.addEventListener("input", () => {
       row.label = label.value;

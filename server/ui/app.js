@@ -4,7 +4,7 @@
 
 import { api, APIError, hooks, session } from "./api.js";
 import { AllowlistEditor } from "./allowlist.js";
-import { el, fmtAgo, fmtDate, fmtTime, sentence, timeEl } from "./dom.js";
+import { el, fmtAgo, fmtDate, fmtTime, fmtZoned, isSet, sentence, timeEl } from "./dom.js";
 import { contains, parseAddr, parseEntry } from "./validate.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -14,7 +14,11 @@ const state = {
   keys: [],
   keysById: new Map(),
   keysLoaded: false,
+  // The key list's search, status filter, sort and page.
+  view: { q: "", status: "", sort: "created", page: 0 },
 };
+
+const KEYS_PAGE = 50;
 
 // ---------------------------------------------------------------- toasts
 
@@ -33,8 +37,9 @@ function errorText(err) {
   return "Something went wrong: " + (err && err.message ? err.message : String(err));
 }
 
-function showBanner(node, text) {
+function showBanner(node, text, kind = "") {
   node.textContent = text;
+  node.dataset.kind = kind;
   node.hidden = !text;
 }
 
@@ -201,12 +206,37 @@ function statusBadge(status) {
   return el("span", { class: `badge badge-${s}`, "data-testid": "key-status" }, label);
 }
 
+// visibleKeys applies the search, the status filter and the sort.
+function visibleKeys() {
+  const { q, status, sort } = state.view;
+  const needle = q.trim().toLowerCase();
+  const keys = state.keys.filter((k) => (!status || (k.status || "active") === status) &&
+    (!needle || [k.name, k.hint, k.id].some((v) => (v || "").toLowerCase().includes(needle))));
+  const by = {
+    created: (a, b) => (b.created_at || "").localeCompare(a.created_at || ""),
+    name: (a, b) => (a.name || "").localeCompare(b.name || "", undefined, { sensitivity: "base" }) || a.id.localeCompare(b.id),
+    last: (a, b) => (isSet(b.last_used_at) ? b.last_used_at : "").localeCompare(isSet(a.last_used_at) ? a.last_used_at : ""),
+  }[sort] || (() => 0);
+  return keys.sort(by);
+}
+
 function renderKeys() {
   const body = $("#keys-body");
-  const keys = state.keys;
-  $("#keys-empty").hidden = keys.length > 0;
-  $(".keys-table").hidden = keys.length === 0;
-  body.replaceChildren(...keys.map((k) => {
+  const all = state.keys;
+  const keys = visibleKeys();
+  const pages = Math.max(1, Math.ceil(keys.length / KEYS_PAGE));
+  state.view.page = Math.min(state.view.page, pages - 1);
+  const first = state.view.page * KEYS_PAGE;
+  const shown = keys.slice(first, first + KEYS_PAGE);
+  $("#keys-empty").hidden = all.length > 0;
+  $("#keys-tools").hidden = all.length === 0;
+  $("#keys-none").hidden = all.length === 0 || keys.length > 0;
+  $(".keys-table").hidden = shown.length === 0;
+  $("#keys-pager").hidden = keys.length <= KEYS_PAGE;
+  $("#keys-range").textContent = keys.length ? `${first + 1}–${first + shown.length} of ${keys.length} keys` : "";
+  $("#keys-prev").disabled = state.view.page === 0;
+  $("#keys-next").disabled = state.view.page >= pages - 1;
+  body.replaceChildren(...shown.map((k) => {
     const entries = k.allowlist || [];
     const scopes = k.scopes || [];
     const status = k.status || "active";
@@ -217,26 +247,63 @@ function renderKeys() {
       el("circle", { cx: "10", cy: "4", r: "1.6" }), el("circle", { cx: "10", cy: "10", r: "1.6" }),
       el("circle", { cx: "10", cy: "16", r: "1.6" })));
     menuBtn.addEventListener("click", () => toggleMenu(menuBtn, k));
+    let desc = null;
+    if (k.description) {
+      const text = el("span", { class: "key-desc muted", "data-testid": "key-desc", id: `desc-${k.id}` }, k.description);
+      desc = [text];
+      if (k.description.length > 70) {
+        const more = el("button", { type: "button", class: "link-btn more-btn", "aria-expanded": "false", "aria-controls": `desc-${k.id}`, "data-testid": "key-desc-more" }, "Show more");
+        more.addEventListener("click", () => {
+          const open = text.classList.toggle("expanded");
+          more.textContent = open ? "Show less" : "Show more";
+          more.setAttribute("aria-expanded", String(open));
+        });
+        desc.push(more);
+      }
+    }
+    const expires = isSet(k.expires_at)
+      ? timeEl(k.expires_at, (new Date(k.expires_at) <= new Date() ? "Expired " : "") + fmtDate(k.expires_at))
+      : el("span", { class: "muted" }, "Never");
     return el("tr", { "data-testid": "key-row", "data-key-id": k.id, class: status !== "active" ? "inactive" : null },
       el("td", { "data-label": "Name", class: "cell-name" },
-        el("span", { class: "key-name", "data-testid": "key-name" }, k.name || "(unnamed)"),
-        k.description ? el("span", { class: "key-desc muted" }, k.description) : null),
+        el("span", { class: "key-name", "data-testid": "key-name" }, k.name || "(unnamed)"), desc),
       el("td", { "data-label": "Key" }, el("code", { class: "hint-code", "data-testid": "key-hint", title: "Key prefix; the full secret is never stored" }, `${k.hint || "kg_"}…`)),
-      el("td", { "data-label": "Scopes" }, scopes.length
+      el("td", { "data-label": "Scopes", class: "cell-scopes" }, scopes.length
         ? el("span", { class: "chips" }, scopes.map((s) => el("span", { class: "chip" }, s)))
         : el("span", { class: "muted" }, "None")),
-      el("td", { "data-label": "IP allowlist", "data-testid": "key-allowlist" }, entries.length
-        ? el("span", { class: "allow-count", title: entries.map((e) => e.label ? `${e.cidr} (${e.label})` : e.cidr).join("\n") },
-          el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("path", { d: "M10 2l6 3v5c0 4-3 7-6 8-3-1-6-4-6-8V5z" })),
-          `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`)
+      el("td", { "data-label": "IP allowlist", "data-testid": "key-allowlist", class: "cell-allow" }, entries.length
+        ? el("details", { class: "allow-details" },
+          el("summary", { class: "allow-count", "data-testid": "key-allowlist-toggle" },
+            el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("path", { d: "M10 2l6 3v5c0 4-3 7-6 8-3-1-6-4-6-8V5z" })),
+            `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`),
+          el("ul", { class: "allow-entries", "data-testid": "key-allowlist-entries" }, entries.map((e) =>
+            el("li", {}, el("code", {}, e.cidr), e.label ? el("span", { class: "muted" }, ` ${e.label}`) : null,
+              e.state && e.state !== "active" ? el("span", { class: "al-state" }, e.state) : null))))
         : el("span", { class: "muted" }, "All IPs"),
         k.report_only ? el("span", { class: "badge badge-report", "data-testid": "key-report-only", title: "The allowlist logs what it would block and blocks nothing" }, "Report only") : null,
         k.report_only && k.would_have_blocked_24h ? el("span", { class: "would-block", "data-testid": "key-would-block" }, wouldBlockText(k.would_have_blocked_24h)) : null),
       el("td", { "data-label": "Created", class: "nowrap" }, timeEl(k.created_at, fmtDate(k.created_at))),
-      el("td", { "data-label": "Last used", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
+      el("td", { "data-label": "Last request", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
+      el("td", { "data-label": "Expires", "data-testid": "key-expires", class: "nowrap" }, expires),
       el("td", { "data-label": "Status" }, statusBadge(status)),
       el("td", { class: "cell-actions" }, menuBtn));
   }));
+}
+
+function setupKeyTools() {
+  const v = state.view;
+  const redraw = () => { v.page = 0; renderKeys(); };
+  $("#keys-tools").addEventListener("submit", (e) => e.preventDefault());
+  $("#k-search").addEventListener("input", (e) => { v.q = e.target.value; redraw(); });
+  $("#k-status").addEventListener("change", (e) => { v.status = e.target.value; redraw(); });
+  $("#k-sort").addEventListener("change", (e) => { v.sort = e.target.value; redraw(); });
+  $("#keys-clear").addEventListener("click", () => {
+    $("#keys-tools").reset();
+    Object.assign(v, { q: "", status: "", sort: "created" });
+    redraw();
+  });
+  $("#keys-prev").addEventListener("click", () => { v.page = Math.max(0, v.page - 1); renderKeys(); });
+  $("#keys-next").addEventListener("click", () => { v.page++; renderKeys(); });
 }
 
 // wouldBlockText says what a report-only list let through.
@@ -254,8 +321,12 @@ function toggleMenu(button, key) {
   closeMenu();
   const menu = $("#menu");
   menuFor = { button, key };
-  $('[data-menu="revoke"]', menu).hidden = (key.status || "active") !== "active";
-  $('[data-menu="rotate"]', menu).hidden = (key.status || "active") !== "active";
+  const status = key.status || "active";
+  $('[data-menu="revoke"]', menu).hidden = status !== "active";
+  $('[data-menu="rotate"]', menu).hidden = status !== "active";
+  // A revoked key cannot be changed: no allowlist, no edit.
+  $('[data-menu="allowlist"]', menu).hidden = status === "revoked";
+  $('[data-menu="edit"]', menu).hidden = status === "revoked";
   menu.hidden = false;
   button.setAttribute("aria-expanded", "true");
   placeMenu();
@@ -306,6 +377,7 @@ function setupMenu() {
     closeMenu();
     if (item.dataset.menu === "allowlist") openAllowlist(key, button);
     else if (item.dataset.menu === "logs") logs.showKey(key.id);
+    else if (item.dataset.menu === "edit") openEditKey(key, button);
     else if (item.dataset.menu === "rotate") openRotate(key, button);
     else openRevoke(key, button);
   });
@@ -326,10 +398,53 @@ function openDialog(dialog, opener) {
   dialog.showModal();
 }
 
+// Dialogs with a form the user may have filled in ask before they throw it
+// away: Esc, × and Cancel show "Discard changes?" in the footer, and
+// leaving the page asks the browser's question.
+const guards = new Map(); // dialog -> () => true when it holds unsaved changes
+
+function guard(dialog, isDirty) {
+  guards.set(dialog, isDirty);
+  const row = el("div", { class: "confirm-row discard-row", hidden: true, "data-testid": "discard-confirm", role: "alert" },
+    el("p", {}, "Discard your unsaved changes?"),
+    el("div", { class: "discard-buttons" },
+      el("button", { type: "button", class: "btn btn-sm", "data-discard": "keep", "data-testid": "discard-keep" }, "Keep editing"),
+      el("button", { type: "button", class: "btn btn-sm btn-danger", "data-discard": "yes", "data-testid": "discard-yes" }, "Discard")));
+  $(".dialog-foot", dialog).prepend(row);
+  row.addEventListener("click", (e) => {
+    const b = e.target.closest("[data-discard]");
+    if (!b) return;
+    row.hidden = true;
+    if (b.dataset.discard === "yes") dialog.close();
+    else (dialog.querySelector("[autofocus]") || dialog.querySelector("input, textarea, select"))?.focus();
+  });
+  dialog.addEventListener("cancel", (e) => { e.preventDefault(); requestClose(dialog); });
+  dialog.addEventListener("close", () => { row.hidden = true; });
+}
+
+function requestClose(dialog) {
+  const dirty = guards.get(dialog);
+  const row = $(".discard-row", dialog);
+  if (dirty && dirty() && row && row.hidden) {
+    row.hidden = false;
+    $('[data-discard="keep"]', row).focus();
+    return;
+  }
+  dialog.close();
+}
+
+function anyUnsaved() {
+  for (const [d, dirty] of guards) if (d.open && dirty()) return true;
+  return false;
+}
+
 function setupDialogs() {
+  window.addEventListener("beforeunload", (e) => {
+    if (anyUnsaved()) { e.preventDefault(); e.returnValue = ""; }
+  });
   for (const d of $$("dialog")) {
     d.addEventListener("click", (e) => {
-      if (e.target.closest("[data-close]")) d.close();
+      if (e.target.closest("[data-close]")) requestClose(d);
     });
     d.addEventListener("close", () => {
       if (returnFocus && document.contains(returnFocus)) returnFocus.focus();
@@ -361,10 +476,15 @@ let createEditor;
 function setupCreate() {
   const dialog = $("#create-dialog");
   const form = $("#create-form");
-  createEditor = new AllowlistEditor($('[data-allowlist="create"]', dialog));
+  createEditor = new AllowlistEditor($('[data-allowlist="create"]', dialog), {
+    onChange: () => clearFixedBanner(dialog, createEditor),
+  });
+  guard(dialog, () => !!($("#c-name").value.trim() || $("#c-description").value.trim() || $("#c-scopes").value.trim() ||
+    $("#c-expires").value || $("#c-report-only").checked || createEditor.rows.length));
   const open = (e) => {
     form.reset();
     createEditor.setEntries([]);
+    $("#c-expires-error").hidden = true;
     $("#c-name-error").hidden = true;
     $("#c-name").removeAttribute("aria-invalid");
     openDialog(dialog, e.currentTarget);
@@ -391,8 +511,10 @@ function setupCreate() {
       ne.hidden = false;
       $("#c-name").setAttribute("aria-invalid", "true");
     }
-    if (!name || errors) {
-      if (errors) showBanner(errBox, `Fix ${errors === 1 ? "the highlighted entry" : `the ${errors} highlighted entries`} in the IP allowlist before creating the key.`);
+    const exp = expiryInput($("#c-expires"), $("#c-expires-error"));
+    if (!name || errors || exp.error) {
+      if (exp.error && name && !errors) { $("#c-expires").focus(); return; }
+      if (errors) showBanner(errBox, `Fix ${errors === 1 ? "the highlighted entry" : `the ${errors} highlighted entries`} in the IP allowlist before creating the key.`, "entries");
       if (!name) $("#c-name").focus();
       else createEditor.focusFirstError();
       return;
@@ -405,6 +527,7 @@ function setupCreate() {
       allowlist: createEditor.entries(),
       report_only: $("#c-report-only").checked,
     };
+    if (exp.at) body.expires_at = exp.at;
     const btn = $('[data-testid="create-submit"]');
     setBusy(btn, true, "Creating…");
     try {
@@ -423,6 +546,103 @@ function setupCreate() {
       } else {
         showBanner(errBox, errorText(err));
       }
+    } finally {
+      setBusy(btn, false);
+    }
+  });
+}
+
+// expiryInput reads a datetime-local input (local time) as an RFC 3339
+// time; a past time is refused beside the field, as the server would.
+function expiryInput(input, errEl) {
+  errEl.hidden = true;
+  input.removeAttribute("aria-invalid");
+  if (!input.value) return { at: null };
+  const d = new Date(input.value);
+  let msg = "";
+  if (isNaN(d)) msg = "Enter a date and time.";
+  else if (d <= new Date()) msg = "The expiry is in the past: pick a future time, or clear it for a key that does not expire.";
+  if (msg) {
+    errEl.textContent = msg;
+    errEl.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    return { error: msg };
+  }
+  return { at: d.toISOString() };
+}
+
+// clearFixedBanner hides a dialog's "fix the highlighted entry" banner once
+// no entry is in error any more.
+function clearFixedBanner(dialog, editor) {
+  const box = $("[data-form-error]", dialog);
+  if (!box.hidden && box.dataset.kind === "entries" && !editor.validate().errors) showBanner(box, "");
+}
+
+// ---------------------------------------------------------------- edit key
+
+let editing = null;
+
+function editKeyValues() {
+  return {
+    name: $("#e-name").value.trim(),
+    description: $("#e-description").value.trim(),
+    scopes: [...new Set($("#e-scopes").value.split(/[\s,]+/).filter(Boolean))].join(" "),
+    expires: $("#e-expires").value,
+  };
+}
+
+function openEditKey(key, opener) {
+  editing = { key };
+  $("#editkey-key").replaceChildren(el("code", {}, `${key.hint || ""}…`), " · ", el("code", {}, key.id));
+  $("#e-name").value = key.name || "";
+  $("#e-description").value = key.description || "";
+  $("#e-scopes").value = (key.scopes || []).join(", ");
+  $("#e-expires").value = isSet(key.expires_at) ? toLocalInput(new Date(key.expires_at)) : "";
+  for (const id of ["#e-name-error", "#e-expires-error"]) $(id).hidden = true;
+  editing.initial = editKeyValues();
+  openDialog($("#editkey-dialog"), opener);
+  $("#e-name").focus();
+}
+
+function setupEditKey() {
+  const dialog = $("#editkey-dialog");
+  guard(dialog, () => !!editing && JSON.stringify(editKeyValues()) !== JSON.stringify(editing.initial));
+  $("#e-expires-clear").addEventListener("click", () => { $("#e-expires").value = ""; $("#e-expires-error").hidden = true; });
+  $("#editkey-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const errBox = $("[data-form-error]", dialog);
+    showBanner(errBox, "");
+    const v = editKeyValues(), was = editing.initial, key = editing.key;
+    const body = {};
+    if (!v.name) {
+      $("#e-name-error").textContent = "A key needs a name.";
+      $("#e-name-error").hidden = false;
+      $("#e-name").focus();
+      return;
+    }
+    $("#e-name-error").hidden = true;
+    if (v.name !== was.name) body.name = v.name;
+    if (v.description !== was.description) body.description = v.description;
+    if (v.scopes !== was.scopes) body.scopes = v.scopes ? v.scopes.split(" ") : [];
+    if (v.expires !== was.expires) {
+      if (!v.expires) body.expires_at = null;
+      else {
+        const exp = expiryInput($("#e-expires"), $("#e-expires-error"));
+        if (exp.error) { $("#e-expires").focus(); return; }
+        body.expires_at = exp.at;
+      }
+    }
+    if (!Object.keys(body).length) { dialog.close(); return; }
+    const btn = $('[data-testid="editkey-save"]');
+    setBusy(btn, true, "Saving…");
+    try {
+      await api.patchKey(key.id, body);
+      editing.initial = v;
+      dialog.close();
+      toast(`"${v.name}" saved.`);
+      loadKeys();
+    } catch (err) {
+      if (err.status !== 401) showBanner(errBox, `Nothing was saved. ${errorText(err)}`);
     } finally {
       setBusy(btn, false);
     }
@@ -498,14 +718,21 @@ const edit = {
 function setupAllowlist() {
   const dialog = $("#allowlist-dialog");
   edit.editor = new AllowlistEditor($('[data-allowlist="edit"]', dialog), {
-    onChange: () => { edit.dirty = true; edit.dry = undefined; resetConfirm(); renderImpact(); scheduleDryRun(); },
+    onChange: () => { edit.dirty = true; edit.dry = undefined; resetConfirm(); clearFixedBanner(dialog, edit.editor); renderImpact(); scheduleDryRun(); },
   });
+  guard(dialog, () => !!edit.key && edit.dirty && editSnapshot() !== edit.snapshot);
   $("#suggest-open").addEventListener("click", openSuggestions);
   $("#a-report-only").addEventListener("change", () => { edit.dirty = true; resetConfirm(); renderImpact(); });
   $("#allowlist-form").addEventListener("submit", (e) => {
     e.preventDefault();
     saveAllowlist();
   });
+}
+
+// editSnapshot is the editor's list and report-only switch, to compare
+// with what was loaded.
+function editSnapshot() {
+  return JSON.stringify([edit.editor.entries(), $("#a-report-only").checked]);
 }
 
 async function openAllowlist(key, opener, opts = {}) {
@@ -518,6 +745,7 @@ async function openAllowlist(key, opener, opts = {}) {
   edit.editor.setEntries(edit.original);
   edit.dry = undefined;
   $("#a-report-only").checked = !!key.report_only;
+  edit.snapshot = editSnapshot();
   const wb = $("#a-would-block");
   wb.hidden = !(key.report_only && key.would_have_blocked_24h);
   if (!wb.hidden) wb.textContent = wouldBlockText(key.would_have_blocked_24h) + ".";
@@ -535,7 +763,7 @@ async function openAllowlist(key, opener, opts = {}) {
   if (entries.status === "fulfilled") {
     edit.original = entries.value.entries;
     edit.etag = entries.value.etag;
-    if (!edit.dirty) edit.editor.setEntries(entries.value.entries);
+    if (!edit.dirty) { edit.editor.setEntries(entries.value.entries); edit.snapshot = editSnapshot(); clearFixedBanner(dialog, edit.editor); }
     else edit.editor.setHits(Object.fromEntries(entries.value.entries.map((e) => [e.id, { hits: e.hits_24h, last: e.last_seen_at }])));
   }
   edit.recent = recent.status === "fulfilled" ? recent.value : null;
@@ -694,20 +922,25 @@ function renderImpact() {
     parts.push(el("p", {}, "Could not read the usage logs to check this list against the key's recent client IPs. Make sure your server IPs are correct before saving."));
   } else if (edit.recent.size === 0) {
     parts.push(el("p", {}, "This key has no recent requests, so nothing can be checked against its client IPs yet. Make sure your server IPs are correct before saving: wrong entries will block your own requests."));
-  } else if (im.blocked.length) {
+  } else if (im.blocked.some((b) => b.wasOK)) {
+    // Only addresses the current list allows count: one it blocks already
+    // is not news (an unchanged list blocks nothing new).
+    const fresh = im.blocked.filter((b) => b.wasOK);
     kind = "warning";
     parts.push(el("p", {}, el("strong", {},
-      `This list would block ${im.blocked.length} of the key's ${edit.recent.size} recent client ${edit.recent.size === 1 ? "IP" : "IPs"}:`)));
-    parts.push(el("ul", { class: "ip-list", "data-testid": "impact-blocked" }, im.blocked.slice(0, 8).map((b) =>
+      `This change would newly block ${fresh.length} of the key's ${edit.recent.size} recent client ${edit.recent.size === 1 ? "IP" : "IPs"}:`)));
+    parts.push(el("ul", { class: "ip-list", "data-testid": "impact-blocked" }, fresh.slice(0, 8).map((b) =>
       el("li", { "data-ip": b.ip },
         el("code", {}, b.ip),
         el("span", { class: "muted" }, ` ${b.count} ${b.count === 1 ? "request" : "requests"}, last ${fmtAgo(b.last).toLowerCase()}`),
         b.wasOK ? el("span", { class: "badge badge-warn" }, "currently allowed") : null))));
-    if (im.blocked.length > 8) parts.push(el("p", { class: "muted" }, `…and ${im.blocked.length - 8} more.`));
+    if (fresh.length > 8) parts.push(el("p", { class: "muted" }, `…and ${fresh.length - 8} more.`));
   } else {
     kind = "ok";
-    parts.push(el("p", { "data-testid": "impact-ok" },
-      `All ${edit.recent.size} recent client ${edit.recent.size === 1 ? "IP" : "IPs"} of this key stay allowed.`));
+    const still = im.blocked.length;
+    parts.push(el("p", { "data-testid": "impact-ok" }, still
+      ? `No recent client IP of this key would be newly blocked; ${still} already blocked ${still === 1 ? "stays" : "stay"} blocked.`
+      : `All ${edit.recent.size} recent client ${edit.recent.size === 1 ? "IP" : "IPs"} of this key stay allowed.`));
   }
   box.className = `impact impact-${kind}`;
   box.replaceChildren(el("h3", {}, "What this change means"), ...parts,
@@ -727,7 +960,7 @@ async function saveAllowlist() {
   showBanner(errBox, "");
   const { errors } = edit.editor.showErrors();
   if (errors) {
-    showBanner(errBox, `Nothing was saved. Fix ${errors === 1 ? "the highlighted entry" : `the ${errors} highlighted entries`} first.`);
+    showBanner(errBox, `Nothing was saved. Fix ${errors === 1 ? "the highlighted entry" : `the ${errors} highlighted entries`} first.`, "entries");
     edit.editor.focusFirstError();
     return;
   }
@@ -820,6 +1053,7 @@ function showStale(errBox) {
       edit.etag = cur.etag;
       edit.editor.setEntries(cur.entries);
       edit.dirty = false;
+      edit.snapshot = editSnapshot();
       showBanner(errBox, "");
       resetConfirm();
       renderImpact();
@@ -895,12 +1129,41 @@ const logs = {
   },
 
   // showKey opens the logs filtered to one key.
+  // The other filters are cleared: filters set earlier (a status, a time
+  // range) would otherwise hide the key's requests.
   showKey(id) {
     this.shown = true;
     selectTab("logs", true);
+    resetLogFilters();
     $("#f-key").value = id;
     this.apply();
   },
+
+  // poll reloads the first page quietly (Live): relative ranges move with
+  // the clock, and the rows are redrawn only when they changed.
+  async poll() {
+    if (this.polling || !this.params || this.cursors.length !== 1 || !$("#logs-live").checked) return;
+    const { params, error } = this.filters();
+    if (error) return;
+    this.polling = true;
+    const seq = this.seq;
+    try {
+      const res = await api.logs({ ...params, limit: PAGE_SIZE });
+      if (seq !== this.seq || this.cursors.length !== 1) return;
+      const items = res.items || [];
+      this.params = params;
+      this.next = res.next_cursor || "";
+      if (JSON.stringify(items) !== JSON.stringify(this.items)) {
+        this.items = items;
+        this.renderRows(items);
+      }
+      $("#logs-live-at").textContent = `Updated ${fmtZoned(new Date().toISOString(), this.utc())}`;
+    } catch { /* the next tick tries again; Refresh shows the error */ } finally {
+      this.polling = false;
+    }
+  },
+
+  utc() { return $("#f-tz").value === "utc"; },
 
   renderKeyOptions() {
     const sel = $("#f-key");
@@ -965,7 +1228,7 @@ const logs = {
   },
 
   renderRows(items) {
-    const filtered = Object.entries(this.params || {}).some(([, v]) => v);
+    const filtered = Object.entries(this.params || {}).some(([k, v]) => v && k !== "from") || $("#f-range").value !== "";
     $("#logs-empty").hidden = items.length > 0;
     $(".logs-table").hidden = items.length === 0;
     $("#logs-empty-title").textContent = filtered ? "No requests match these filters" : "No requests logged yet";
@@ -977,11 +1240,12 @@ const logs = {
       const s = Number(it.status);
       const cls = s >= 200 && s < 300 ? "ok" : s === 401 ? "unauth" : s === 403 ? "forbidden" : "other";
       return el("tr", { "data-testid": "log-row", "data-status": it.status, "data-ip": it.ip, "data-key-id": it.key_id || "" },
-        el("td", { "data-label": "Time", class: "nowrap" }, timeEl(it.time, fmtTime(it.time))),
+        el("td", { "data-label": "Time", class: "nowrap", "data-testid": "log-time" }, timeEl(it.time, fmtZoned(it.time, this.utc()))),
         el("td", { "data-label": "API key", class: "cell-key" }, key
           ? el("span", { class: "log-key", title: `${key.name} · ${key.hint || ""}… · ${it.key_id}` }, key.name)
-          : it.key_id ? el("code", {}, it.key_id) : el("span", { class: "muted", title: "The request carried no valid key" }, "Unknown key")),
-        el("td", { "data-label": "IP address" }, el("code", {}, it.ip || "—")),
+          : it.key_id ? el("code", {}, it.key_id) : el("span", { class: "muted", title: "The request carried no valid key" }, "Unknown key"),
+          it.key_id ? copyButton(it.key_id, "key id", "log-copy-key") : null),
+        el("td", { "data-label": "IP address", class: "nowrap" }, el("code", {}, it.ip || "—"), it.ip ? copyButton(it.ip, "IP address", "log-copy-ip") : null),
         el("td", { "data-label": "Method" }, el("span", { class: "method" }, it.method || "—")),
         el("td", { "data-label": "Path", class: "cell-path" }, el("code", { title: it.path || "" }, it.path || "—")),
         el("td", { "data-label": "Status" }, el("span", { class: `status status-${cls}`, "data-testid": "log-status" }, String(it.status))),
@@ -1025,6 +1289,29 @@ const logs = {
   },
 };
 
+// copyButton copies text to the clipboard, saying so on the button.
+function copyButton(text, what, testid) {
+  const b = el("button", { type: "button", class: "icon-btn copy-btn", "aria-label": `Copy ${what} ${text}`, title: `Copy ${what}`, "data-testid": testid },
+    el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("rect", { x: "7", y: "7", width: "10", height: "10", rx: "2" }), el("path", { d: "M4 13V5a1 1 0 0 1 1-1h8" })));
+  b.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      b.dataset.copied = "true";
+      toast(`Copied ${what} ${text}.`);
+    } catch {
+      toast(`Could not copy the ${what}: select it and copy it by hand.`, "error");
+    }
+  });
+  return b;
+}
+
+function resetLogFilters() {
+  const tz = $("#f-tz").value;
+  $("#logs-filters").reset();
+  $("#f-tz").value = tz;
+  for (const f of $$(".custom-range")) f.hidden = true;
+}
+
 // allowButton opens the key's allowlist editor with ip filled in.
 function allowButton(key, ip) {
   const b = el("button", { type: "button", class: "link-btn", "data-testid": "log-allow-ip" }, "Allow this IP…");
@@ -1036,6 +1323,7 @@ function setupLogs() {
   const form = $("#logs-filters");
   form.addEventListener("submit", (e) => { e.preventDefault(); logs.apply(); });
   form.addEventListener("change", (e) => {
+    if (e.target.id === "f-tz") { logs.renderRows(logs.items || []); return; }
     if (e.target.id === "f-range") {
       const custom = e.target.value === "custom";
       for (const f of $$(".custom-range")) f.hidden = !custom;
@@ -1047,10 +1335,17 @@ function setupLogs() {
     logs.apply();
   });
   $("#filters-reset").addEventListener("click", () => {
-    form.reset();
-    for (const f of $$(".custom-range")) f.hidden = true;
+    resetLogFilters();
     logs.apply();
   });
+  // Live: poll every 2 s while the logs tab is shown and the browser tab is
+  // visible; a hidden tab polls nothing and catches up when shown again.
+  const tick = () => {
+    if (document.visibilityState === "visible" && !$("#panel-logs").hidden && session.token) logs.poll();
+  };
+  setInterval(tick, 2000);
+  document.addEventListener("visibilitychange", tick);
+  $("#logs-live").addEventListener("change", tick);
   $("#logs-refresh").addEventListener("click", () => { loadKeys(); logs.apply(); });
   $("#logs-next").addEventListener("click", () => {
     if (!logs.next) return;
@@ -1082,6 +1377,8 @@ function start() {
   setupAllowlist();
   setupRevoke();
   setupRotate();
+  setupEditKey();
+  setupKeyTools();
   setupLogs();
   window.addEventListener("hashchange", () => { if (session.token) selectTab(currentTab(), false); });
   route();

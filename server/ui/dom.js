@@ -37,6 +37,10 @@ const dateFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "sh
 const timeFmt = new Intl.DateTimeFormat(undefined, {
   month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
+// Log times name their zone: local (e.g. "GMT-5") or UTC.
+const zoneOpts = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+const localZoneFmt = new Intl.DateTimeFormat(undefined, zoneOpts);
+const utcZoneFmt = new Intl.DateTimeFormat(undefined, { ...zoneOpts, timeZone: "UTC" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
 const rel = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 
@@ -46,6 +50,7 @@ export function isSet(t) {
 
 export function fmtDate(t) { return isSet(t) ? dateFmt.format(new Date(t)) : "—"; }
 export function fmtTime(t) { return isSet(t) ? timeFmt.format(new Date(t)) : "—"; }
+export function fmtZoned(t, utc) { return isSet(t) ? (utc ? utcZoneFmt : localZoneFmt).format(new Date(t)) : "—"; }
 export function fmtFull(t) { return isSet(t) ? fullFmt.format(new Date(t)) : ""; }
 
 export function fmtAgo(t, now = Date.now()) {
