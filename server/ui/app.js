@@ -269,7 +269,7 @@ function renderKeys() {
         el("span", { class: "key-name", "data-testid": "key-name" }, k.name || "(unnamed)"), desc),
       el("td", { "data-label": "Key" }, el("code", { class: "hint-code", "data-testid": "key-hint", title: "Key prefix; the full secret is never stored" }, `${k.hint || "kg_"}…`)),
       el("td", { "data-label": "Scopes", class: "cell-scopes" }, scopes.length
-        ? el("span", { class: "chips" }, scopes.map((s) => el("span", { class: "chip" }, s)))
+        ? el("span", { class: "chips" }, scopes.map((s) => el("span", { class: "chip", title: s }, s.split(":").flatMap((p, i) => i ? [":", el("wbr"), p] : [p]))))
         : el("span", { class: "muted" }, "None")),
       el("td", { "data-label": "IP allowlist", "data-testid": "key-allowlist", class: "cell-allow" }, entries.length
         ? el("details", { class: "allow-details" },
@@ -282,9 +282,9 @@ function renderKeys() {
         : el("span", { class: "muted" }, "All IPs"),
         k.report_only ? el("span", { class: "badge badge-report", "data-testid": "key-report-only", title: "The allowlist logs what it would block and blocks nothing" }, "Report only") : null,
         k.report_only && k.would_have_blocked_24h ? el("span", { class: "would-block", "data-testid": "key-would-block" }, wouldBlockText(k.would_have_blocked_24h)) : null),
-      el("td", { "data-label": "Created", class: "nowrap" }, timeEl(k.created_at, fmtDate(k.created_at))),
+      el("td", { "data-label": "Created", class: "cell-date" }, timeEl(k.created_at, fmtDate(k.created_at))),
       el("td", { "data-label": "Last request", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
-      el("td", { "data-label": "Expires", "data-testid": "key-expires", class: "nowrap" }, expires),
+      el("td", { "data-label": "Expires", "data-testid": "key-expires", class: "cell-date" }, expires),
       el("td", { "data-label": "Status" }, statusBadge(status)),
       el("td", { class: "cell-actions" }, menuBtn));
   }));
