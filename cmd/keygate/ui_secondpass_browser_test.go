@@ -398,6 +398,9 @@ func (b *browserRun) secondPass(t *testing.T) {
 	var docOverflow int
 	b.eval(t, `document.documentElement.scrollWidth - document.documentElement.clientWidth`, &docOverflow)
 	assert.LessOrEqual(t, docOverflow, 0, "the logs page scrolls sideways")
+	var logsOverflow int
+	b.eval(t, `(() => { const w = document.querySelector('[data-testid=logs-table]').parentElement; return w.scrollWidth - w.clientWidth; })()`, &logsOverflow)
+	assert.LessOrEqual(t, logsOverflow, 0, "the logs table scrolls sideways at 1280 px")
 	b.shot(t, "logs-live-utc")
 	// Live pauses when the tab is hidden.
 	var polls int
