@@ -71,7 +71,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	} else {
 		path, ok = targetPath(uri, routes)
 	}
-	ip := clientIP(h, peerAddr(ctx), live.trusted, live.realIP)
+	ip := clientIP(h, peerOf(ctx), live.trusted, live.realIP)
 	res := s.authorize(start, secret, method, path, ok && !methodConflict && !uriConflict, ip, routes)
 
 	rh := &ctx.Response.Header

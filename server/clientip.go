@@ -47,12 +47,16 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// proxySet is the set of trusted proxy prefixes. A linear scan: deployments
-// trust a handful of ranges.
-type proxySet []netip.Prefix
+// proxySet is the set of trusted proxies: address prefixes, scanned
+// linearly (deployments trust a handful of ranges), and unix, set when
+// every peer of a Unix-domain socket listener is trusted.
+type proxySet struct {
+	prefixes []netip.Prefix
+	unix     bool
+}
 
 func (p proxySet) contains(a netip.Addr) bool {
-	for _, pfx := range p {
+	for _, pfx := range p.prefixes {
 		if pfx.Contains(a) {
 			return true
 		}
@@ -60,17 +64,44 @@ func (p proxySet) contains(a netip.Addr) bool {
 	return false
 }
 
-// peerAddr returns the TCP peer of ctx, IPv4-mapped addresses unmapped.
-func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
+// trusts reports whether peer is a trusted proxy.
+func (p proxySet) trusts(peer peer) bool {
+	if peer.unix {
+		return p.unix
 	}
-	return netip.Addr{}
+	return p.contains(peer.addr)
+}
+
+// peer is the other end of a request's connection: a TCP address, or a
+// Unix-domain socket peer, which has none (addr is the zero address).
+type peer struct {
+	addr netip.Addr
+	unix bool
+}
+
+// peerOf returns the peer of ctx, IPv4-mapped addresses unmapped.
+func peerOf(ctx *fasthttp.RequestCtx) peer {
+	switch a := ctx.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		// An accepted Unix connection may have no remote address,
+		// which fasthttp reports as a zero *net.TCPAddr: the local
+		// address tells.
+		if _, ok := ctx.LocalAddr().(*net.UnixAddr); ok {
+			return peer{unix: true}
+		}
+		return peer{addr: a.AddrPort().Addr().Unmap()}
+	case *net.UnixAddr:
+		return peer{unix: true}
+	}
+	return peer{}
 }
 
 // clientIP decides the client address of a forward-auth request.
 //
-// The TCP peer is the client unless it is a trusted proxy. Then the
+// The TCP peer is the client unless it is a trusted proxy. A Unix-socket
+// peer has no address: it is a trusted proxy when trusted names unix, and
+// otherwise the client is the zero address, which never matches an
+// allowlist. Then the
 // X-Forwarded-For header lines are read as one list, in order, and walked
 // from the right: each hop appended by a trusted proxy is skipped, and the
 // first untrusted hop is the client. If every hop is trusted, the leftmost
@@ -89,10 +120,11 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // are the same conflict. A real-IP header naming a trusted proxy says
 // nothing about the client (Traefik sets X-Real-Ip to its TCP peer, a
 // load balancer, when it is absent) and is ignored.
-func clientIP(h *fasthttp.RequestHeader, peer netip.Addr, trusted proxySet, realIPHeaders []string) netip.Addr {
-	if !trusted.contains(peer) {
-		return peer
+func clientIP(h *fasthttp.RequestHeader, from peer, trusted proxySet, realIPHeaders []string) netip.Addr {
+	if !trusted.trusts(from) {
+		return from.addr
 	}
+	peer := from.addr
 	var real netip.Addr
 	hasReal := false
 	for _, name := range realIPHeaders {

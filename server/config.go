@@ -5,8 +5,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,19 +18,26 @@ import (
 // Config is the daemon's configuration. The zero value of every field is a
 // sensible default, except AdminToken, which is required.
 type Config struct {
-	// Addr is where the check path listens; default DefaultAddr. When
-	// AdminAddr is empty the management API and the UI are served here too.
+	// Addr is where the check path listens: host:port, or unix:PATH for
+	// a Unix-domain socket; default DefaultAddr. When AdminAddr is empty
+	// the management API and the UI are served here too.
 	Addr string `json:"addr"`
 	// AdminAddr, when set, is a separate listener for the management API
 	// and the UI, so that Addr can face proxies while management stays on
 	// loopback.
 	AdminAddr string `json:"admin_addr"`
+	// SocketMode is the file mode of the socket of a unix: listener
+	// (permission bits only); zero means DefaultSocketMode (0660).
+	SocketMode fs.FileMode `json:"-"`
 	// AdminToken is the bearer token of the management API. It must be at
 	// least 16 characters and must not have the form of an API key.
 	AdminToken string `json:"admin_token"`
 	// TrustedProxies lists the addresses and CIDR ranges of the proxies
 	// whose forwarded headers are believed. Empty: none; the TCP peer is
-	// always the client.
+	// always the client. "unix" trusts every peer of a unix: listener,
+	// which has no address: without it, a forward-auth request over a
+	// socket has no client address and fails closed for a key with an
+	// allowlist.
 	TrustedProxies []string `json:"trusted_proxies"`
 	// TrustAllProxies confirms a TrustedProxies range of every address
 	// (0.0.0.0/0 or ::/0), refused without it: every client can then set
@@ -124,6 +131,9 @@ func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}
+	if c.SocketMode == 0 {
+		c.SocketMode = DefaultSocketMode
+	}
 	if c.RealIPHeaders == nil {
 		c.RealIPHeaders = []string{"X-Real-IP"}
 	}
@@ -171,9 +181,12 @@ func (c Config) Validate() error {
 		if a.v == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a.v); err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8080", a.name, a.v))
+		if err := validateListenAddr(a.name, a.v); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if c.SocketMode&^fs.ModePerm != 0 {
+		errs = append(errs, fmt.Errorf("socket-mode %04o: want permission bits only, at most 0777 (e.g. 0660)", uint32(c.SocketMode)))
 	}
 	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 		errs = append(errs, fmt.Errorf("admin-addr %q is the same as addr: leave it empty to serve management on addr", c.AdminAddr))
@@ -205,7 +218,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// parseProxies parses trusted proxy addresses and ranges.
+// parseProxies parses trusted proxy addresses and ranges, and "unix" (the
+// peers of a Unix-domain socket listener).
 // A range of every address (0.0.0.0/0, ::/0) is refused unless trustAll.
 func parseProxies(list []string, trustAll bool) (proxySet, error) {
 	var out proxySet
@@ -213,6 +227,10 @@ func parseProxies(list []string, trustAll bool) (proxySet, error) {
 	for _, s := range list {
 		s = strings.TrimSpace(s)
 		if s == "" {
+			continue
+		}
+		if s == "unix" {
+			out.unix = true
 			continue
 		}
 		if strings.Contains(s, "/") {
@@ -232,16 +250,16 @@ func parseProxies(list []string, trustAll bool) (proxySet, error) {
 				errs = append(errs, fmt.Errorf("trusted-proxies: %q is every address: any client could then forge X-Forwarded-For and pass an allowlist; name the proxies' addresses, or confirm with --trust-all-proxies (trust_all_proxies in the config file)", s))
 				continue
 			}
-			out = append(out, p)
+			out.prefixes = append(out.prefixes, p)
 			continue
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
-			errs = append(errs, fmt.Errorf("trusted-proxies: %q is not an IP address or CIDR range", s))
+			errs = append(errs, fmt.Errorf("trusted-proxies: %q is not an IP address, a CIDR range or \"unix\" (the peers of a unix: listener)", s))
 			continue
 		}
 		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		out.prefixes = append(out.prefixes, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, errors.Join(errs...)
 }

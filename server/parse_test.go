@@ -34,7 +34,7 @@ func slowWalkXFF(lines []string, trusted proxySet) netip.Addr {
 	return last
 }
 
-var fuzzTrusted = proxySet{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.1/32")}
+var fuzzTrusted = proxySet{prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.1/32")}}
 
 func TestWalkXFF(t *testing.T) {
 	tests := []struct {
@@ -106,7 +106,7 @@ func slowClientIP(xff, reals []string, peer netip.Addr, trusted proxySet) netip.
 				return netip.Addr{}
 			}
 		}
-		real = slowWalkXFF(reals[:1], nil) // one address, nothing trusted
+		real = slowWalkXFF(reals[:1], proxySet{}) // one address, nothing trusted
 		if strings.Contains(reals[0], ",") {
 			real = netip.Addr{}
 		}
@@ -158,7 +158,7 @@ func FuzzClientIP(f *testing.F) {
 		for _, v := range reals {
 			h.Add("X-Real-IP", v)
 		}
-		got := clientIP(&h, peer, fuzzTrusted, []string{"X-Real-IP"})
+		got := clientIP(&h, peerAt(peer), fuzzTrusted, []string{"X-Real-IP"})
 		if want := slowClientIP(xffLines, reals, peer, fuzzTrusted); got != want {
 			t.Fatalf("clientIP(xff %q, real %q) = %v, want %v", xffLines, reals, got, want)
 		}
@@ -171,7 +171,7 @@ func FuzzClientIP(f *testing.F) {
 				for _, v := range xffLines {
 					h2.Add("X-Forwarded-For", v)
 				}
-				if without := clientIP(&h2, peer, fuzzTrusted, []string{"X-Real-IP"}); without != got {
+				if without := clientIP(&h2, peerAt(peer), fuzzTrusted, []string{"X-Real-IP"}); without != got {
 					t.Fatalf("X-Real-IP %q (a trusted proxy) changed the answer from %v to %v", real, without, got)
 				}
 			}
@@ -320,3 +320,6 @@ func TestAppendJSONString(t *testing.T) {
 		}
 	}
 }
+
+// peerAt is a TCP peer at a.
+func peerAt(a netip.Addr) peer { return peer{addr: a} }

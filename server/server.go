@@ -249,15 +249,15 @@ type Listeners struct {
 	Admin net.Listener
 }
 
-// Listen opens the configured listeners.
+// Listen opens the configured listeners (see listen for unix: addresses).
 func (s *Server) Listen() (Listeners, error) {
 	var ls Listeners
 	var err error
-	if ls.Check, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+	if ls.Check, err = listen(s.cfg.Addr, s.cfg.SocketMode); err != nil {
 		return ls, fmt.Errorf("server: listening on %s: %w", s.cfg.Addr, err)
 	}
 	if s.cfg.AdminAddr != "" {
-		if ls.Admin, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+		if ls.Admin, err = listen(s.cfg.AdminAddr, s.cfg.SocketMode); err != nil {
 			ls.Check.Close()
 			return ls, fmt.Errorf("server: listening on admin address %s: %w", s.cfg.AdminAddr, err)
 		}
@@ -313,6 +313,12 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		if e := srv.ShutdownWithContext(sctx); e != nil && !errors.Is(e, context.DeadlineExceeded) && err == nil {
 			err = fmt.Errorf("server: shutdown: %w", e)
 		}
+	}
+	// Shutdown closes only the listeners its Serve has reached: a stop
+	// right after the start could leave one open, and a socket file
+	// behind. Closing again is harmless.
+	for _, ln := range lns {
+		ln.Close()
 	}
 	// Past the drain period, what still runs is cut off: a streamed
 	// export's connection is closed without the end of the response.
