@@ -29,6 +29,20 @@ func socketPath(addr string) (string, bool) {
 	return p, ok
 }
 
+// ValidateListenAddr checks one listen address: host:port, or unix:PATH.
+// name is the setting's name, for the error.
+func ValidateListenAddr(name, v string) error { return validateListenAddr(name, v) }
+
+// ListenOn opens a listener as Listen does for Addr: TCP for host:port, a
+// Unix-domain socket of file mode mode (0: DefaultSocketMode) for unix:PATH.
+// For other listeners of the daemon, such as the gRPC one.
+func ListenOn(addr string, mode fs.FileMode) (net.Listener, error) {
+	if mode == 0 {
+		mode = DefaultSocketMode
+	}
+	return listen(addr, mode)
+}
+
 // validateListenAddr checks one listen address: host:port, or unix:PATH.
 func validateListenAddr(name, v string) error {
 	p, ok := socketPath(v)
@@ -100,4 +114,12 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("removing the stale socket %s: %w", path, err)
 	}
 	return nil
+}
+
+// ListenAddr is ln's address as --addr takes it: host:port, or unix:PATH.
+func ListenAddr(ln net.Listener) string {
+	if a, ok := ln.Addr().(*net.UnixAddr); ok {
+		return unixPrefix + a.Name
+	}
+	return ln.Addr().String()
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -31,14 +33,20 @@ type client struct {
 // clientFlags adds the connection flags, and --json, to fs; call build
 // after parsing.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	srv := fs.String("server", "http://127.0.0.1:8080", "base URL of the daemon's management API (http://host:port; a bare host:port means http)")
+	srv := fs.String("server", "http://127.0.0.1:8080", "base URL of the daemon's management API (http://host:port; a bare host:port means http; unix:/path/to.sock for an admin socket)")
 	tok := fs.String("admin-token", "", "admin token (default: read from the token file in --data)")
 	data := fs.String("data", "./data", "data directory whose admin-token file is used when --admin-token is empty")
 	fs.Bool("json", false, "print only JSON on standard output, for scripts")
 	return func() (*client, error) {
-		base, err := serverURL(*srv)
-		if err != nil {
-			return nil, err
+		sock, unix := strings.CutPrefix(*srv, "unix:")
+		base, err := "http://localhost", error(nil)
+		if unix && sock == "" {
+			return nil, usagef("--server %q: a Unix socket needs a path, e.g. unix:/run/keygate/admin.sock", *srv)
+		}
+		if !unix {
+			if base, err = serverURL(*srv); err != nil {
+				return nil, err
+			}
 		}
 		t := *tok
 		if t == "" {
@@ -53,6 +61,13 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 		// progress is bounded by the daemon's write timeout.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.ResponseHeaderTimeout = 30 * time.Second
+		if unix {
+			tr.Proxy = nil
+			tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			}
+		}
 		return &client{base: base, token: t, http: &http.Client{Transport: tr}}, nil
 	}
 }

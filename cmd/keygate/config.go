@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -38,12 +39,13 @@ import (
 // flag sets c's field. The defaults are c's values.
 func serveFlagSet(c *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "check (and, without --admin-addr, management) listen address, host:port")
-	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "separate listen address for the management API and the UI, host:port")
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of Envoy's gRPC ext_authz (envoy.service.auth.v3.Authorization), host:port")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "check (and, without --admin-addr, management) listen address, host:port or unix:/path/to.sock")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "separate listen address for the management API and the UI, host:port or unix:/path/to.sock")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of Envoy's gRPC ext_authz (envoy.service.auth.v3.Authorization), host:port or unix:/path/to.sock")
+	fs.Var(modeValue{&c.SocketMode}, "socket-mode", "file mode of a unix: listener's socket, octal (default 0660: owner and group may connect)")
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (Badger)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "management API bearer token (generated on first start if empty)")
-	fs.Var(&listValue{p: &c.TrustedProxies}, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.Var(&listValue{p: &c.TrustedProxies}, "trusted-proxies", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed; unix: every peer of a unix: listener")
 	fs.BoolVar(&c.TrustAllProxies, "trust-all-proxies", c.TrustAllProxies, "confirm a --trusted-proxies range of every address (0.0.0.0/0, ::/0): any client can then choose its address")
 	fs.Var(&listValue{p: &c.RealIPHeaders}, "real-ip-headers", "comma-separated single-address headers read from a trusted proxy (default X-Real-IP; empty: none)")
 	fs.BoolVar(&c.AllowPrivateRanges, "allow-private-ranges", c.AllowPrivateRanges, "accept private, loopback and other non-public ranges in allowlists")
@@ -346,6 +348,25 @@ func (i intValue) Set(v string) error {
 		return fmt.Errorf("%q is not a whole number: want e.g. 10000", v)
 	}
 	*i.p = x
+	return nil
+}
+
+// modeValue takes a file mode's permission bits in octal: 0660, 660.
+type modeValue struct{ p *fs.FileMode }
+
+func (m modeValue) String() string {
+	if m.p == nil || *m.p == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%04o", uint32(*m.p))
+}
+
+func (m modeValue) Set(v string) error {
+	x, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+	if err != nil || x == 0 || x > 0o777 {
+		return fmt.Errorf("%q is not a file mode: want octal permission bits from 0001 to 0777, e.g. 0660", v)
+	}
+	*m.p = fs.FileMode(x)
 	return nil
 }
 

@@ -24,6 +24,8 @@ func TestConfigFileStrict(t *testing.T) {
 		{`{"min_free_space": "64 mebibytes"}`, "want bytes (67108864) or a number with a unit: 64MiB"},
 		{`{"trusted_proxies": "127.0.0.5/8"}`, "did you mean 127.0.0.0/8"},
 		{`[]`, "want a JSON object"},
+		{`{"socket_mode": "rw"}`, `"socket_mode": "rw" is not a file mode: want octal permission bits from 0001 to 0777`},
+		{`{"admin_addr": "unix:"}`, `admin-addr "unix:": a Unix socket address needs a path`},
 	} {
 		code, _, errOut := serve(tt.cfg)
 		assert.Equal(t, 2, code, tt.cfg)
@@ -54,6 +56,8 @@ func TestEnvironmentSettings(t *testing.T) {
 		{nil, []string{"KEYGATE_MAX_CONNS=many"}, "not a whole number"},
 		{[]string{"--trusted-proxies", "nonsense"}, nil, "trusted-proxies"},
 		{nil, []string{"KEYGATE_TRUSTED_PROXIES=nonsense"}, "trusted-proxies"},
+		{[]string{"--socket-mode", "0999"}, nil, `"0999" is not a file mode`},
+		{nil, []string{"KEYGATE_SOCKET_MODE=1777"}, `KEYGATE_SOCKET_MODE="1777": "1777" is not a file mode`},
 	} {
 		code, _, errOut := runKeygate(t, tt.env, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, tt.args...)...)
 		assert.Equal(t, 2, code, "%v %v: %s", tt.args, tt.env, errOut)

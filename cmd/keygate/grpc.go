@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,12 +25,13 @@ type grpcListener struct {
 	done   chan error
 }
 
-// listenGRPC opens addr; "" means no gRPC listener (nil, nil).
-func listenGRPC(addr string, s *server.Server) (*grpcListener, error) {
+// listenGRPC opens addr (host:port, or unix:PATH for a socket of file
+// mode socketMode); "" means no gRPC listener (nil, nil).
+func listenGRPC(addr string, socketMode fs.FileMode, s *server.Server) (*grpcListener, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := server.ListenOn(addr, socketMode)
 	if err != nil {
 		return nil, fmt.Errorf("listening on grpc address %s: %w", addr, err)
 	}
@@ -43,6 +46,16 @@ func listenGRPC(addr string, s *server.Server) (*grpcListener, error) {
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	return &grpcListener{ln: ln, srv: g, health: h, done: make(chan error, 1)}, nil
+}
+
+// grpcTarget names ln as a gRPC client's target: grpc://host:port, or
+// unix:PATH (gRPC's own form for a socket).
+func grpcTarget(ln net.Listener) string {
+	a := server.ListenAddr(ln)
+	if strings.HasPrefix(a, "unix:") {
+		return a
+	}
+	return "grpc://" + a
 }
 
 // start serves in the background; if serving fails, failed is called so

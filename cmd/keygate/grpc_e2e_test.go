@@ -155,3 +155,44 @@ func TestGRPCShutdownDelay(t *testing.T) {
 		t.Errorf("exit: %v\n%s", err, d.Output())
 	}
 }
+
+// TestGRPCUnixSocket: --grpc-addr takes unix:PATH like --addr: the socket
+// has mode 0660, answers grpc.health.v1 and a Check, and is gone after a
+// clean stop.
+func TestGRPCUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "grpc.sock")
+	d := startKeygate(t, filepath.Join(dir, "data"), nil, "--grpc-addr", "unix:"+sock)
+	if !strings.Contains(d.Output(), "envoy ext_authz: unix:"+sock) {
+		t.Errorf("banner does not name the gRPC socket:\n%s", d.Output())
+	}
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("grpc socket: %v %v, want a socket of mode 0660", fi, err)
+	}
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health over the socket: %v %v", h, err)
+	}
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "GET", Path: "/", Headers: map[string]string{":method": "GET", ":path": "/", "authorization": "Bearer kg_wrong"},
+		}},
+	}})
+	if err != nil || resp.GetStatus().GetCode() != int32(codes.Unauthenticated) {
+		t.Fatalf("check over the socket: %v %v, want UNAUTHENTICATED", resp, err)
+	}
+	conn.Close()
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop: %v\n%s", err, d.Output())
+	}
+	if _, err := os.Lstat(sock); err == nil {
+		t.Errorf("%s still exists after a clean stop", sock)
+	}
+}

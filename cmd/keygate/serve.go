@@ -81,8 +81,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("maintenance-interval must not be negative"))
 	}
 	if c.GRPCAddr != "" {
-		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
-			errs = append(errs, fmt.Errorf("grpc-addr %q: want host:port, e.g. 127.0.0.1:9191", c.GRPCAddr))
+		if err := server.ValidateListenAddr("grpc-addr", c.GRPCAddr); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, c.Fleet.validate(c.AdminToken)...)
@@ -188,7 +188,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		var ls server.Listeners
 		if ls, err = srv.Listen(); err == nil {
 			var g *grpcListener
-			if g, err = listenGRPC(cfg.GRPCAddr, srv); err != nil {
+			if g, err = listenGRPC(cfg.GRPCAddr, cfg.SocketMode, srv); err != nil {
 				ls.Check.Close()
 				if ls.Admin != nil {
 					ls.Admin.Close()
@@ -231,18 +231,29 @@ func notifySystemd(logger *slog.Logger, state string) {
 	}
 }
 
+// bannerBase returns the base URL of ln for the banner and, for a Unix
+// socket, the note that names it ("curl --unix-socket PATH URL" reaches
+// it).
+func bannerBase(ln net.Listener) (base, via string) {
+	a := server.ListenAddr(ln)
+	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+		return "http://localhost", "  (over unix:" + path + ")"
+	}
+	return "http://" + a, ""
+}
+
 func printBanner(w io.Writer, cfg Config, ls server.Listeners, g *grpcListener, tok string, generated, fromFile bool) {
-	check := "http://" + ls.Check.Addr().String()
-	admin := check
+	check, checkVia := bannerBase(ls.Check)
+	admin, adminVia := check, checkVia
 	if ls.Admin != nil {
-		admin = "http://" + ls.Admin.Addr().String()
+		admin, adminVia = bannerBase(ls.Admin)
 	}
 	fmt.Fprintf(w, "keygate %s\n", version)
-	fmt.Fprintf(w, "  web UI:          %s/\n", admin)
-	fmt.Fprintf(w, "  management API:  %s/v1/keys\n", admin)
-	fmt.Fprintf(w, "  check API:       %s/v1/check  (forward-auth: %s/v1/authz)\n", check, check)
+	fmt.Fprintf(w, "  web UI:          %s/%s\n", admin, adminVia)
+	fmt.Fprintf(w, "  management API:  %s/v1/keys%s\n", admin, adminVia)
+	fmt.Fprintf(w, "  check API:       %s/v1/check  (forward-auth: %s/v1/authz)%s\n", check, check, checkVia)
 	if g != nil {
-		fmt.Fprintf(w, "  envoy ext_authz: grpc://%s  (envoy.service.auth.v3.Authorization)\n", g.ln.Addr())
+		fmt.Fprintf(w, "  envoy ext_authz: %s  (envoy.service.auth.v3.Authorization)\n", grpcTarget(g.ln))
 	}
 	fmt.Fprintf(w, "  data directory:  %s\n", cfg.Data)
 	if cfg.DatabaseURL != "" {

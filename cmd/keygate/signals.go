@@ -144,7 +144,7 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 func logStart(log *slog.Logger, cfg Config, ls server.Listeners, st daemonStore) {
 	admin := "(check listener)"
 	if ls.Admin != nil {
-		admin = ls.Admin.Addr().String()
+		admin = server.ListenAddr(ls.Admin)
 	}
 	trusted := "none"
 	if len(cfg.TrustedProxies) > 0 {
@@ -159,7 +159,7 @@ func logStart(log *slog.Logger, cfg Config, ls server.Listeners, st daemonStore)
 	}
 	log.Info("keygate started",
 		"version", version,
-		"check_addr", ls.Check.Addr().String(),
+		"check_addr", server.ListenAddr(ls.Check),
 		"admin_addr", admin,
 		"trusted_proxies", trusted,
 		"trust_all_proxies", cfg.TrustAllProxies,

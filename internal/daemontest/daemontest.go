@@ -11,6 +11,7 @@ package daemontest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,8 +156,10 @@ type Daemon struct {
 	exited chan struct{}
 	err    error // the exit status, once exited is closed
 
-	// From the banner, set before Start returns.
+	// From the banner, set before Start returns. A listener on a Unix
+	// socket has the URL http://localhost and its socket's path.
 	url, adminURL, printedToken string
+	checkSock, adminSock        string
 
 	mu             sync.Mutex
 	stdout, stderr bytes.Buffer
@@ -166,6 +169,7 @@ var (
 	reUI    = regexp.MustCompile(`web UI:\s+(http://\S+)/`)
 	reCheck = regexp.MustCompile(`check API:\s+(http://\S+)/v1/check`)
 	reToken = regexp.MustCompile(`admin token:\s+(kga_\S+)`)
+	reSock  = regexp.MustCompile(`\(over unix:(\S+)\)$`)
 )
 
 // Start starts the daemon bin (see Build) with opts and returns once it
@@ -255,11 +259,15 @@ func TryStart(bin string, opts Options) (*Daemon, error) {
 			if done {
 				continue
 			}
+			sock := ""
+			if m := reSock.FindStringSubmatch(line); m != nil {
+				sock = m[1]
+			}
 			if m := reUI.FindStringSubmatch(line); m != nil {
-				d.adminURL = m[1]
+				d.adminURL, d.adminSock = m[1], sock
 			}
 			if m := reCheck.FindStringSubmatch(line); m != nil {
-				d.url = m[1]
+				d.url, d.checkSock = m[1], sock
 			}
 			if m := reToken.FindStringSubmatch(line); m != nil {
 				d.printedToken = m[1]
@@ -290,7 +298,8 @@ func TryStart(bin string, opts Options) (*Daemon, error) {
 
 // waitReady polls opts.ReadyPath until it answers 200.
 func (d *Daemon) waitReady() error {
-	c := &http.Client{Timeout: time.Second}
+	c := d.Client()
+	c.Timeout = time.Second
 	url := d.url + d.opts.ReadyPath
 	deadline := time.Now().Add(d.opts.ReadyTimeout)
 	for {
@@ -315,8 +324,42 @@ func (d *Daemon) waitReady() error {
 	}
 }
 
-// URL is the check listener's base URL, http://127.0.0.1:port.
+// URL is the check listener's base URL, http://127.0.0.1:port, or
+// http://localhost for a Unix socket (see CheckSocket and Client).
 func (d *Daemon) URL() string { return d.url }
+
+// CheckSocket is the path of the check listener's Unix socket, or "" if it
+// listens on TCP.
+func (d *Daemon) CheckSocket() string { return d.checkSock }
+
+// AdminSocket is the path of the management listener's Unix socket, or ""
+// if it listens on TCP.
+func (d *Daemon) AdminSocket() string { return d.adminSock }
+
+// Client returns a new client for the check listener: over its socket if
+// it has one.
+func (d *Daemon) Client() *http.Client { return clientFor(d.checkSock) }
+
+// AdminClient returns a new client for the management listener.
+func (d *Daemon) AdminClient() *http.Client { return clientFor(d.adminSock) }
+
+func clientFor(sock string) *http.Client {
+	if sock == "" {
+		return &http.Client{Timeout: 10 * time.Second}
+	}
+	return UnixClient(sock)
+}
+
+// UnixClient is an HTTP client whose every connection goes to the Unix
+// socket at path, whatever the URL's host.
+func UnixClient(path string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+}
 
 // Addr is the check listener's address, 127.0.0.1:port.
 func (d *Daemon) Addr() string { return strings.TrimPrefix(d.url, "http://") }
@@ -396,7 +439,12 @@ func (d *Daemon) Kill() {
 // Admin sends a request to the daemon's management API (AdminURL()+path)
 // with its Token(); see Request.
 func (d *Daemon) Admin(method, path string, body any) (Response, error) {
-	return Request(nil, method, d.AdminURL()+path, d.Token(), body)
+	var c *http.Client
+	if d.adminSock != "" {
+		c = UnixClient(d.adminSock)
+		defer c.CloseIdleConnections()
+	}
+	return Request(c, method, d.AdminURL()+path, d.Token(), body)
 }
 
 // Response is an HTTP answer, read in full.
