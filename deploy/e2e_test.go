@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -47,25 +48,47 @@ var (
 	bodyScope        = `{"error":{"code":"INSUFFICIENT_SCOPE","message":"` + engine.DenyScope.Message() + `"}}`
 )
 
-func TestNginx(t *testing.T) {
+func TestNginx(t *testing.T)     { testNginx(t, false) }
+func TestNginxUnix(t *testing.T) { testNginx(t, true) }
+
+// testNginx runs nginx/keygate.conf, or with unix nginx/keygate-unix.conf
+// in front of keygate on a Unix socket.
+func testNginx(t *testing.T, unix bool) {
 	bin := need(t, "nginx", "nginx")
-	h := newHarness(t)
+	h := newHarness(t, unix)
+	file, kgLine, kgTo := "nginx/keygate.conf", "server 127.0.0.1:8080;", "server "+h.kg.Addr()+";"
+	if unix {
+		file, kgLine, kgTo = "nginx/keygate-unix.conf", "server unix:/run/keygate/check.sock;", "server unix:"+h.kg.CheckSocket()+";"
+	}
 	dir := t.TempDir()
 	cert, key, _, pool := certFiles(t)
 	h2c, tlsAddr := daemontest.FreeAddr(t), daemontest.FreeAddr(t)
 	// Two listeners more for the HTTP/2 cases: h2c (prior knowledge) and
 	// TLS with ALPN h2, the shipped server block otherwise as it is.
-	conf := render(t, "nginx/keygate.conf", map[string]string{
+	conf := render(t, file, map[string]string{
 		"listen 80;": "listen " + h.proxyAddr + ";\n    listen " + h2c + " http2;\n    listen " + tlsAddr + " ssl http2;\n" +
 			"    ssl_certificate " + cert + ";\n    ssl_certificate_key " + key + ";",
-		"server 127.0.0.1:8080;": "server " + h.kg.Addr() + ";",
+		kgLine:                   kgTo,
 		"server 127.0.0.1:9000;": "server " + h.upstreamAddr + ";",
 	})
 	write(t, filepath.Join(dir, "keygate.conf"), conf)
 	// The main context is the test's: the shipped file is what goes into
 	// conf.d/, and this is the nginx.conf around it, with every path in the
 	// temporary directory.
-	main := fmt.Sprintf(`worker_processes 1;
+	// Over the socket (mode 0660, owned by keygate's user and group), the
+	// workers connect as keygate's group: as on a real host, where the
+	// worker user is put in keygate's group. (Started by root, nginx
+	// runs its workers as nobody; otherwise the directive is ignored and
+	// they run as keygate's user.)
+	user := ""
+	if unix {
+		g, err := osuser.LookupGroupId(strconv.Itoa(os.Getgid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		user = "user nobody " + g.Name + ";\n"
+	}
+	main := fmt.Sprintf(`%[2]sworker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log notice;
 events { worker_connections 64; }
@@ -78,7 +101,7 @@ http {
     scgi_temp_path %[1]s/scgi;
     include %[1]s/keygate.conf;
 }
-`, dir)
+`, dir, user)
 	write(t, filepath.Join(dir, "nginx.conf"), main)
 	h.startProxy(bin, []string{"-e", filepath.Join(dir, "error.log"), "-p", dir + "/", "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;"},
 		nil, filepath.Join(dir, "error.log"))
@@ -86,9 +109,18 @@ http {
 	h.run()
 }
 
-func TestCaddy(t *testing.T) {
+func TestCaddy(t *testing.T)     { testCaddy(t, false) }
+func TestCaddyUnix(t *testing.T) { testCaddy(t, true) }
+
+// testCaddy runs caddy/Caddyfile, or with unix caddy/Caddyfile.unix in
+// front of keygate on a Unix socket.
+func testCaddy(t *testing.T, unix bool) {
 	bin := need(t, "caddy", "caddy")
-	h := newHarness(t)
+	h := newHarness(t, unix)
+	file, kgLine, kgTo := "caddy/Caddyfile", "forward_auth 127.0.0.1:8080", "forward_auth "+h.kg.Addr()
+	if unix {
+		file, kgLine, kgTo = "caddy/Caddyfile.unix", "forward_auth unix//run/keygate/check.sock", "forward_auth unix/"+h.kg.CheckSocket()
+	}
 	h.passesClientRealIP = true
 	h.escapesBackslash = true
 	dir := t.TempDir()
@@ -97,27 +129,36 @@ func TestCaddy(t *testing.T) {
 	_, tlsPort, _ := net.SplitHostPort(daemontest.FreeAddr(t))
 	// h2c beside HTTP/1.1 on the plain-text address, and a TLS address
 	// with the test's certificate, for the HTTP/2 cases.
-	conf := render(t, "caddy/Caddyfile", map[string]string{
+	conf := render(t, file, map[string]string{
 		"admin localhost:2019":         "admin off\n\tauto_https disable_redirects\n\tskip_install_trust\n\tservers {\n\t\tprotocols h1 h2 h2c\n\t}",
 		"\n:80 {":                      "\nhttp://127.0.0.1:" + port + " {",
 		"bind 0.0.0.0":                 "bind 127.0.0.1",
-		"forward_auth 127.0.0.1:8080":  "forward_auth " + h.kg.Addr(),
+		kgLine:                         kgTo,
 		"reverse_proxy 127.0.0.1:9000": "reverse_proxy " + h.upstreamAddr,
 	})
 	// The TLS site is a copy of the shipped site block.
 	site := conf[strings.Index(conf, "\nhttp://127.0.0.1:"+port+" {"):]
 	conf += strings.Replace(site, "http://127.0.0.1:"+port+" {", "https://127.0.0.1:"+tlsPort+" {\n\ttls "+cert+" "+key, 1)
-	file := filepath.Join(dir, "Caddyfile")
-	write(t, file, conf)
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	write(t, caddyfile, conf)
 	env := []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir}
-	h.startProxy(bin, []string{"run", "--config", file, "--adapter", "caddyfile"}, env, "")
+	h.startProxy(bin, []string{"run", "--config", caddyfile, "--adapter", "caddyfile"}, env, "")
 	h.h2cBase, h.tlsBase, h.pool = h.proxyURL, "https://127.0.0.1:"+tlsPort, pool
 	h.run()
 }
 
-func TestHAProxy(t *testing.T) {
+func TestHAProxy(t *testing.T)     { testHAProxy(t, false) }
+func TestHAProxyUnix(t *testing.T) { testHAProxy(t, true) }
+
+// testHAProxy runs haproxy/haproxy.cfg, or with unix
+// haproxy/haproxy-unix.cfg in front of keygate on a Unix socket.
+func testHAProxy(t *testing.T, unix bool) {
 	bin := need(t, "haproxy", "haproxy")
-	h := newHarness(t)
+	h := newHarness(t, unix)
+	file, kgLine, kgTo := "haproxy/haproxy.cfg", "http://127.0.0.1:8080/v1/authz", "http://"+h.kg.Addr()+"/v1/authz"
+	if unix {
+		file, kgLine, kgTo = "haproxy/haproxy-unix.cfg", "unix@/run/keygate/check.sock", "unix@"+h.kg.CheckSocket()
+	}
 	dir := t.TempDir()
 	lua, err := filepath.Abs(filepath.Join("haproxy", "keygate.lua"))
 	if err != nil {
@@ -125,17 +166,17 @@ func TestHAProxy(t *testing.T) {
 	}
 	_, _, both, pool := certFiles(t)
 	h2c, tlsAddr := daemontest.FreeAddr(t), daemontest.FreeAddr(t)
-	conf := render(t, "haproxy/haproxy.cfg", map[string]string{
+	conf := render(t, file, map[string]string{
 		"/etc/haproxy/keygate.lua": lua,
 		// Two binds more for the HTTP/2 cases: h2c (prior knowledge) and
 		// TLS with ALPN h2.
-		"bind :80":                       "bind " + h.proxyAddr + "\n    bind " + h2c + " proto h2\n    bind " + tlsAddr + " ssl crt " + both + " alpn h2,http/1.1",
-		"http://127.0.0.1:8080/v1/authz": "http://" + h.kg.Addr() + "/v1/authz",
-		"server api1 127.0.0.1:9000":     "server api1 " + h.upstreamAddr,
+		"bind :80":                   "bind " + h.proxyAddr + "\n    bind " + h2c + " proto h2\n    bind " + tlsAddr + " ssl crt " + both + " alpn h2,http/1.1",
+		kgLine:                       kgTo,
+		"server api1 127.0.0.1:9000": "server api1 " + h.upstreamAddr,
 	})
-	file := filepath.Join(dir, "haproxy.cfg")
-	write(t, file, conf)
-	h.startProxy(bin, []string{"-db", "-f", file}, nil, "")
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	write(t, cfg, conf)
+	h.startProxy(bin, []string{"-db", "-f", cfg}, nil, "")
 	h.h2cBase, h.tlsBase, h.pool = "http://"+h2c, "https://"+tlsAddr, pool
 	h.run()
 }
@@ -216,28 +257,36 @@ type harness struct {
 	pool             *x509.CertPool
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts keygate, on a Unix socket if unix, and the upstream.
+func newHarness(t *testing.T, unix bool) *harness {
 	h := &harness{t: t, proxyAddr: daemontest.FreeAddr(t)}
 	h.proxyURL = "http://" + h.proxyAddr
-	h.kg = startKeygate(t)
+	h.kg = startKeygate(t, unix)
 	h.upstream, h.upstreamAddr = startUpstream(t)
 	return h
 }
 
 // startKeygate runs keygate on a free loopback port with a temporary data
 // directory, trusting 127.0.0.1 (the proxy) and accepting loopback
-// allowlist entries. One route rule needs the "admin" scope for /admin.
+// allowlist entries; with unix, on the socket check.sock in a temporary
+// directory, trusting its peers (--trusted-proxies unix) and nothing else.
+// One route rule needs the "admin" scope for /admin.
 // Like the proxies it runs in its own process group and is stopped with
 // SIGTERM, and SIGKILL after 5 s (see stop).
-func startKeygate(t *testing.T) *daemontest.Daemon {
+func startKeygate(t *testing.T, unix bool) *daemontest.Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "keygate.json")
 	write(t, cfg, `{"routes":[{"prefix":"/admin","scope":"admin"}]}`)
+	addr, trusted := "", "127.0.0.1/32"
+	if unix {
+		addr, trusted = "unix:"+filepath.Join(socketDir(t), "check.sock"), "unix"
+	}
 	return daemontest.Start(t, keygateBin, daemontest.Options{
 		Data:         filepath.Join(dir, "data"),
 		AdminToken:   adminToken,
-		Args:         []string{"--allow-private-ranges", "--trusted-proxies", "127.0.0.1/32", "--config", cfg},
+		Addr:         addr,
+		Args:         []string{"--allow-private-ranges", "--trusted-proxies", trusted, "--config", cfg},
 		ProcessGroup: true,
 		StartTimeout: 15 * time.Second,
 		ReadyPath:    "/readyz",
@@ -245,6 +294,23 @@ func startKeygate(t *testing.T) *daemontest.Daemon {
 		StopTimeout:  5 * time.Second,
 		Graceful:     true,
 	})
+}
+
+// socketDir returns a new directory for keygate's socket, mode 0750 like
+// /run/keygate: a proxy whose workers run as another user (nginx started
+// by root runs them as nobody) connect through their group (see
+// testNginx).
+func socketDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "keygate-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // stop ends a process started by a test, with SIGTERM to its process
@@ -622,4 +688,45 @@ func (h *harness) checkLogs() {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("usage log does not match the requests sent\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestUnixVariantsMatch: each Unix-socket configuration is its TCP one
+// with only the opening comment and keygate's address line changed, so the
+// two cannot drift apart (both are run end to end as well).
+func TestUnixVariantsMatch(t *testing.T) {
+	for _, v := range []struct{ tcp, unix, tcpLine, unixLine string }{
+		{"nginx/keygate.conf", "nginx/keygate-unix.conf",
+			"    server 127.0.0.1:8080;    # EDIT: keygate's --addr",
+			"    server unix:/run/keygate/check.sock;    # EDIT: keygate's --addr, unix:PATH"},
+		{"caddy/Caddyfile", "caddy/Caddyfile.unix",
+			"\t\tforward_auth 127.0.0.1:8080 { # EDIT: keygate's --addr",
+			"\t\tforward_auth unix//run/keygate/check.sock { # EDIT: keygate's --addr, unix/PATH"},
+		{"haproxy/haproxy.cfg", "haproxy/haproxy-unix.cfg",
+			"    http-request lua.keygate http://127.0.0.1:8080/v1/authz   # EDIT: keygate's --addr",
+			"    http-request lua.keygate unix@/run/keygate/check.sock   # EDIT: keygate's --addr, unix@PATH"},
+	} {
+		tcp := withoutHeader(t, v.tcp)
+		unix := withoutHeader(t, v.unix)
+		if n := strings.Count(unix, "\n"+v.unixLine+"\n"); n != 1 {
+			t.Errorf("%s: keygate's line %q occurs %d times, want once", v.unix, v.unixLine, n)
+			continue
+		}
+		if got := strings.Replace(unix, "\n"+v.unixLine+"\n", "\n"+v.tcpLine+"\n", 1); got != tcp {
+			t.Errorf("%s differs from %s beyond keygate's address and the opening comment", v.unix, v.tcp)
+		}
+	}
+}
+
+// withoutHeader returns deploy/<name> without its opening comment lines.
+func withoutHeader(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for strings.HasPrefix(s, "#") {
+		_, s, _ = strings.Cut(s, "\n")
+	}
+	return s
 }

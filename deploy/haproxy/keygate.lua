@@ -8,6 +8,11 @@
 --   frontend api
 --       http-request lua.keygate http://127.0.0.1:8080/v1/authz
 --
+-- or, with keygate on a Unix-domain socket (--addr unix:PATH), the
+-- socket in HAProxy's address syntax:
+--
+--       http-request lua.keygate unix@/run/keygate/check.sock
+--
 -- Allowed (200): the request goes on with keygate's identity headers
 -- (X-Keygate-Key-Id, X-Keygate-Key-Name, X-Keygate-Scopes) set on it,
 -- replacing whatever the client sent under those names.
@@ -45,7 +50,18 @@ local function unavailable(txn)
 	txn:done(reply)
 end
 
-local function authorize(txn, url)
+-- target returns the URL and the destination address (nil: the URL's
+-- host) of the action's argument: a URL, or unix@PATH for keygate's
+-- forward-auth endpoint on a Unix-domain socket.
+local function target(arg)
+	if arg:sub(1, 5) == "unix@" then
+		return "http://localhost/v1/authz", arg
+	end
+	return arg, nil
+end
+
+local function authorize(txn, arg)
+	local url, dst = target(arg)
 	-- Only what keygate decides on is sent: the key, the client address
 	-- and the original method and URI. Nothing else the client sent
 	-- (a forged X-Forwarded-For or X-Forwarded-Uri among it) goes along.
@@ -65,10 +81,10 @@ local function authorize(txn, url)
 	end
 
 	local ok, res = pcall(function()
-		return core.httpclient():get({ url = url, headers = headers, timeout = 1000 })
+		return core.httpclient():get({ url = url, dst = dst, headers = headers, timeout = 1000 })
 	end)
 	if not ok or res == nil or res.status == nil then
-		core.Warning("keygate: no answer from " .. url .. ": " .. tostring(res))
+		core.Warning("keygate: no answer from " .. arg .. ": " .. tostring(res))
 		return unavailable(txn)
 	end
 
@@ -79,7 +95,7 @@ local function authorize(txn, url)
 		return
 	end
 	if res.status ~= 401 and res.status ~= 403 then
-		core.Warning("keygate: unexpected status " .. tostring(res.status) .. " from " .. url)
+		core.Warning("keygate: unexpected status " .. tostring(res.status) .. " from " .. arg)
 		return unavailable(txn)
 	end
 	local reply = txn:reply()
