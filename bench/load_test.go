@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -75,9 +76,19 @@ func TestLoad(t *testing.T) {
 	must(t, WriteJSON(data, NewPolicyData(keys)))
 	logf(t, "request mix: %d%% allowed, %d%% blocked by IP, %d%% unknown key; %d connections; %v warm-up, %v measured", MixAllowed, MixBlockedIP, MixInvalid, *loadConns, *loadWarm, *loadDur)
 
+	// The no-op floor: fasthttp answering a fixed 200, on TCP and on a
+	// Unix socket, running for the whole test; each keygate measurement
+	// is paired with one of the floor on the same transport just before
+	// it (see measurePair), so the ratio comes from one moment's load.
+	floorSock := filepath.Join(dir, "floor.sock")
+	fl := startProc(t, "noop-floor", bins["noop-floor"], nil, "-addr", daemontest.FreeAddr(t), "-unix", floorSock)
+	waitReady(t, fl, "/")
+	flUnix := fl.via("unix:" + floorSock)
+
 	var rows []row
-	rows = append(rows, measure(t, bins, kg, "keygate", "check", probes))
-	rows = append(rows, measure(t, bins, kg, "keygate", "authz", probes))
+	rows = append(rows, measurePair(t, bins, fl, kg, "keygate", "check", probes)...)
+	rows = append(rows, measurePair(t, bins, fl, kg, "keygate", "authz", probes)...)
+	openLoop(t, bins, fl, "no-op floor", probes, "-verify=false")
 	openLoop(t, bins, kg, "keygate", probes)
 	logf(t, "keygate usage log after the load runs: %s", logCounters(kg.addr))
 	if *loadPerf > 0 {
@@ -86,10 +97,21 @@ func TestLoad(t *testing.T) {
 	propagation(t, bins, kg, probes)
 	kg.stop(t)
 
+	// keygate again on the same data, its check listener on a Unix
+	// socket (management on TCP), trusting the socket's peers for
+	// forward-auth.
+	kgSock := filepath.Join(dir, "kg-check.sock")
+	kgu := startKeygateOn(t, bins, kgData, "unix:"+kgSock, "127.0.0.1/32,unix")
+	rows = append(rows, measurePair(t, bins, flUnix, kgu, "keygate", "check", probes)...)
+	rows = append(rows, measurePair(t, bins, flUnix, kgu, "keygate", "authz", probes)...)
+	openLoop(t, bins, flUnix, "no-op floor", probes, "-verify=false")
+	openLoop(t, bins, kgu, "keygate", probes)
+	kgu.stop(t)
+
 	nh := startProc(t, "nethttp-authz", bins["nethttp-authz"], nil, "-addr", daemontest.FreeAddr(t), "-data", data)
 	waitReady(t, nh, "/readyz")
-	rows = append(rows, measure(t, bins, nh, "net/http", "check", probes))
-	rows = append(rows, measure(t, bins, nh, "net/http", "authz", probes))
+	rows = append(rows, measurePair(t, bins, fl, nh, "net/http", "check", probes)...)
+	rows = append(rows, measurePair(t, bins, fl, nh, "net/http", "authz", probes)...)
 	openLoop(t, bins, nh, "net/http", probes)
 	nh.stop(t)
 
@@ -97,7 +119,7 @@ func TestLoad(t *testing.T) {
 	op := startProc(t, "opa", bins["opa"], nil, "run", "--server", "--addr", opaAddr, "--log-level", "error", "--disable-telemetry", data, "opa/keygate.rego")
 	op.addr = opaAddr
 	waitReady(t, op, "/health")
-	rows = append(rows, measure(t, bins, op, "OPA server", "opa", probes))
+	rows = append(rows, measurePair(t, bins, fl, op, "OPA server", "opa", probes)...)
 	op.stop(t)
 
 	summary(t, rows)
@@ -106,17 +128,41 @@ func TestLoad(t *testing.T) {
 		if s = strings.TrimSpace(s); s != "" {
 			n, err := strconv.Atoi(s)
 			must(t, err)
-			scale(t, bins, dir, n)
+			scale(t, bins, fl, dir, n)
 		}
 	}
 }
 
+// measurePair measures the no-op floor fl, then p, on the same transport
+// and request bytes, and returns both rows, p's with its ratio to the
+// floor.
+func measurePair(t *testing.T, bins map[string]string, fl, p *proc, server, kind, probes string, extra ...string) []row {
+	t.Helper()
+	if transportOf(fl.checkAddr()) != transportOf(p.checkAddr()) {
+		t.Fatalf("floor on %s, %s on %s: not the same transport", fl.checkAddr(), server, p.checkAddr())
+	}
+	f := measure(t, bins, fl, "no-op floor", kind, probes, append([]string{"-verify=false"}, extra...)...)
+	r := measure(t, bins, p, server, kind, probes, extra...)
+	r.floor = f.res.RPS
+	f.floor = f.res.RPS
+	logf(t, "  %s %s over %s: %.2f of the no-op floor's req/s (%.0f vs %.0f), p99 %.0f vs %.0f µs",
+		server, r.endpoint, r.transport, r.res.RPS/f.res.RPS, r.res.RPS, f.res.RPS, r.res.P99us, f.res.P99us)
+	return []row{f, r}
+}
+
+func transportOf(addr string) string {
+	if strings.HasPrefix(addr, "unix:") {
+		return "unix"
+	}
+	return "tcp"
+}
+
 // openLoop measures /v1/check at each of -load.rates, on a fixed schedule
 // below saturation: the latency a proxy sees at that load.
-func openLoop(t *testing.T, bins map[string]string, p *proc, server, probes string) {
+func openLoop(t *testing.T, bins map[string]string, p *proc, server, probes string, extra ...string) {
 	for _, s := range strings.Split(*loadRates, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			measure(t, bins, p, server, "check", probes, "-rate", s)
+			measure(t, bins, p, server, "check", probes, append([]string{"-rate", s}, extra...)...)
 		}
 	}
 }
@@ -124,8 +170,10 @@ func openLoop(t *testing.T, bins map[string]string, p *proc, server, probes stri
 // row is one measured target.
 type row struct {
 	server, endpoint string
+	transport        string // tcp or unix
 	res              LoadResult
 	serverCPU        float64 // fraction of one core during the window
+	floor            float64 // the no-op floor's req/s measured just before, same transport (0: none)
 	load             string
 }
 
@@ -140,12 +188,12 @@ func measure(t *testing.T, bins map[string]string, p *proc, server, kind, probes
 	t.Helper()
 	load := loadavg()
 	cpu0 := p.cpu(t)
-	res := loadgen(t, bins, p.addr, kind, probes, extra...)
+	res := loadgen(t, bins, p.checkAddr(), kind, probes, extra...)
 	cpu1 := p.cpu(t)
-	r := row{server: server, endpoint: endpointOf(kind), res: res, load: load}
+	r := row{server: server, endpoint: endpointOf(kind), transport: transportOf(p.checkAddr()), res: res, load: load}
 	r.serverCPU = (cpu1 - cpu0).Seconds() / (res.Seconds + loadWarm.Seconds())
-	logf(t, "%-10s %-28s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  max %6.0f µs  n=%d errors=%d wrong=%d  server CPU %.2f core  client CPU %.2f core  [load %s]",
-		server, r.endpoint, res.RPS, res.P50us, res.P99us, res.P999us, res.MaxUs, res.Requests, res.Errors, res.Wrong, r.serverCPU, res.ClientCPU, load)
+	logf(t, "%-11s %-4s %-28s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  max %6.0f µs  n=%d errors=%d wrong=%d  server CPU %.2f core  client CPU %.2f core  [load %s]",
+		server, r.transport, r.endpoint, res.RPS, res.P50us, res.P99us, res.P999us, res.MaxUs, res.Requests, res.Errors, res.Wrong, r.serverCPU, res.ClientCPU, load)
 	return r
 }
 
@@ -178,13 +226,22 @@ func loadgen(t *testing.T, bins map[string]string, addr, kind, probes string, ex
 	return res
 }
 
+// summary prints the table of rows: each with its ratio to the no-op
+// floor measured just before it on the same transport, and keygate's
+// /v1/check over TCP (the first keygate row) against it.
 func summary(t *testing.T, rows []row) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| server | endpoint | req/s | p50 µs | p99 µs | p99.9 µs | server CPU (cores) | req per server CPU-s | keygate /v1/check is | load avg |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
-	base := rows[0]
+	fmt.Fprintf(&b, "\n| server | transport | endpoint | req/s | of the no-op floor (req/s) | p50 µs | p99 µs | p99.9 µs | server CPU (cores) | req per server CPU-s | keygate /v1/check (TCP) is | load avg |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	var base row
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.1fx (req/s), %.1fx (per CPU-s) | %s |\n",
-			r.server, r.endpoint, r.res.RPS, r.res.P50us, r.res.P99us, r.res.P999us, r.serverCPU, r.perCore(),
+		if r.server == "keygate" {
+			base = r
+			break
+		}
+	}
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.2f | %.0f | %.0f | %.0f | %.2f | %.0f | %.1fx (req/s), %.1fx (per CPU-s) | %s |\n",
+			r.server, r.transport, r.endpoint, r.res.RPS, r.res.RPS/r.floor, r.res.P50us, r.res.P99us, r.res.P999us, r.serverCPU, r.perCore(),
 			base.res.RPS/r.res.RPS, base.perCore()/r.perCore(), r.load)
 	}
 	logf(t, "%s", b.String())
@@ -342,7 +399,7 @@ func groupOf(kind, sym string) string {
 // scale stores n keys directly in a Badger data directory with the store
 // package, then times keygate's start-up on it and measures its memory
 // and its /v1/check throughput.
-func scale(t *testing.T, bins map[string]string, dir string, n int) {
+func scale(t *testing.T, bins map[string]string, fl *proc, dir string, n int) {
 	dataDir := filepath.Join(dir, fmt.Sprintf("kg-%d", n))
 	must(t, os.RemoveAll(dataDir))
 	st, err := badgerstore.Open(badgerstore.DefaultOptions(dataDir).WithSyncWrites(false))
@@ -393,7 +450,7 @@ func scale(t *testing.T, bins map[string]string, dir string, n int) {
 	if n >= 1_000_000 || n == lastScale() {
 		probes := filepath.Join(dir, fmt.Sprintf("probes-%d.json", n))
 		must(t, WriteJSON(probes, GenProbes(3, kept, 1<<18)))
-		measure(t, bins, kg, fmt.Sprintf("keygate %dk keys", n/1000), "check", probes)
+		measurePair(t, bins, fl, kg, fmt.Sprintf("keygate %dk keys", n/1000), "check", probes)
 		rss, hwm = kg.mem(t)
 		logf(t, "  RSS after the run %d MiB (peak %d MiB); usage log: %s", rss>>20, hwm>>20, logCounters(kg.addr))
 		if *loadPerf > 0 {
@@ -419,7 +476,8 @@ func lastScale() int {
 type proc struct {
 	name  string
 	cmd   *exec.Cmd
-	addr  string
+	addr  string // TCP: health and, for keygate, management
+	check string // where the load goes if not addr: unix:PATH
 	ready time.Time
 	out   *bytes.Buffer
 	done  chan error
@@ -440,6 +498,17 @@ func startProc(t *testing.T, name, bin string, env []string, args ...string) *pr
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() { p.stop(t) })
 	return p
+}
+
+// checkAddr is where the load generator sends requests.
+func (p *proc) checkAddr() string { return cmp.Or(p.check, p.addr) }
+
+// via returns p with its load sent to addr instead (another listener of
+// the same process).
+func (p *proc) via(addr string) *proc {
+	q := *p
+	q.check = addr
+	return &q
 }
 
 func (p *proc) stop(t *testing.T) {
@@ -489,6 +558,18 @@ func startKeygate(t *testing.T, bins map[string]string, data string) *proc {
 	t.Helper()
 	p := startProc(t, "keygate", bins["keygate"], nil, "serve", "--addr", daemontest.FreeAddr(t), "--data", data,
 		"--admin-token", adminToken, "--trusted-proxies", "127.0.0.1/32")
+	waitReady(t, p, "/readyz")
+	return p
+}
+
+// startKeygateOn starts keygate with its check listener at check (e.g.
+// unix:PATH) and management on a free loopback port.
+func startKeygateOn(t *testing.T, bins map[string]string, data, check, trusted string) *proc {
+	t.Helper()
+	admin := daemontest.FreeAddr(t)
+	p := startProc(t, "keygate", bins["keygate"], nil, "serve", "--addr", check, "--admin-addr", admin, "--data", data,
+		"--admin-token", adminToken, "--trusted-proxies", trusted)
+	p.addr, p.check = admin, check
 	waitReady(t, p, "/readyz")
 	return p
 }
@@ -598,7 +679,7 @@ func buildAll(t *testing.T, dir string) map[string]string {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	for _, name := range []string{"keygate", "loadgen", "nethttp-authz", "opa"} {
+	for _, name := range []string{"keygate", "loadgen", "nethttp-authz", "noop-floor", "opa"} {
 		bins[name] = filepath.Join(dir, name)
 	}
 	start := time.Now()
@@ -608,6 +689,7 @@ func buildAll(t *testing.T, dir string) map[string]string {
 	bins["keygate"] = kg
 	run(".", nil, "build", "-o", bins["loadgen"], "./cmd/loadgen")
 	run(".", nil, "build", "-o", bins["nethttp-authz"], "./cmd/nethttp-authz")
+	run(".", nil, "build", "-o", bins["noop-floor"], "./cmd/noop-floor")
 	ver, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/open-policy-agent/opa").Output()
 	must(t, err)
 	v := strings.TrimSpace(string(ver))
