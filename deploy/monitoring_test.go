@@ -210,7 +210,7 @@ func checkNames(t *testing.T, file string, exprs []string, exported map[string]*
 // the request counter has a series), and parses its /metrics.
 func exportedMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	d := startKeygate(t)
+	d := startKeygate(t, false)
 	if _, err := daemontest.Request(nil, "POST", d.URL()+"/v1/check", "", map[string]string{"key": "kg_nope", "ip": "192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
