@@ -88,5 +88,9 @@ func TestTrustedProxiesRefused(t *testing.T) {
 	}
 	ps, err := parseProxies([]string{"0.0.0.0/0", "::/0"}, true)
 	require.NoError(t, err)
-	assert.Len(t, ps, 2)
+	assert.Len(t, ps.prefixes, 2)
+	ps, err = parseProxies([]string{"unix", "10.0.0.1"}, false)
+	require.NoError(t, err)
+	assert.True(t, ps.unix, "unix names the peers of a unix: listener")
+	assert.Len(t, ps.prefixes, 1)
 }
