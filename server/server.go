@@ -132,6 +132,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint on the check listener: management, the UI and /metrics are served on the admin address"))
 		return hOther
 	}
+	if string(path) == "/v1/openapi.json" {
+		s.handleOpenAPI(ctx)
+		return hOther
+	}
 	if hasPathPrefix(path, "/v1/keys") {
 		s.handleKeys(ctx)
 		return hKeys

@@ -458,23 +458,29 @@ type Response struct {
 // the whole answer. body is sent as is if it is a string or a []byte, as
 // JSON if it is another value, and not at all if nil. token, if set, is
 // sent as a bearer token; hdr are more header names and values, in pairs
-// (a name may repeat; "Host" sets the request's host).
+// (a name may repeat; "Host" sets the request's host). It returns an
+// error, with the answer, when the exchange disagrees with
+// api/openapi.yaml (see apispec.Spec.Validate).
 func Request(c *http.Client, method, url, token string, body any, hdr ...string) (Response, error) {
 	if c == nil {
 		c = http.DefaultClient
 	}
 	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
+		sent = []byte(b)
 		rd = strings.NewReader(b)
 	case []byte:
+		sent = b
 		rd = bytes.NewReader(b)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			return Response{}, err
 		}
+		sent = j
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, url, rd)
@@ -497,7 +503,11 @@ func Request(c *http.Client, method, url, token string, body any, hdr ...string)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	return Response{res.StatusCode, res.Header, b}, err
+	if err != nil {
+		return Response{res.StatusCode, res.Header, b}, err
+	}
+	r := Response{res.StatusCode, res.Header, b}
+	return r, validateAPI(req, sent, res, b)
 }
 
 // lockedWriter appends to a buffer under a mutex, so that Output can read
