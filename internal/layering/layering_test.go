@@ -21,10 +21,12 @@ var layers = map[string]struct{ internal, thirdParty []string }{
 	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/dgraph-io/ristretto/v2", "github.com/klauspost/compress"}},
 	"store/postgres":  {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/jackc/pgx/v5"}},
 	"keyset":          {internal: []string{"engine", "store", "usagelog"}},
-	"server":          {internal: []string{"engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/valyala/fasthttp", "github.com/go-json-experiment/json", "github.com/prometheus/client_golang"}},
+	// The OpenAPI document, embedded; the server serves it.
+	"api":    {thirdParty: []string{"go.yaml.in/yaml/v3"}},
+	"server": {internal: []string{"engine", "usagelog", "store", "keyset", "api"}, thirdParty: []string{"github.com/valyala/fasthttp", "github.com/go-json-experiment/json", "github.com/prometheus/client_golang"}},
 	// The gRPC transport sits on server's decision step; server never
 	// imports gRPC.
-	"server/extauthz": {internal: []string{"server", "engine", "usagelog", "store", "keyset"}, thirdParty: []string{"github.com/envoyproxy/go-control-plane/envoy", "google.golang.org/grpc", "google.golang.org/genproto/googleapis/rpc"}},
+	"server/extauthz": {internal: []string{"server", "engine", "usagelog", "store", "keyset", "api"}, thirdParty: []string{"github.com/envoyproxy/go-control-plane/envoy", "google.golang.org/grpc", "google.golang.org/genproto/googleapis/rpc"}},
 }
 
 // list runs go list on pkgs with a template that prints one line per
