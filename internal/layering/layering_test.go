@@ -21,6 +21,8 @@ var layers = map[string]struct{ internal, thirdParty []string }{
 	"store/badger":    {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/dgraph-io/badger/v4", "github.com/dgraph-io/ristretto/v2", "github.com/klauspost/compress"}},
 	"store/postgres":  {internal: []string{"store", "engine", "usagelog"}, thirdParty: []string{"github.com/jackc/pgx/v5"}},
 	"keyset":          {internal: []string{"engine", "store", "usagelog"}},
+	// The public Go client: the standard library only.
+	"client": {},
 	// The OpenAPI document, embedded; the server serves it.
 	"api":    {thirdParty: []string{"go.yaml.in/yaml/v3"}},
 	"server": {internal: []string{"engine", "usagelog", "store", "keyset", "api"}, thirdParty: []string{"github.com/valyala/fasthttp", "github.com/go-json-experiment/json", "github.com/prometheus/client_golang"}},
