@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -124,11 +125,25 @@ var ErrIncompleteExport = errors.New("export incomplete")
 // then holds a partial export).
 func (c *Client) ExportLogs(ctx context.Context, f LogFilter, w io.Writer) (int, error) {
 	f.Limit, f.Cursor = 0, ""
-	res, err := c.Send(ctx, "GET", withQuery("/v1/logs/export.csv", f.query()), nil)
+	return c.ExportLogsQuery(ctx, f.query(), w)
+}
+
+// ExportLogsQuery is ExportLogs with the filters as the daemon's query
+// parameters (key_id, method, status, code, from, to), passed through as
+// given: for a caller that takes them from its own user, such as a
+// command line, and leaves their reading to the daemon.
+func (c *Client) ExportLogsQuery(ctx context.Context, q url.Values, w io.Writer) (int, error) {
+	res, err := c.Send(ctx, "GET", withQuery("/v1/logs/export.csv", q), nil)
 	if err != nil {
 		return 0, err
 	}
 	defer res.Body.Close()
+	return CopyExport(w, res)
+}
+
+// CopyExport copies the body of an export answer (from Send) to w and
+// checks it is whole, as ExportLogs does. It does not close the body.
+func CopyExport(w io.Writer, res *http.Response) (int, error) {
 	rows := &rowCounter{}
 	if _, err := io.Copy(io.MultiWriter(w, rows), res.Body); err != nil {
 		return rows.rows(), fmt.Errorf("export interrupted after %d rows: %w (the output is incomplete)", rows.rows(), err)

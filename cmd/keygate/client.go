@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,19 +14,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/keygate/keygate/server"
+	kgclient "github.com/keygate/keygate/client"
 )
 
-// client talks to a running daemon's management API.
+// client talks to a running daemon's management API through package
+// client (kgclient): the connection, the admin token, error answers as
+// *kgclient.Error, 503 retries, the export's row-count check. The
+// commands print the daemon's JSON as it wrote it, so most of them use
+// its Do; the few that read fields use its typed calls.
 type client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *kgclient.Client
 }
 
 // clientFlags adds the connection flags, and --json, to fs; call build
@@ -68,7 +68,11 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 				return d.DialContext(ctx, "unix", sock)
 			}
 		}
-		return &client{base: base, token: t, http: &http.Client{Transport: tr}}, nil
+		api, err := kgclient.New(base, t, kgclient.WithHTTPClient(&http.Client{Transport: tr}))
+		if err != nil {
+			return nil, err
+		}
+		return &client{api: api}, nil
 	}
 }
 
@@ -91,80 +95,15 @@ func serverURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
-// apiError is an error answer of the daemon.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	Details []struct {
-		Index      int    `json:"index"`
-		Input      string `json:"input"`
-		Rule       string `json:"rule"`
-		Message    string `json:"message"`
-		Suggestion string `json:"suggestion"`
-	}
-}
-
-func (e *apiError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s: %s", e.Status, e.Code, e.Message)
-	for _, d := range e.Details {
-		fmt.Fprintf(&b, "\n  entry %d %q (%s): %s", d.Index+1, d.Input, d.Rule, d.Message)
-		if d.Suggestion != "" {
-			fmt.Fprintf(&b, " — suggestion: %s", d.Suggestion)
-		}
-	}
-	return b.String()
-}
-
 // do sends one request and decodes a JSON answer into out (unless nil).
 func (c *client) do(method, path string, in, out any) error {
-	res, err := c.send(method, path, in)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if out == nil {
-		_, err = io.Copy(io.Discard, res.Body)
-		return err
-	}
-	return json.NewDecoder(res.Body).Decode(out)
+	return c.api.Do(context.Background(), method, path, in, out)
 }
 
 // send sends one request and returns a 2xx response for the caller to
-// read and close; anything else becomes an *apiError.
+// read and close; anything else is a *kgclient.Error.
 func (c *client) send(method, path string, in any) (*http.Response, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the keygate daemon at %s: %w", c.base, err)
-	}
-	if res.StatusCode/100 == 2 {
-		return res, nil
-	}
-	defer res.Body.Close()
-	var eb struct{ Error apiError }
-	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if json.Unmarshal(b, &eb) != nil || eb.Error.Code == "" {
-		return nil, &apiError{Status: res.StatusCode, Code: http.StatusText(res.StatusCode), Message: strings.TrimSpace(string(b))}
-	}
-	eb.Error.Status = res.StatusCode
-	return nil, &eb.Error
+	return c.api.Send(context.Background(), method, path, in)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -284,14 +223,6 @@ func keysList(fs *flag.FlagSet, build func() (*client, error), args []string, w 
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Items []struct {
-			ID, Name, Status, Hint string
-			Scopes                 []string
-			Allowlist              []any
-			CreatedAt              time.Time `json:"created_at"`
-		}
-	}
 	if jsonOutput(fs) {
 		var raw any
 		if err := c.do("GET", "/v1/keys", nil, &raw); err != nil {
@@ -299,12 +230,13 @@ func keysList(fs *flag.FlagSet, build func() (*client, error), args []string, w 
 		}
 		return printJSON(w, raw)
 	}
-	if err := c.do("GET", "/v1/keys", nil, &out); err != nil {
+	keys, err := c.api.ListKeys(context.Background())
+	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tHINT\tSCOPES\tALLOWLIST\tCREATED")
-	for _, k := range out.Items {
+	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%d\t%s\n", k.ID, k.Name, k.Status, k.Hint, strings.Join(k.Scopes, ","), len(k.Allowlist), k.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
@@ -390,13 +322,15 @@ func allowlistCmd(args []string, w io.Writer) error {
 		id := rest[1]
 		if !strings.HasPrefix(id, "ent_") {
 			// Find the entry by its address or range.
-			var cur struct {
-				Entries []storedEntry
-			}
-			if err := c.do("GET", base, nil, &cur); err != nil {
+			cur, err := c.api.GetAllowlist(context.Background(), rest[0])
+			if err != nil {
 				return err
 			}
-			if id = entryWithPrefix(cur.Entries, rest[1]); id == "" {
+			entries := make([]storedEntry, len(cur.Entries))
+			for i, e := range cur.Entries {
+				entries[i] = storedEntry{e.ID, e.CIDR}
+			}
+			if id = entryWithPrefix(entries, rest[1]); id == "" {
 				return fmt.Errorf("key %s has no allowlist entry %s", rest[0], rest[1])
 			}
 		}
@@ -493,7 +427,9 @@ func logsCmd(args []string, w io.Writer) error {
 		defer f.Close()
 		dst = f
 	}
-	rows, err := copyExport(dst, res)
+	// CopyExport checks the row count the daemon confirms in its
+	// trailer after the last row.
+	rows, err := kgclient.CopyExport(dst, res)
 	if err != nil {
 		return err
 	}
@@ -507,42 +443,3 @@ func logsCmd(args []string, w io.Writer) error {
 	}
 	return nil
 }
-
-// copyExport copies a CSV export to dst and checks that it is whole: the
-// daemon sends the row count as a trailer (server.HeaderRows) after the
-// last row, and only then; the rows received must be that many.
-func copyExport(dst io.Writer, res *http.Response) (int, error) {
-	rows := &rowCounter{}
-	if _, err := io.Copy(io.MultiWriter(dst, rows), res.Body); err != nil {
-		return 0, fmt.Errorf("export interrupted after %d rows: %w (the output is incomplete)", rows.rows(), err)
-	}
-	want := res.Trailer.Get(server.HeaderRows)
-	if want == "" {
-		return 0, fmt.Errorf("export incomplete: the daemon did not confirm the end of the export (no %s trailer) after %d rows", server.HeaderRows, rows.rows())
-	}
-	if n, err := strconv.Atoi(want); err != nil || n != rows.rows() {
-		return 0, fmt.Errorf("export incomplete: the daemon sent %s rows, %d arrived", want, rows.rows())
-	}
-	return rows.rows(), nil
-}
-
-// rowCounter counts the records of a CSV stream (header excluded): line
-// ends outside quoted cells.
-type rowCounter struct {
-	lines   int
-	inQuote bool
-}
-
-func (c *rowCounter) Write(p []byte) (int, error) {
-	for _, b := range p {
-		switch {
-		case b == '"':
-			c.inQuote = !c.inQuote
-		case b == '\n' && !c.inQuote:
-			c.lines++
-		}
-	}
-	return len(p), nil
-}
-
-func (c *rowCounter) rows() int { return max(c.lines-1, 0) }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	kgclient "github.com/keygate/keygate/client"
 )
 
 // The allowlist-lifecycle subcommands: keys update and rotate, and
@@ -166,7 +168,7 @@ func allowlistImport(c *client, key, file string, replace, dryRun bool, w io.Wri
 	body := map[string]any{"entries": entries}
 	var impact map[string]any
 	if err := c.do("PUT", base+"?dry_run=true", body, &impact); err != nil {
-		var ae *apiError
+		var ae *kgclient.Error
 		if !errors.As(err, &ae) || len(ae.Details) == 0 {
 			return err
 		}
