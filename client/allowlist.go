@@ -16,7 +16,12 @@ type Entry struct {
 	Disabled  bool       `json:"disabled"`
 	// State is "active", "expired" or "disabled".
 	State string `json:"state"`
+	// ETag is the key's version after a write that answered with the
+	// entry (AddEntry, UpdateEntry); empty elsewhere.
+	ETag string `json:"-"`
 }
+
+func (e *Entry) setETag(t string) { e.ETag = t }
 
 // EntryWithHits is an entry with its use in the last 24 hours.
 type EntryWithHits struct {
@@ -60,13 +65,21 @@ func (u EntryUpdate) MarshalJSON() ([]byte, error) {
 type Allowlist struct {
 	KeyID   string  `json:"key_id"`
 	Entries []Entry `json:"entries"`
+	// ETag is the key's version after the change (see Key.ETag).
+	ETag string `json:"-"`
 }
+
+func (a *Allowlist) setETag(t string) { a.ETag = t }
 
 // AllowlistWithHits is a key's list with each entry's use.
 type AllowlistWithHits struct {
 	KeyID   string          `json:"key_id"`
 	Entries []EntryWithHits `json:"entries"`
+	// ETag is the key's version (see Key.ETag).
+	ETag string `json:"-"`
 }
+
+func (a *AllowlistWithHits) setETag(t string) { a.ETag = t }
 
 // DryRun is what a new list would do to the key's last 24 hours of
 // traffic.

@@ -7,7 +7,9 @@
 // helpers); a daemon that cannot be reached is a wrapped transport error.
 // A 503 UNAVAILABLE is retried a few times with backoff when retrying is
 // safe: for GET, HEAD, PUT and DELETE requests, which the server applies
-// at most once in effect. The API is described by api/openapi.yaml, also
+// at most once in effect. Writes to a key can be made conditional on its
+// version (Key.ETag, WithIfMatch), so that two editors never overwrite
+// each other unknowingly. The API is described by api/openapi.yaml, also
 // served at GET /v1/openapi.json.
 package client
 
@@ -150,7 +152,20 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
 		return fmt.Errorf("client: %s %s: reading the answer: %w", method, path, err)
 	}
+	if t, ok := out.(interface{ setETag(string) }); ok {
+		t.setETag(res.Header.Get("ETag"))
+	}
 	return nil
+}
+
+type ifMatchKey struct{}
+
+// WithIfMatch returns a context under which a write is conditional: it
+// sends If-Match: etag (a Key.ETag), and applies only if the key is still
+// at that version; else the answer is 412 PRECONDITION_FAILED
+// (IsPrecondition) and nothing changed. "*" matches any version.
+func WithIfMatch(ctx context.Context, etag string) context.Context {
+	return context.WithValue(ctx, ifMatchKey{}, etag)
 }
 
 // Send sends one request and returns a 2xx response for the caller to
@@ -192,6 +207,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if t, _ := ctx.Value(ifMatchKey{}).(string); t != "" && method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set("If-Match", t)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -339,7 +339,7 @@ func ExampleClient_ExportLogs() {
 	fmt.Println(header)
 	// Output:
 	// 3 rows
-	// time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint
+	// time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint,node
 }
 
 func ExampleClient_Audit() {
@@ -362,4 +362,24 @@ func ExampleClient_Backup() {
 	}
 	fmt.Println(n > 0)
 	// Output: true
+}
+
+func ExampleWithIfMatch() {
+	c := newClient()
+	ctx := context.Background()
+	k, _ := c.CreateKey(ctx, client.NewKey{Name: "shared"})
+	k, _ = c.GetKey(ctx, k.ID) // k.ETag: its version
+	// A colleague changes the key meanwhile.
+	other := "theirs"
+	c.UpdateKey(ctx, k.ID, client.KeyUpdate{Name: &other})
+	mine := "mine"
+	_, err := c.UpdateKey(client.WithIfMatch(ctx, k.ETag), k.ID, client.KeyUpdate{Name: &mine})
+	fmt.Println(client.IsPrecondition(err))
+	// Read it again and reapply.
+	k, _ = c.GetKey(ctx, k.ID)
+	k, err = c.UpdateKey(client.WithIfMatch(ctx, k.ETag), k.ID, client.KeyUpdate{Name: &mine})
+	fmt.Println(k.Name, err)
+	// Output:
+	// true
+	// mine <nil>
 }

@@ -29,7 +29,12 @@ type Key struct {
 	// WouldHaveBlocked24h is set for a report-only key.
 	WouldHaveBlocked24h *Impact `json:"would_have_blocked_24h,omitempty"`
 	Secret              string  `json:"secret,omitempty"`
+	// ETag is the key's version as the answer's ETag header gave it
+	// ("v12"); pass it to WithIfMatch to make a write conditional.
+	ETag string `json:"-"`
 }
+
+func (k *Key) setETag(t string) { k.ETag = t }
 
 // PreviousSecret is a rotated-out secret: its hint, and when it stops
 // (stopped) working.

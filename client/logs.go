@@ -26,6 +26,8 @@ type LogRecord struct {
 	// SecretHint is the hint of the secret used.
 	SecretHint string `json:"secret_hint"`
 	ReportOnly bool   `json:"report_only"`
+	// Node is the daemon that decided the check (--node-name).
+	Node string `json:"node"`
 }
 
 // LogPage is one page of records, newest first. NextCursor, empty on the
