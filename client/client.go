@@ -7,7 +7,11 @@
 // helpers); a daemon that cannot be reached is a wrapped transport error.
 // A 503 UNAVAILABLE is retried a few times with backoff when retrying is
 // safe: for GET, HEAD, PUT and DELETE requests, which the server applies
-// at most once in effect. Writes to a key can be made conditional on its
+// at most once in effect. A POST (create, rotate, add an entry) or PATCH
+// is never retried: the daemon says nothing was applied on a 503, but
+// whether a write committed cannot always be known by the side whose
+// connection to the database broke, and a repeated create makes a second
+// key. Writes to a key can be made conditional on its
 // version (Key.ETag, WithIfMatch), so that two editors never overwrite
 // each other unknowingly. The API is described by api/openapi.yaml, also
 // served at GET /v1/openapi.json.
