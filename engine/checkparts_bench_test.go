@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/keygate/keygate/internal/golden"
+)
+
+var sinkBool bool
+var sinkInt int
+
+// BenchmarkCheckParts times each step of BenchmarkCheck's decision on its
+// own, over the same keys, secrets and addresses: the secret's format and
+// checksum, SHA-256, the table lookup, the scope and the trie. Their sum
+// is near Check's time; the difference is the glue (expiry, Result).
+func BenchmarkCheckParts(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		r := rand.New(rand.NewPCG(3, uint64(n)))
+		keys, secrets := benchKeys(r, n, 5)
+		e := New()
+		e.Load(keys, 1)
+		s := e.Snapshot()
+		addrs := make([]netip.Addr, 1024)
+		hashes := make([]Hash, 1024)
+		for i := range addrs {
+			addrs[i] = golden.LastAddr(keys[i%n].Allowlist[i%5].Prefix)
+			hashes[i] = HashSecret(secrets[i%n])
+		}
+		scope := []byte("read")
+		b.Run(fmt.Sprintf("keys=%d/format", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				sinkBool = ValidSecretFormat(secrets[i&1023%n])
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/sha256", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				h := HashSecret(secrets[i&1023%n])
+				sinkInt += int(h[0])
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/table", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				c, _ := s.find(&hashes[i&1023])
+				sinkBool = c != nil
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/scope", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				sinkBool = keys[i&1023%n].HasScope(scope)
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/trie", n), func(b *testing.B) {
+			ms := make([]*Matcher, 1024)
+			for j := range ms {
+				c, _ := s.find(&hashes[j])
+				ms[j] = &c.m
+			}
+			i := 0
+			for b.Loop() {
+				sinkInt += ms[i&1023].tries.match(addrs[i&1023])
+				i++
+			}
+		})
+	}
+}
