@@ -319,3 +319,21 @@ func (f *fakeStore) logCount() int {
 type engineKey = engine.Key
 
 func sleepMS(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }
+
+func (f *fakeStore) LogBuckets(_ context.Context, q usagelog.BucketQuery) ([]usagelog.Bucket, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := q.NewBuckets()
+	for _, r := range f.logs {
+		if q.KeyID != "" && r.KeyID != q.KeyID {
+			continue
+		}
+		if i := q.Index(r.Time.UnixNano()); i >= 0 {
+			out[i].Add(r.Status, r.Code, 1)
+		}
+	}
+	return out, nil
+}

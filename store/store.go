@@ -248,6 +248,11 @@ type Logs interface {
 	// usagelog.MaxTrafficAddrs; the most recently seen are kept first),
 	// in no particular order, and whether addresses were left out.
 	Traffic(ctx context.Context, keyID string, since time.Time, limit int) ([]usagelog.AddrStat, bool, error)
+	// LogBuckets counts the written records q selects per time bucket
+	// (usagelog.Bucket), every bucket of q oldest first, empty ones too:
+	// the aggregate GET /v1/logs/stats answers, computed by the store. An
+	// invalid q gives a *usagelog.FilterError.
+	LogBuckets(ctx context.Context, q usagelog.BucketQuery) ([]usagelog.Bucket, error)
 }
 
 // Store is a storage backend: keys, the change feed and the usage log.

@@ -78,6 +78,8 @@ var sequential = []test{
 	{"LastUsed", testLastUsed},
 	{"Rotation", testRotation},
 	{"EntryHitsAndTraffic", testEntryHitsAndTraffic},
+	{"LogBuckets", testLogBuckets},
+	{"LogBucketsErrors", testLogBucketsErrors},
 	{"CloseFlushesLogs", testCloseFlushesLogs},
 }
 
