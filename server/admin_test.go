@@ -21,7 +21,7 @@ func TestAdminAuth(t *testing.T) {
 		{"Authorization", "Basic " + testToken},
 		{"X-API-Key", testToken},
 	} {
-		for _, p := range []string{"/v1/keys", "/v1/keys/x", "/v1/keys/x/allowlist", "/v1/logs", "/v1/logs/export.csv"} {
+		for _, p := range []string{"/v1/keys", "/v1/keys/x", "/v1/keys/x/allowlist", "/v1/logs", "/v1/logs/export.csv", "/v1/logs/stats"} {
 			r := do(t, "GET", ts.adminURL+p, nil, hdr...)
 			if r.status != 401 || r.errCode(t) != "UNAUTHORIZED" {
 				t.Errorf("%s with %v: status %d %s, want 401", p, hdr, r.status, r.body)

@@ -144,6 +144,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		s.handleAudit(ctx)
 		return hKeys
 	}
+	if string(path) == "/v1/logs/stats" {
+		s.handleLogStats(ctx)
+		return hLogs
+	}
 	if hasPathPrefix(path, "/v1/logs") {
 		s.handleLogs(ctx)
 		return hLogs
