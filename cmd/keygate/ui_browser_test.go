@@ -587,6 +587,7 @@ func (b *browserRun) steps(t *testing.T) {
 	)
 	b.lifecycle(t)
 	b.secondPass(t)
+	b.requestsChart(t)
 }
 
 // invalidEntries enters 10.0.0.0, 203.0.113.5/24 and a 21st row into the

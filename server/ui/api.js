@@ -81,6 +81,7 @@ export const api = {
   rotateKey: (id, overlap) => request("POST", `v1/keys/${encodeURIComponent(id)}/rotate`, { overlap }),
   dryRunAllowlist: (id, entries) => request("PUT", `v1/keys/${encodeURIComponent(id)}/allowlist?dry_run=true`, { entries }),
   suggestions: (id, params) => request("GET", `v1/keys/${encodeURIComponent(id)}/allowlist/suggestions${query(params || {})}`),
+  logStats: (params) => request("GET", `v1/logs/stats${query(params)}`),
   logs: (params) => request("GET", `v1/logs${query(params)}`),
   exportCSV: (params) => request("GET", `v1/logs/export.csv${query(params)}`, undefined, { raw: true }),
 };

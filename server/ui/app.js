@@ -4,6 +4,7 @@
 
 import { api, APIError, hooks, session } from "./api.js";
 import { AllowlistEditor } from "./allowlist.js";
+import { RequestsChart } from "./chart.js";
 import { el, fmtAgo, fmtDate, fmtTime, fmtZoned, isSet, sentence, timeEl } from "./dom.js";
 import { contains, parseAddr, parseEntry } from "./validate.js";
 
@@ -1146,6 +1147,7 @@ const logs = {
     const { params, error } = this.filters();
     if (error) return;
     this.polling = true;
+    this.loadChart();
     const seq = this.seq;
     try {
       const res = await api.logs({ ...params, limit: PAGE_SIZE });
@@ -1202,6 +1204,17 @@ const logs = {
     this.params = params;
     this.cursors = [""];
     this.load();
+    this.loadChart();
+  },
+
+  // loadChart redraws the requests chart for the key filter's key (or all
+  // keys): its period is its own, the other filters do not apply to it.
+  loadChart() {
+    if (!this.chart) return;
+    const id = $("#f-key").value;
+    const k = state.keysById.get(id);
+    $("#chart-scope").textContent = id ? `for ${k ? k.name : id}` : "all keys";
+    this.chart.load(id);
   },
 
   async load() {
@@ -1320,6 +1333,7 @@ function allowButton(key, ip) {
 }
 
 function setupLogs() {
+  logs.chart = new RequestsChart($("#requests-chart"));
   const form = $("#logs-filters");
   form.addEventListener("submit", (e) => { e.preventDefault(); logs.apply(); });
   form.addEventListener("change", (e) => {

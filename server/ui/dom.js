@@ -2,7 +2,7 @@
 // from the API (names, labels, paths) cannot inject markup.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const SVG_TAGS = new Set(["svg", "path", "circle", "rect"]);
+const SVG_TAGS = new Set(["svg", "path", "circle", "rect", "g", "line", "title"]);
 
 // el creates an element with attributes and children (strings, nodes,
 // arrays; null and false are skipped).

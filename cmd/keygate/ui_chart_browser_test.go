@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// statsTotals is the totals object of GET /v1/logs/stats.
+type statsTotals struct {
+	Allowed      int64 `json:"allowed"`
+	Reported     int64 `json:"reported"`
+	Unauthorized int64 `json:"unauthorized"`
+	Forbidden    int64 `json:"forbidden"`
+	Other        int64 `json:"other"`
+}
+
+// chartTotals reads the chart's legend: the totals it drew.
+const chartTotals = `(() => {
+	const n = (k) => Number(document.querySelector('[data-testid=chart-total-' + k + '] strong')?.textContent ?? -1);
+	return {allowed: n('allowed'), unauthorized: n('unauthorized'), forbidden: n('forbidden'), other: n('other')};
+})()`
+
+// requestsChart: after a few known checks, the chart of the usage logs
+// shows, for one key and for all, the counts GET /v1/logs/stats gives.
+func (b *browserRun) requestsChart(t *testing.T) {
+	d := b.d
+	k := d.createKey(t, map[string]any{"name": "Chart key", "scopes": []string{"orders:read"},
+		"allowlist": []map[string]string{{"cidr": "203.0.113.0/24"}}})
+	d.wantCheck(t, k.Secret, "203.0.113.1", 200, "")
+	d.wantCheck(t, k.Secret, "203.0.113.2", 200, "")
+	d.wantCheck(t, k.Secret, "198.51.100.1", 403, "IP_NOT_ALLOWED")
+	d.wantCheck(t, "kg_live_not_a_key", "198.51.100.1", 401, "INVALID_KEY")
+	d.waitLogs(t, "key_id="+k.ID, func(p logPage) bool { return len(p.Items) == 3 })
+	d.waitLogs(t, "code=INVALID_KEY&from="+url.QueryEscape(time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)), func(p logPage) bool { return len(p.Items) >= 1 })
+
+	row := fmt.Sprintf(`[data-testid=key-row][data-key-id="%s"]`, k.ID)
+	b.do(t, "the key's chart",
+		viewport(1280, 800),
+		chromedp.Click(css(`[data-testid=tab-keys]`)),
+		keysLoaded,
+		setInput(css(`[data-testid=keys-search]`), "Chart key"),
+		chromedp.WaitVisible(css(row)),
+		chromedp.Click(css(row+` [data-testid=key-menu-button]`)),
+		chromedp.Click(css(`[data-testid=menu-logs]`)),
+		setSelect(css(`[data-testid=chart-period]`), "1h"),
+		wait(`document.querySelector('[data-testid=chart-scope]').textContent === 'for Chart key'`),
+		wait(`document.querySelector('[data-testid=chart-total-allowed] strong')?.textContent === '2'`),
+	)
+	var got statsTotals
+	b.eval(t, chartTotals, &got)
+	assert.Equal(t, statsTotals{Allowed: 2, Forbidden: 1}, got, "the key's chart")
+	var bars int
+	b.eval(t, `document.querySelectorAll('[data-testid=chart-svg] g').length`, &bars)
+	assert.Equal(t, 60, bars, "the last hour in 1-minute bars")
+	var filled int
+	b.eval(t, `document.querySelectorAll('[data-testid=chart-svg] rect.s-allowed, [data-testid=chart-svg] rect.s-403').length`, &filled)
+	assert.GreaterOrEqual(t, filled, 2, "the allowed and the 403 requests are drawn")
+	b.shot(t, "chart-key")
+
+	// All keys: the chart's totals are the API's for the same hour (the
+	// browser test's requests are all younger than an hour).
+	var api struct {
+		Totals statsTotals `json:"totals"`
+	}
+	q := "from=" + url.QueryEscape(time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339)) +
+		"&to=" + url.QueryEscape(time.Now().Add(2*time.Minute).UTC().Format(time.RFC3339)) + "&bucket=24h"
+	require.Equal(t, 200, d.api(t, "GET", "/v1/logs/stats?"+q, nil, &api))
+	require.Positive(t, api.Totals.Unauthorized)
+	b.do(t, "all keys' chart",
+		setSelect(css(`[data-testid=filter-key]`), ""),
+		wait(`document.querySelector('[data-testid=chart-scope]').textContent === 'all keys'`),
+		wait(fmt.Sprintf(`document.querySelector('[data-testid=chart-total-allowed] strong')?.textContent === '%d'`, api.Totals.Allowed)),
+	)
+	b.eval(t, chartTotals, &got)
+	api.Totals.Reported = 0
+	assert.Equal(t, api.Totals, got, "the all-keys chart shows the API's counts")
+	var overflow int
+	b.eval(t, `document.documentElement.scrollWidth - document.documentElement.clientWidth`, &overflow)
+	assert.LessOrEqual(t, overflow, 0, "the chart makes the page scroll sideways")
+	b.shot(t, "chart-all-1280")
+
+	b.do(t, "the chart in dark mode at phone width", darkMode(true), viewport(390, 844),
+		wait(`getComputedStyle(document.body).backgroundColor === 'rgb(15, 17, 21)'`),
+		chromedp.ScrollIntoView(css(`[data-testid=requests-chart]`)))
+	b.eval(t, `document.documentElement.scrollWidth - document.documentElement.clientWidth`, &overflow)
+	assert.LessOrEqual(t, overflow, 0, "the chart makes the phone page scroll sideways")
+	var fill string
+	b.eval(t, `getComputedStyle(document.querySelector('[data-testid=chart-svg] rect.s-allowed')).fill`, &fill)
+	assert.Equal(t, "rgb(74, 222, 128)", fill, "dark mode's green")
+	b.shot(t, "chart-phone-dark")
+	b.do(t, "light, desktop again", darkMode(false), viewport(1280, 800))
+}
