@@ -200,7 +200,9 @@ func (f *fakeStore) match(r usagelog.Record, q usagelog.Filter) bool {
 		q.Method != "" && !strings.EqualFold(r.Method, q.Method),
 		!q.From.IsZero() && r.Time.Before(q.From),
 		!q.To.IsZero() && !r.Time.Before(q.To),
-		q.Code != "" && r.Code != strings.TrimSuffix(q.Code, "none"):
+		q.Code != "" && r.Code != strings.TrimSuffix(q.Code, "none"),
+		q.IP != "" && r.IP != netip.MustParseAddr(q.IP).Unmap().String(),
+		!strings.HasPrefix(r.Path, q.PathPrefix):
 		return false
 	case q.Status != "":
 		s := strconv.Itoa(r.Status)

@@ -123,6 +123,12 @@ func parseLogFilter(args *fasthttp.Args) (usagelog.Filter, error) {
 			problems = append(problems, "code: "+fe.Message)
 		}
 	}
+	f.IP = string(args.Peek("ip"))
+	f.PathPrefix = string(args.Peek("path_prefix"))
+	var fe *usagelog.FilterError
+	if err := (usagelog.Filter{IP: f.IP, PathPrefix: f.PathPrefix}).Validate(); errors.As(err, &fe) {
+		problems = append(problems, fe.Field+": "+fe.Message)
+	}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

@@ -170,6 +170,13 @@ type Filter struct {
 	// Code selects one error code (one of Codes, e.g. "IP_NOT_ALLOWED"),
 	// or "none" for allowed checks without one; "" selects all.
 	Code string
+	// IP selects one client address, compared canonically: "203.0.113.5",
+	// "::ffff:203.0.113.5" and the records of either are the same address.
+	// "" selects all.
+	IP string
+	// PathPrefix selects the records whose logged path (truncated to
+	// MaxPath) begins with these bytes; "" selects all.
+	PathPrefix string
 	// From (inclusive) and To (exclusive) bound the record time; the zero
 	// time leaves that side open. Other times must lie within
 	// MinFilterTime and MaxFilterTime.
@@ -186,7 +193,7 @@ type Filter struct {
 // FilterError names the Filter field that is invalid. It wraps
 // ErrBadFilter.
 type FilterError struct {
-	Field   string // "key_id", "method", "status", "code", "from", "to", "limit", "cursor"
+	Field   string // "key_id", "method", "status", "code", "ip", "path_prefix", "from", "to", "limit", "cursor"
 	Message string
 }
 
@@ -233,8 +240,13 @@ type Query struct {
 	// every status.
 	StatusLo, StatusHi int
 	// Code is the code selected ("" for "none"), when HasCode.
-	Code           string
-	HasCode        bool
+	Code    string
+	HasCode bool
+	// IP is Filter.IP parsed and unmapped (v4-mapped as v4), when HasIP.
+	IP    netip.Addr
+	HasIP bool
+	// PathPrefix is Filter.PathPrefix.
+	PathPrefix     string
 	From, To       int64
 	HasFrom, HasTo bool
 	// Limit is the page size, DefaultLimit for a zero Filter.Limit.
@@ -252,10 +264,16 @@ func (q *Query) Match(t int64, keyID, method string, status int, code string) bo
 		(!q.HasFrom || t >= q.From) && (!q.HasTo || t < q.To)
 }
 
+// MatchAddrPath reports whether a record with this client address and
+// (stored) path is selected by q's IP and PathPrefix.
+func (q *Query) MatchAddrPath(ip netip.Addr, path []byte) bool {
+	return (!q.HasIP || ip.Unmap() == q.IP) && (q.PathPrefix == "" || len(path) >= len(q.PathPrefix) && string(path[:len(q.PathPrefix)]) == q.PathPrefix)
+}
+
 // Compile validates f and returns it as a Query. The first invalid field
 // is reported as a *FilterError.
 func (f Filter) Compile() (Query, error) {
-	q := Query{KeyID: f.KeyID, Method: f.Method, Cursor: f.Cursor}
+	q := Query{KeyID: f.KeyID, Method: f.Method, PathPrefix: f.PathPrefix, Cursor: f.Cursor}
 	if len(f.KeyID) > MaxFilterKeyID {
 		return q, &FilterError{Field: "key_id", Message: fmt.Sprintf("longer than %d bytes", MaxFilterKeyID)}
 	}
@@ -274,6 +292,16 @@ func (f Filter) Compile() (Query, error) {
 		if f.Code != "none" {
 			q.Code = f.Code
 		}
+	}
+	if f.IP != "" {
+		ip, err := netip.ParseAddr(f.IP)
+		if err != nil || ip.Zone() != "" {
+			return q, &FilterError{Field: "ip", Message: fmt.Sprintf("%q is not an IP address (an exact address such as 203.0.113.5 or 2001:db8::1, no prefix)", f.IP)}
+		}
+		q.IP, q.HasIP = ip.Unmap(), true
+	}
+	if len(f.PathPrefix) > MaxPath {
+		return q, &FilterError{Field: "path_prefix", Message: fmt.Sprintf("longer than %d bytes, the longest path kept", MaxPath)}
 	}
 	if err := checkTime("from", f.From); err != nil {
 		return q, err

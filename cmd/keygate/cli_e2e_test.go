@@ -40,6 +40,13 @@ func TestCLIForScripts(t *testing.T) {
 		pureJSON(out)
 	}
 
+	code, out, errOut = kg("logs", "query", "--ip", "::ffff:203.0.113.5", "--path-prefix", "/orders", "--json")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, pureJSON(out)["items"])
+	code, _, errOut = kg("logs", "export", "--ip", "203.0.113.0/24")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "ip: ")
+
 	code, _, errOut = kg("allowlist", "replace", id)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--allow-all")

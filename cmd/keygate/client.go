@@ -370,6 +370,8 @@ func logsCmd(args []string, w io.Writer) error {
 		{"method", "only this HTTP method"},
 		{"status", "only this status (403) or class (4xx)"},
 		{"code", "only this error code (IP_NOT_ALLOWED, INVALID_KEY, INSUFFICIENT_SCOPE, BAD_REQUEST) or none"},
+		{"ip", "only the records of this client address (exact; v4-mapped is v4)"},
+		{"path-prefix", "only the records whose path begins with this"},
 		{"from", "only records at or after this time (RFC 3339, or a date)"},
 		{"to", "only records before this time (RFC 3339, or a date)"},
 		{"limit", "query: records per page, 1 to 1000"},

@@ -47,7 +47,7 @@ Usage:
   keygate allowlist import ID FILE [--replace] [--dry-run]   (one entry a line: address[,label] or address label)
   keygate allowlist remove ID ENTRY_ID|CIDR
   keygate allowlist replace ID CIDR[=LABEL]...   (no entries: --allow-all)
-  keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--code IP_NOT_ALLOWED] [--from T] [--to T] [--limit N] [--cursor C]
+  keygate logs query [--key-id ID] [--method M] [--status 403|4xx] [--code IP_NOT_ALLOWED] [--ip ADDR] [--path-prefix P] [--from T] [--to T] [--limit N] [--cursor C]
   keygate logs export [same filters] [-o FILE [--force]]
   keygate audit [--key-id ID] [--from T] [--to T] [--limit N] [--cursor C]
   keygate backup -o FILE [--force]

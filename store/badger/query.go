@@ -229,6 +229,9 @@ func (f *filter) scanSegment(g *segment, id uint64, end int, fn func(*segment, i
 		if t := g.times[i]; f.HasFrom && t < f.From || f.HasTo && t >= f.To {
 			continue
 		}
+		if (f.HasIP || f.PathPrefix != "") && !f.MatchAddrPath(g.ips[i], g.path(i)) {
+			continue
+		}
 		if !fn(g, i, position{id, i}) {
 			return false
 		}

@@ -65,7 +65,8 @@ func compile(f usagelog.Filter) (query, error) {
 	var q query
 	cur := f.Cursor
 	f.Cursor = ""
-	if err := f.Validate(); err != nil {
+	uq, err := f.Compile()
+	if err != nil {
 		return q, err
 	}
 	q.limit = f.Limit
@@ -89,6 +90,18 @@ func compile(f usagelog.Filter) (query, error) {
 	}
 	if lo, hi, _ := usagelog.ParseStatusFilter(f.Status); hi != 0 {
 		q.add("status BETWEEN ? AND ?", lo, hi)
+	}
+	if uq.HasIP {
+		// Addresses are stored as netip.Addr.String() writes them: a
+		// v4-mapped one as ::ffff:a.b.c.d, so both spellings are asked for.
+		forms := []string{uq.IP.String()}
+		if uq.IP.Is4() {
+			forms = append(forms, netip.AddrFrom16(uq.IP.As16()).String())
+		}
+		q.add("ip = ANY(?)", forms)
+	}
+	if f.PathPrefix != "" {
+		q.add("substring(path from 1 for ?) = ?", len(f.PathPrefix), []byte(f.PathPrefix))
 	}
 	if !f.From.IsZero() {
 		q.add("time_ns >= ?", f.From.UnixNano())

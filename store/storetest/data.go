@@ -95,11 +95,14 @@ func RandEntry(r *rand.Rand) *usagelog.Entry {
 		Latency: time.Duration(r.Int64N(5e6)),
 		Hint:    testHints[r.IntN(len(testHints))],
 	}
-	switch r.IntN(3) {
+	switch r.IntN(4) {
 	case 0:
 		e.IP = netip.AddrFrom4([4]byte{203, 0, 113, byte(r.IntN(256))})
 	case 1:
 		e.IP = netip.MustParseAddr("2001:db8::1")
+	case 2:
+		// v4-mapped: an ip filter finds it by its v4 address too.
+		e.IP = netip.AddrFrom16(netip.AddrFrom4([4]byte{203, 0, 113, byte(r.IntN(16))}).As16())
 	}
 	p := make([]byte, r.IntN(40))
 	for i := range p {
@@ -147,7 +150,9 @@ func BruteForce(all []usagelog.Record, f usagelog.Filter) []usagelog.Record {
 			hi != 0 && (r.Status < lo || r.Status > hi) ||
 			f.Code != "" && r.Code != strings.TrimSuffix(f.Code, "none") ||
 			!f.From.IsZero() && r.Time.Before(f.From) ||
-			!f.To.IsZero() && !r.Time.Before(f.To) {
+			!f.To.IsZero() && !r.Time.Before(f.To) ||
+			f.IP != "" && (r.IP == "" || netip.MustParseAddr(r.IP).Unmap() != netip.MustParseAddr(f.IP).Unmap()) ||
+			!strings.HasPrefix(r.Path, f.PathPrefix) {
 			continue
 		}
 		out = append(out, r)
@@ -173,6 +178,12 @@ func RandFilter(r *rand.Rand) usagelog.Filter {
 	}
 	if r.IntN(4) == 0 {
 		f.Code = []string{"none", "IP_NOT_ALLOWED", "INVALID_KEY", "BAD_REQUEST"}[r.IntN(4)]
+	}
+	if r.IntN(4) == 0 {
+		f.IP = []string{"203.0.113.7", "::ffff:203.0.113.9", "2001:db8::1", "2001:0db8:0::1", "198.51.100.1"}[r.IntN(5)]
+	}
+	if r.IntN(4) == 0 {
+		f.PathPrefix = []string{"a", "b/", "/", "c?=", "\"", "é", "\n", "xxxxxxxx", "9"}[r.IntN(9)]
 	}
 	if r.IntN(3) == 0 {
 		f.From = time.Unix(T0+r.Int64N(3600), 0)

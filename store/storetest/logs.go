@@ -136,6 +136,10 @@ func testQueryFilterErrors(t *testing.T, h Harness) {
 		{usagelog.Filter{To: time.Date(2262, 1, 1, 0, 0, 0, 1, time.UTC)}, "to"},
 		{usagelog.Filter{From: time.Date(1677, 12, 31, 23, 59, 59, 0, time.UTC)}, "from"},
 		{usagelog.Filter{From: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}, "from"},
+		{usagelog.Filter{IP: "203.0.113.0/24"}, "ip"},
+		{usagelog.Filter{IP: "fe80::1%eth0"}, "ip"},
+		{usagelog.Filter{IP: "example.com"}, "ip"},
+		{usagelog.Filter{PathPrefix: strings.Repeat("/", usagelog.MaxPath+1)}, "path_prefix"},
 		{usagelog.Filter{Cursor: "!!"}, "cursor"},
 		{usagelog.Filter{Cursor: "not a cursor"}, "cursor"},
 	} {
@@ -150,7 +154,8 @@ func testQueryFilterErrors(t *testing.T, h Harness) {
 		}
 	}
 	for _, ok := range []usagelog.Filter{{}, {Status: "4xx"}, {Status: "5XX"}, {Status: "204"}, {Limit: usagelog.MaxLimit}, {Method: "get"},
-		{From: usagelog.MinFilterTime, To: usagelog.MaxFilterTime}, {To: usagelog.MinFilterTime.Add(time.Nanosecond)}, {From: usagelog.MaxFilterTime}} {
+		{From: usagelog.MinFilterTime, To: usagelog.MaxFilterTime}, {To: usagelog.MinFilterTime.Add(time.Nanosecond)}, {From: usagelog.MaxFilterTime},
+		{IP: "::ffff:203.0.113.5"}, {IP: "2001:DB8::1"}, {PathPrefix: strings.Repeat("/", usagelog.MaxPath)}} {
 		_, err := s.QueryLogs(context.Background(), ok)
 		assert.NoError(t, err, "%+v", ok)
 	}
