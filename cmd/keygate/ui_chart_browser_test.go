@@ -85,6 +85,24 @@ func (b *browserRun) requestsChart(t *testing.T) {
 	assert.LessOrEqual(t, overflow, 0, "the chart makes the page scroll sideways")
 	b.shot(t, "chart-all-1280")
 
+	// Search by IP (v4-mapped typed, the v4 address found) and path prefix.
+	b.do(t, "search the logs by IP and path",
+		setInput(css(`[data-testid=filter-ip]`), "::ffff:203.0.113.2"),
+		wait(`(() => { const r = document.querySelectorAll('[data-testid=log-row]'); return r.length === 1 && r[0].dataset.ip === '203.0.113.2'; })()`),
+		setInput(css(`[data-testid=filter-ip]`), ""),
+		setInput(css(`[data-testid=filter-path]`), "/api/ord"),
+		wait(`document.querySelectorAll('[data-testid=log-row]').length > 1`),
+		setInput(css(`[data-testid=filter-path]`), "/nothing-here"),
+		wait(`document.querySelectorAll('[data-testid=log-row]').length === 0 && !document.querySelector('[data-testid=logs-empty]').hidden`),
+		setInput(css(`[data-testid=filter-path]`), ""),
+		setInput(css(`[data-testid=filter-ip]`), "203.0.113.0/24"),
+		wait(`document.querySelector('[data-testid=logs-error]').textContent.includes('is not an IP address')`),
+		setInput(css(`[data-testid=filter-ip]`), ""),
+		wait(`document.querySelector('[data-testid=logs-error]').hidden && document.querySelector('[data-testid=log-row]')`),
+	)
+	b.eval(t, `document.documentElement.scrollWidth - document.documentElement.clientWidth`, &overflow)
+	assert.LessOrEqual(t, overflow, 0, "the search boxes make the page scroll sideways")
+
 	b.do(t, "the chart in dark mode at phone width", darkMode(true), viewport(390, 844),
 		wait(`getComputedStyle(document.body).backgroundColor === 'rgb(15, 17, 21)'`),
 		chromedp.ScrollIntoView(css(`[data-testid=requests-chart]`)))

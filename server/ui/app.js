@@ -1184,7 +1184,10 @@ const logs = {
       key_id: $("#f-key").value,
       method: $("#f-method").value,
       status: $("#f-status").value,
+      ip: $("#f-ip").value.trim(),
+      path_prefix: $("#f-path").value,
     };
+    if (p.ip && !parseAddr(p.ip)) return { error: `"${p.ip}" is not an IP address: enter one address, such as 203.0.113.5 or 2001:db8::1.` };
     const range = $("#f-range").value;
     if (RANGES[range]) {
       p.from = new Date(Date.now() - RANGES[range]).toISOString();
@@ -1336,6 +1339,13 @@ function setupLogs() {
   logs.chart = new RequestsChart($("#requests-chart"));
   const form = $("#logs-filters");
   form.addEventListener("submit", (e) => { e.preventDefault(); logs.apply(); });
+  // The search boxes apply as one types, once typing pauses; their
+  // "change" (on leaving the box) is the form's.
+  let typing = 0;
+  for (const box of [$("#f-ip"), $("#f-path")]) {
+    box.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => logs.apply(), 400); });
+    box.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); clearTimeout(typing); logs.apply(); } });
+  }
   form.addEventListener("change", (e) => {
     if (e.target.id === "f-tz") { logs.renderRows(logs.items || []); return; }
     if (e.target.id === "f-range") {
