@@ -85,6 +85,30 @@ func (b *browserRun) requestsChart(t *testing.T) {
 	assert.LessOrEqual(t, overflow, 0, "the chart makes the page scroll sideways")
 	b.shot(t, "chart-all-1280")
 
+	// The axis and the bars' tooltips follow the logs' "Times in" switch
+	// and name their zone, as the log times do.
+	// In document order: the bars' tooltips, then the axis's two ends.
+	const axis = `[...document.querySelectorAll('[data-chart-from], [data-chart-to], [data-testid=chart-svg] g title')].map((e) => e.textContent.split('\n')[0])`
+	var times []string
+	b.do(t, "chart times in local time", setSelect(css(`[data-testid=filter-tz]`), "local"),
+		wait(`!document.querySelector('[data-chart-to]').textContent.includes('UTC')`))
+	b.eval(t, axis, &times)
+	require.Len(t, times, 2+60, "axis ends and one tooltip per bar")
+	for _, s := range times {
+		assert.Regexp(t, `GMT-[45]|E[SD]T`, s, "a local chart time names its zone")
+	}
+	b.do(t, "chart times in UTC", setSelect(css(`[data-testid=filter-tz]`), "utc"),
+		wait(`document.querySelector('[data-chart-to]').textContent.includes('UTC')`))
+	b.eval(t, axis, &times)
+	for _, s := range times {
+		assert.Contains(t, s, "UTC", "a chart time in UTC says so")
+	}
+	// The axis ends at a whole minute after the last request, in UTC (the
+	// chart may have been drawn in the minute before this one).
+	now := time.Now().UTC().Truncate(time.Minute)
+	assert.Regexp(t, now.Format("15:04")+"|"+now.Add(time.Minute).Format("15:04")+"|"+now.Add(-time.Minute).Format("15:04"), times[len(times)-1], "the axis ends now, in UTC")
+	b.do(t, "back to local time", setSelect(css(`[data-testid=filter-tz]`), "local"))
+
 	// Search by IP (v4-mapped typed, the v4 address found) and path prefix.
 	b.do(t, "search the logs by IP and path",
 		setInput(css(`[data-testid=filter-ip]`), "::ffff:203.0.113.2"),

@@ -1336,7 +1336,7 @@ function allowButton(key, ip) {
 }
 
 function setupLogs() {
-  logs.chart = new RequestsChart($("#requests-chart"));
+  logs.chart = new RequestsChart($("#requests-chart"), () => logs.utc());
   const form = $("#logs-filters");
   form.addEventListener("submit", (e) => { e.preventDefault(); logs.apply(); });
   // The search boxes apply as one types, once typing pauses; their
@@ -1347,7 +1347,7 @@ function setupLogs() {
     box.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); clearTimeout(typing); logs.apply(); } });
   }
   form.addEventListener("change", (e) => {
-    if (e.target.id === "f-tz") { logs.renderRows(logs.items || []); return; }
+    if (e.target.id === "f-tz") { logs.renderRows(logs.items || []); logs.chart.redraw(); return; }
     if (e.target.id === "f-range") {
       const custom = e.target.value === "custom";
       for (const f of $$(".custom-range")) f.hidden = !custom;

@@ -4,7 +4,7 @@
 // bars whose colours come from the stylesheet (so dark mode follows).
 
 import { api } from "./api.js";
-import { el } from "./dom.js";
+import { el, fmtZoned, fmtZonedMinute } from "./dom.js";
 
 // Each period and its bucket: 60, 48 and 42 bars.
 export const PERIODS = {
@@ -24,7 +24,11 @@ const W = 600;
 const H = 120;
 
 export class RequestsChart {
-  constructor(root) {
+  // utc tells whether times are shown in UTC or in local time (the logs'
+  // "Times in" switch); every time the chart shows names its zone.
+  constructor(root, utc = () => false) {
+    this.utc = utc;
+    this.res = null;
     this.root = root;
     this.svg = root.querySelector("[data-chart-svg]");
     this.legend = root.querySelector("[data-chart-legend]");
@@ -63,7 +67,12 @@ export class RequestsChart {
     }
   }
 
+  // redraw draws the last counts again, e.g. in another time zone.
+  redraw() { if (this.res) this.draw(this.res); }
+
   draw(res) {
+    this.res = res;
+    const utc = this.utc();
     const buckets = res.buckets || [];
     const total = (b) => SERIES.reduce((n, s) => n + (b[s.key] || 0), 0);
     const max = Math.max(1, ...buckets.map(total));
@@ -72,7 +81,7 @@ export class RequestsChart {
     const bars = [];
     for (const [i, b] of buckets.entries()) {
       let y = H;
-      const tip = [new Date(b.start).toLocaleString()].concat(SERIES.map((s) => `${s.label}: ${b[s.key] || 0}`)).join("\n");
+      const tip = [fmtZoned(b.start, utc)].concat(SERIES.map((s) => `${s.label}: ${b[s.key] || 0}`)).join("\n");
       const parts = [el("title", {}, tip)];
       // A full-height transparent target, so that an empty bucket shows
       // its tooltip too.
@@ -90,9 +99,8 @@ export class RequestsChart {
       el("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" }),
       ...bars,
     );
-    const when = (iso) => new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-    this.root.querySelector("[data-chart-from]").textContent = when(res.from);
-    this.root.querySelector("[data-chart-to]").textContent = when(res.to);
+    this.root.querySelector("[data-chart-from]").textContent = fmtZonedMinute(res.from, utc);
+    this.root.querySelector("[data-chart-to]").textContent = fmtZonedMinute(res.to, utc);
     this.svg.setAttribute("aria-label", `Requests per ${res.bucket}: ` +
       SERIES.map((s) => `${(res.totals || {})[s.key] || 0} ${s.label}`).join(", "));
     this.root.querySelector("[data-chart-max]").textContent = `peak ${max === 1 && !buckets.some(total) ? 0 : max} per ${humanBucket(res.bucket_seconds)}`;

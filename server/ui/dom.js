@@ -41,6 +41,10 @@ const timeFmt = new Intl.DateTimeFormat(undefined, {
 const zoneOpts = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short" };
 const localZoneFmt = new Intl.DateTimeFormat(undefined, zoneOpts);
 const utcZoneFmt = new Intl.DateTimeFormat(undefined, { ...zoneOpts, timeZone: "UTC" });
+// The chart's axis: the same zones, to the minute.
+const { second: _s, ...minuteOpts } = zoneOpts;
+const localMinuteFmt = new Intl.DateTimeFormat(undefined, minuteOpts);
+const utcMinuteFmt = new Intl.DateTimeFormat(undefined, { ...minuteOpts, timeZone: "UTC" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
 const rel = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 
@@ -51,6 +55,7 @@ export function isSet(t) {
 export function fmtDate(t) { return isSet(t) ? dateFmt.format(new Date(t)) : "—"; }
 export function fmtTime(t) { return isSet(t) ? timeFmt.format(new Date(t)) : "—"; }
 export function fmtZoned(t, utc) { return isSet(t) ? (utc ? utcZoneFmt : localZoneFmt).format(new Date(t)) : "—"; }
+export function fmtZonedMinute(t, utc) { return isSet(t) ? (utc ? utcMinuteFmt : localMinuteFmt).format(new Date(t)) : "—"; }
 export function fmtFull(t) { return isSet(t) ? fullFmt.format(new Date(t)) : ""; }
 
 export function fmtAgo(t, now = Date.now()) {
