@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -364,15 +365,86 @@ func (e *Engine) Check(secret, scope []byte, addr netip.Addr, now time.Time) Res
 }
 
 // Load replaces every key with keys and records seq. The keys must not be
-// changed afterwards.
+// changed afterwards. It is a daemon's start: the keys are compiled in
+// parallel (compileAll), and every bucket is allocated once at its final
+// size and filled in place, where Apply writes a new copy of a bucket per
+// key. The result is the snapshot putting the keys one by one, in order,
+// would make (a later key with the same hash replaces an earlier one).
 func (e *Engine) Load(keys []*Key, seq uint64) {
+	cs := compileAll(keys)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	b := newBuilder(&Snapshot{root: &emptyRoot})
-	for _, k := range keys {
-		b.put(k)
+	// Slots per bucket (an upper bound: a hash met twice takes one), then
+	// one array carved into the buckets.
+	counts := make([]int32, 1<<16)
+	total := 0
+	for _, c := range cs {
+		for _, h := range c.hashes() {
+			if h != nil {
+				counts[int(h[0])<<8|int(h[1])]++
+				total++
+			}
+		}
+	}
+	slots := make([]slot, total)
+	for _, c := range cs {
+		for _, h := range c.hashes() {
+			if h == nil {
+				continue
+			}
+			l := b.levelFor(h)
+			bk := l.buckets[h[1]]
+			if bk == nil {
+				n := int(counts[int(h[0])<<8|int(h[1])])
+				bk, slots = slots[:0:n], slots[n:]
+			}
+			// The bucket is this build's own: changed in place.
+			if i := indexOf(bk, h); i >= 0 {
+				b.n -= bk[i].c.primary(h)
+				bk[i].c = c
+			} else {
+				bk = append(bk, slot{tag: tagOf(h), c: c})
+			}
+			b.n += c.primary(h)
+			l.buckets[h[1]] = bk
+		}
 	}
 	e.snap.Store(b.finish(seq))
+}
+
+// hashes are the hashes c is filed under: its own and, after a rotation,
+// its previous secret's (else nil).
+func (c *compiled) hashes() [2]*Hash {
+	if c.key.HasPrev() && c.key.PrevHash != c.key.Hash {
+		return [2]*Hash{&c.key.Hash, &c.key.PrevHash}
+	}
+	return [2]*Hash{&c.key.Hash}
+}
+
+// loadChunk is how many keys a compileAll worker takes at a time.
+const loadChunk = 1024
+
+// compileAll compiles keys in up to GOMAXPROCS goroutines, chunk by chunk.
+func compileAll(keys []*Key) []*compiled {
+	cs := make([]*compiled, len(keys))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(keys)/loadChunk+1) {
+		wg.Go(func() {
+			for {
+				lo := int(next.Add(loadChunk)) - loadChunk
+				if lo >= len(keys) {
+					return
+				}
+				for i := lo; i < min(lo+loadChunk, len(keys)); i++ {
+					cs[i] = compile(keys[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cs
 }
 
 // Apply puts and removes keys in one publication, so readers see all of the
@@ -438,9 +510,10 @@ func (b *builder) levelFor(h *Hash) *level {
 // replacing what those hashes held.
 func (b *builder) put(k *Key) {
 	c := compile(k)
-	b.putUnder(c, &c.key.Hash)
-	if c.key.HasPrev() && c.key.PrevHash != c.key.Hash {
-		b.putUnder(c, &c.key.PrevHash)
+	for _, h := range c.hashes() {
+		if h != nil {
+			b.putUnder(c, h)
+		}
 	}
 }
 
