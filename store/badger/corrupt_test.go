@@ -24,12 +24,17 @@ func keysDigest(s *Store) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return digestOf(keys), nil
+}
+
+// digestOf hashes keys in id order (sorting them).
+func digestOf(keys []*engine.Key) string {
 	slices.SortFunc(keys, func(a, b *engine.Key) int { return strings.Compare(a.ID, b.ID) })
 	h := sha256.New()
 	for _, k := range keys {
 		h.Write(encodeKey(nil, k))
 	}
-	return fmt.Sprintf("%d:%x", len(keys), h.Sum(nil)), nil
+	return fmt.Sprintf("%d:%x", len(keys), h.Sum(nil))
 }
 
 // TestCorruptTable flips runs of bytes across a table file, and random

@@ -45,18 +45,22 @@ const restoreAdvice = "stop here and restore the data directory from a backup (k
 // Only the tables the MANIFEST lists are checked: others are what a crash
 // left half written, which Badger deletes. A MANIFEST that cannot be read
 // is left to badger.Open, which refuses it.
-func verifyTableFiles(dir string, bopts badger.Options) (later []string, err error) {
+//
+// It also returns, sorted, the first keys of about every sixteenth block
+// of the key range (prefixKey) found in the tables, where LoadAll splits
+// the range to read its parts at once (keyRanges).
+func verifyTableFiles(dir string, bopts badger.Options) (later []string, keySplits [][]byte, err error) {
 	mf, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	m, _, err := badger.ReplayManifestFile(mf, bopts.ExternalMagicVersion, bopts)
 	mf.Close()
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ids := slices.Sorted(maps.Keys(m.Tables))
 	// The tables in parallel: reading them is CRC32C and decompression.
@@ -72,14 +76,15 @@ func verifyTableFiles(dir string, bopts badger.Options) (later []string, err err
 				f := table.NewFilename(ids[i], dir)
 				topts := bopts
 				topts.Compression = m.Tables[ids[i]].Compression
-				logOnly, err := verifyTableFile(f, topts, true)
+				logOnly, splits, err := verifyTableFile(f, topts, true)
+				mu.Lock()
 				if err != nil {
 					errs[i] = fmt.Errorf("%w: table %s is damaged (%v): %s", store.ErrCorrupt, f, err, restoreAdvice)
 				} else if logOnly {
-					mu.Lock()
 					later = append(later, f)
-					mu.Unlock()
 				}
+				keySplits = append(keySplits, splits...)
+				mu.Unlock()
 			}
 		})
 	}
@@ -90,20 +95,22 @@ func verifyTableFiles(dir string, bopts badger.Options) (later []string, err err
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	slices.Sort(later)
-	return later, nil
+	slices.SortFunc(keySplits, bytes.Compare)
+	return later, slices.CompactFunc(keySplits, bytes.Equal), nil
 }
 
 // verifyTableFile checks one table file, turning a panic into an error:
 // its index and last block, then every block unless deferLogs is set and
-// the table holds only usage-log segment values (logOnly).
-func verifyTableFile(path string, bopts badger.Options, deferLogs bool) (logOnly bool, err error) {
+// the table holds only usage-log segment values (logOnly). keySplits are
+// the first keys of about every sixteenth of its blocks in the key range.
+func verifyTableFile(path string, bopts badger.Options, deferLogs bool) (logOnly bool, keySplits [][]byte, err error) {
 	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
 	if err != nil && err != z.NewFile {
-		return false, err
+		return false, nil, err
 	}
 	// Closed here only (not t.DecrRef: a table's last reference deletes
 	// its file).
@@ -125,13 +132,19 @@ func verifyTableFile(path string, bopts badger.Options, deferLogs bool) (logOnly
 		TableSize:          uint64(bopts.BaseTableSize),
 	})
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	logOnly = bytes.HasPrefix(y.ParseKey(t.Smallest()), prefixSegment) && bytes.HasPrefix(y.ParseKey(t.Biggest()), prefixSegment)
 	if deferLogs && logOnly {
-		return true, nil
+		return true, nil, nil
 	}
-	return logOnly, verifyBlocks(t)
+	if err := verifyBlocks(t); err != nil {
+		return logOnly, nil, err
+	}
+	for _, k := range t.KeySplits(max(1, int(t.Size())/(16*bopts.BlockSize)), prefixKey) {
+		keySplits = append(keySplits, y.ParseKey([]byte(k)))
+	}
+	return logOnly, keySplits, nil
 }
 
 // verifyBlocks is t.VerifyChecksum, whose error path dereferences the
@@ -159,7 +172,7 @@ func (s *Store) verifyLater(files []string) {
 			return
 		default:
 		}
-		if _, err := verifyTableFile(f, bopts, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, _, err := verifyTableFile(f, bopts, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Error("store: a usage-log table is damaged: queries over its records fail; keys and checks are not affected; restore the data directory from a backup when convenient",
 				"file", f, "err", err)
 		}
