@@ -39,19 +39,36 @@ type Set struct {
 	// synced is when the set last reflected every change the store had
 	// (Unix nanoseconds): the load, then each catch-up that succeeded.
 	synced atomic.Int64
+	loaded LoadTimes
+}
+
+// LoadTimes is what Open's load took.
+type LoadTimes struct {
+	// Keys is the number of keys loaded.
+	Keys int
+	// Read is the store's LoadAll, Build compiling the keys into the
+	// engine's first snapshot.
+	Read, Build time.Duration
 }
 
 // Open loads every key of st into a new engine.
 func Open(ctx context.Context, st store.Keys) (*Set, error) {
+	began := time.Now()
 	keys, seq, err := st.LoadAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("keyset: loading keys: %w", err)
 	}
 	s := &Set{st: st, eng: engine.New(), wake: make(chan struct{}, 1)}
+	s.loaded.Keys, s.loaded.Read = len(keys), time.Since(began)
+	began = time.Now()
 	s.eng.Load(keys, seq)
+	s.loaded.Build = time.Since(began)
 	s.synced.Store(time.Now().UnixNano())
 	return s, nil
 }
+
+// Loaded returns what Open's load took.
+func (s *Set) Loaded() LoadTimes { return s.loaded }
 
 // Synced is when the set last reflected every change its store had: the
 // load at Open, then the end of each CatchUp that succeeded (whether or

@@ -79,6 +79,9 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	return s, nil
 }
 
+// KeysLoaded returns what loading the keys at New took.
+func (s *Server) KeysLoaded() keyset.LoadTimes { return s.keys.Loaded() }
+
 // CheckHandler serves the listener at Addr: the check path and health,
 // and — unless AdminAddr is set — management, the UI and metrics.
 func (s *Server) CheckHandler() fasthttp.RequestHandler {
