@@ -400,14 +400,7 @@ func (e *Engine) Load(keys []*Key, seq uint64) {
 				bk, slots = slots[:0:n], slots[n:]
 			}
 			// The bucket is this build's own: changed in place.
-			if i := indexOf(bk, h); i >= 0 {
-				b.n -= bk[i].c.primary(h)
-				bk[i].c = c
-			} else {
-				bk = append(bk, slot{tag: tagOf(h), c: c})
-			}
-			b.n += c.primary(h)
-			l.buckets[h[1]] = bk
+			l.buckets[h[1]] = b.setIn(bk, c, h)
 		}
 	}
 	e.snap.Store(b.finish(seq))
@@ -521,17 +514,22 @@ func (b *builder) putUnder(c *compiled, h *Hash) {
 	l := b.levelFor(h)
 	old := l.buckets[h[1]]
 	// Buckets may be shared with published snapshots: always write a copy.
-	i := indexOf(old, h)
 	nb := make([]slot, len(old), len(old)+1)
 	copy(nb, old)
-	if i >= 0 {
-		b.n -= nb[i].c.primary(h)
-		nb[i].c = c
+	l.buckets[h[1]] = b.setIn(nb, c, h)
+}
+
+// setIn files c under h in bucket bk, replacing what h held, and returns
+// the bucket (appended to when h is new in it).
+func (b *builder) setIn(bk []slot, c *compiled, h *Hash) []slot {
+	if i := indexOf(bk, h); i >= 0 {
+		b.n -= bk[i].c.primary(h)
+		bk[i].c = c
 	} else {
-		nb = append(nb, slot{tag: tagOf(h), c: c})
+		bk = append(bk, slot{tag: tagOf(h), c: c})
 	}
 	b.n += c.primary(h)
-	l.buckets[h[1]] = nb
+	return bk
 }
 
 // primary is 1 when h is the key's own hash, 0 for its previous secret's:
