@@ -339,7 +339,7 @@ func ExampleClient_ExportLogs() {
 	fmt.Println(header)
 	// Output:
 	// 3 rows
-	// time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint,node
+	// time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint,node,key_name
 }
 
 func ExampleClient_Audit() {

@@ -6,7 +6,9 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -194,9 +196,21 @@ func TestPropagation(t *testing.T) {
 	r := admin(t, a, "GET", "/v1/logs/export.csv?key_id="+id, nil)
 	require.Equal(t, http.StatusOK, r.Status)
 	lines := strings.Split(strings.TrimSpace(string(r.Body)), "\r\n")
-	require.True(t, strings.HasSuffix(lines[0], ",node"), "the CSV's last column is node: %s", lines[0])
+	require.True(t, strings.HasSuffix(lines[0], ",node,key_name"), "the CSV's last columns are node, key_name: %s", lines[0])
 	for _, n := range []string{"node-a", "node-b", "node-c"} {
-		assert.Contains(t, string(r.Body), ","+n+"\r\n", "A's export has %s's records", n)
+		assert.Contains(t, string(r.Body), ","+n+",fleet\r\n", "A's export has %s's records, with the key's name", n)
+	}
+	// A key renamed on B is named so in A's next export, at once: the
+	// names are the fleet's, read from the database, not A's copy.
+	r = admin(t, ds[1], "PATCH", "/v1/keys/"+id, map[string]any{"name": "fleet;=renamed"})
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	r = admin(t, a, "GET", "/v1/logs/export.csv?key_id="+id, nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	rows, err := csv.NewReader(bytes.NewReader(r.Body)).ReadAll()
+	require.NoError(t, err)
+	require.Greater(t, len(rows), 1)
+	for _, row := range rows[1:] {
+		require.Equal(t, []string{id, "fleet;'=renamed"}, []string{row[1], row[11]}, "key_name after the rename on B")
 	}
 }
 

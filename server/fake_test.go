@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"net/netip"
@@ -243,23 +242,19 @@ func (f *fakeStore) QueryLogs(_ context.Context, q usagelog.Filter) (usagelog.Pa
 	return p, nil
 }
 
-func (f *fakeStore) ExportCSV(_ context.Context, w io.Writer, q usagelog.Filter) (int, error) {
+func (f *fakeStore) ExportCSV(_ context.Context, w io.Writer, q usagelog.Filter, names usagelog.KeyNames) (int, error) {
 	f.mu.Lock()
 	logs := slices.Clone(f.logs)
 	f.mu.Unlock()
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"time", "key_id", "ip", "method", "path", "status", "code", "entry_id", "latency_us"})
-	n := 0
+	cw := usagelog.NewCSVWriter(w, names)
 	for i := len(logs) - 1; i >= 0; i-- {
-		r := logs[i]
-		if !f.match(r, q) {
-			continue
+		if f.match(logs[i], q) {
+			if err := cw.WriteRecord(&logs[i]); err != nil {
+				return cw.Rows(), err
+			}
 		}
-		cw.Write([]string{r.Time.Format(time.RFC3339Nano), r.KeyID, r.IP, r.Method, r.Path, strconv.Itoa(r.Status), r.Code, r.EntryID, strconv.FormatInt(r.LatencyUS, 10)})
-		n++
 	}
-	cw.Flush()
-	return n, cw.Error()
+	return cw.Rows(), cw.Flush()
 }
 
 func (f *fakeStore) LogStats() usagelog.Stats {

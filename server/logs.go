@@ -12,6 +12,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keygate/keygate/engine"
+	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usagelog"
 )
 
@@ -43,6 +45,11 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, page)
 	case "/v1/logs/export.csv":
 		f.Limit, f.Cursor = 0, ""
+		names, err := s.keyNames(ctx, f.KeyID)
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
 		ctx.SetContentType("text/csv; charset=utf-8")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="keygate-usage-logs-`+s.cfg.Now().UTC().Format("20060102T150405Z")+`.csv"`)
@@ -60,7 +67,7 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 			// the writer blocked: closing the connection frees it.
 			stopAbort := context.AfterFunc(ectx, func() { conn.Close() })
 			dw.w = w
-			n, err := s.store.ExportCSV(ectx, dw, f)
+			n, err := s.store.ExportCSV(ectx, dw, f, names)
 			if err == nil {
 				err = w.Flush()
 			}
@@ -77,6 +84,36 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
 	}
+}
+
+// keyNames reads, as an export starts, the names of the keys it can
+// show: key keyID's alone when the export is filtered by it, else every
+// key's, in one store read (never one per row). They come from the store
+// rather than the key set, so that on a fleet's shared store they are the
+// fleet's names at the start of the export, not this daemon's copy,
+// which follows the store with a delay. A record of no key, or of a key
+// no longer stored, gets an empty name.
+func (s *Server) keyNames(ctx context.Context, keyID string) (usagelog.KeyNames, error) {
+	var keys []*engine.Key
+	if keyID != "" {
+		k, err := s.store.GetKey(ctx, keyID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if k != nil {
+			keys = append(keys, k)
+		}
+	} else {
+		var err error
+		if keys, err = s.store.ListKeys(ctx); err != nil {
+			return nil, err
+		}
+	}
+	names := make(map[string]string, len(keys))
+	for _, k := range keys {
+		names[k.ID] = k.Name
+	}
+	return func(id string) string { return names[id] }, nil
 }
 
 // HeaderRows is the trailer of a CSV export: the number of data rows

@@ -229,10 +229,12 @@ type Logs interface {
 	// time. Items is never nil.
 	QueryLogs(ctx context.Context, f usagelog.Filter) (usagelog.Page, error)
 	// ExportCSV writes every record matching f (f.Limit ignored, f.Cursor
-	// honoured), newest first, to w with usagelog.CSVWriter: the header
-	// row, then one row per record. It returns the number of rows written,
+	// honoured), newest first, to w with a usagelog.CSVWriter on names:
+	// the header row, then one row per record, whose key_name is what
+	// names gives for its key id (asked once per distinct id; nil names
+	// leave the column empty). It returns the number of rows written,
 	// header excluded.
-	ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (int, error)
+	ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter, names usagelog.KeyNames) (int, error)
 	// LogStats counts what happened to this process's records.
 	LogStats() usagelog.Stats
 	// LastUsed returns when the key was last seen in a written record, or

@@ -11,7 +11,12 @@ import (
 
 // CSVHeader is the header row of a CSV export.
 // Columns are only ever added at the end.
-const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint,node"
+const CSVHeader = "time,key_id,ip,method,path,status,code,entry_id,latency_us,secret_hint,node,key_name"
+
+// KeyNames returns the current name of the key with id keyID, for an
+// export's key_name column, or "" when there is no such key. A CSVWriter
+// asks it at most once per distinct key id, and never for the empty id.
+type KeyNames func(keyID string) string
 
 // CSVRow is one record as borrowed bytes, so that a backend can write rows
 // straight from its own buffers without building a Record.
@@ -29,10 +34,18 @@ type CSVRow struct {
 	Node      []byte
 }
 
-// AppendCSVRow appends r as one CSV row: RFC 4180 quoting, a CRLF line
-// end, the time in RFC 3339 UTC with nanoseconds. Every backend writes its
-// rows with it, so exports are byte-identical whatever the store.
-func AppendCSVRow(b []byte, r *CSVRow) []byte {
+// AppendCSVRow appends r, with keyName in the key_name column, as one CSV
+// row: RFC 4180 quoting, a CRLF line end, the time in RFC 3339 UTC with
+// nanoseconds. Every backend's rows are written so (CSVWriter), so
+// exports are byte-identical whatever the store.
+func AppendCSVRow(b []byte, r *CSVRow, keyName []byte) []byte {
+	b = appendCSVCells(b, r)
+	b = AppendCSVField(b, keyName)
+	return append(b, '\r', '\n')
+}
+
+// appendCSVCells appends r's cells up to node and the comma after it.
+func appendCSVCells(b []byte, r *CSVRow) []byte {
 	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, ',')
 	b = AppendCSVField(b, r.KeyID)
@@ -56,23 +69,7 @@ func AppendCSVRow(b []byte, r *CSVRow) []byte {
 	b = AppendCSVField(b, r.Hint)
 	b = append(b, ',')
 	b = AppendCSVField(b, r.Node)
-	return append(b, '\r', '\n')
-}
-
-// AppendRecordCSV appends rec as one CSV row, as AppendCSVRow does. An IP
-// that does not parse is written empty.
-func AppendRecordCSV(b []byte, rec *Record) []byte {
-	ip, _ := netip.ParseAddr(rec.IP)
-	lat := uint64(0)
-	if rec.LatencyUS > 0 {
-		lat = uint64(rec.LatencyUS)
-	}
-	return AppendCSVRow(b, &CSVRow{
-		Time: rec.Time, KeyID: []byte(rec.KeyID), IP: ip, Method: []byte(rec.Method), Path: []byte(rec.Path),
-		Status: rec.Status, Code: []byte(rec.Code), EntryID: []byte(rec.EntryID), LatencyUS: lat,
-		Hint: []byte(rec.SecretHint),
-		Node: []byte(rec.Node),
-	})
+	return append(b, ',')
 }
 
 // AppendCSVField appends v as one CSV cell, quoted if it holds a comma,
@@ -146,45 +143,80 @@ func formulaStart(c byte) bool {
 }
 
 // CSVWriter writes a CSV export: the header row first, then one row per
-// call, buffered. Memory use does not grow with the number of rows. It is
-// not safe for concurrent use.
+// call, buffered. Memory use grows with the number of distinct key ids
+// (their names are kept), not with the number of rows. It is not safe
+// for concurrent use.
 type CSVWriter struct {
 	bw   *bufio.Writer
 	row  []byte
 	rows int
 	err  error
+
+	names KeyNames
+	// known caches names' answers by key id as key_name cells (encoded
+	// once per key, not once per row); lastID and lastCell the latest
+	// one, as a run of rows often has one key.
+	known            map[string][]byte
+	lastID, lastCell []byte
 }
 
-// NewCSVWriter returns a CSVWriter on w and writes the header row.
-func NewCSVWriter(w io.Writer) *CSVWriter {
-	c := &CSVWriter{bw: bufio.NewWriterSize(w, 64<<10)}
+// NewCSVWriter returns a CSVWriter on w and writes the header row. The
+// key_name column comes from names (empty throughout when nil).
+func NewCSVWriter(w io.Writer, names KeyNames) *CSVWriter {
+	c := &CSVWriter{bw: bufio.NewWriterSize(w, 64<<10), names: names}
 	_, c.err = c.bw.WriteString(CSVHeader + "\r\n")
 	return c
 }
 
-// WriteRow writes one row; it returns the first write error, after which
-// nothing more is written.
+// WriteRow writes one row, AppendCSVRow's, with the name of key r.KeyID
+// as key_name; it returns the first write error, after which nothing
+// more is written.
 func (c *CSVWriter) WriteRow(r *CSVRow) error {
 	if c.err != nil {
 		return c.err
 	}
-	c.row = AppendCSVRow(c.row[:0], r)
+	c.row = appendCSVCells(c.row[:0], r)
+	c.row = append(c.row, c.keyNameCell(r.KeyID)...)
+	c.row = append(c.row, '\r', '\n')
 	if _, c.err = c.bw.Write(c.row); c.err == nil {
 		c.rows++
 	}
 	return c.err
 }
 
-// WriteRecord writes rec as one row.
+// keyNameCell returns the key_name cell of key id, asking names once
+// per id.
+func (c *CSVWriter) keyNameCell(id []byte) []byte {
+	if len(id) == 0 || c.names == nil {
+		return nil
+	}
+	if c.lastID != nil && bytes.Equal(id, c.lastID) {
+		return c.lastCell
+	}
+	cell, ok := c.known[string(id)]
+	if !ok {
+		if c.known == nil {
+			c.known = make(map[string][]byte)
+		}
+		sid := string(id)
+		cell = AppendCSVField(nil, []byte(c.names(sid)))
+		c.known[sid] = cell
+	}
+	c.lastID = append(c.lastID[:0], id...)
+	c.lastCell = cell
+	return cell
+}
+
+// WriteRecord writes rec as one row, as WriteRow does. An IP that does
+// not parse is written empty.
 func (c *CSVWriter) WriteRecord(rec *Record) error {
-	if c.err != nil {
-		return c.err
-	}
-	c.row = AppendRecordCSV(c.row[:0], rec)
-	if _, c.err = c.bw.Write(c.row); c.err == nil {
-		c.rows++
-	}
-	return c.err
+	ip, _ := netip.ParseAddr(rec.IP)
+	return c.WriteRow(&CSVRow{
+		Time: rec.Time, KeyID: []byte(rec.KeyID), IP: ip, Method: []byte(rec.Method), Path: []byte(rec.Path),
+		Status: rec.Status, Code: []byte(rec.Code), EntryID: []byte(rec.EntryID), LatencyUS: uint64(max(rec.LatencyUS, 0)),
+		Hint: []byte(rec.SecretHint),
+		Node: []byte(rec.Node),
+	})
 }
 
 // Rows is the number of rows written, header excluded.

@@ -501,6 +501,10 @@ func (b *browserRun) steps(t *testing.T) {
 			if !strings.Contains(lines[i+1], it.IP) || !strings.Contains(lines[i+1], "403") {
 				t.Errorf("CSV row %d = %q, want the API's row (%s, 403)", i+1, lines[i+1], it.IP)
 			}
+			// The key's name, as the table shows it, is the last column.
+			if it.KeyID == keyID && !strings.HasSuffix(strings.TrimSuffix(lines[i+1], "\r"), ",Billing service") {
+				t.Errorf("CSV row %d = %q, want key_name Billing service last", i+1, lines[i+1])
+			}
 		}
 	}
 

@@ -274,16 +274,16 @@ func (s *Store) QueryLogs(ctx context.Context, f usagelog.Filter) (usagelog.Page
 }
 
 // ExportCSV writes every record matching f (f.Limit is ignored; f.Cursor
-// is honoured), newest first, to w in usagelog's CSV format. Memory use
-// does not grow with the number of rows. It returns the number of rows
-// written, header excluded.
-func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (int, error) {
+// is honoured), newest first, to w in usagelog's CSV format, key names
+// from names. Memory use does not grow with the number of rows. It
+// returns the number of rows written, header excluded.
+func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter, names usagelog.KeyNames) (int, error) {
 	f.Limit = 0
 	cf, err := compile(f)
 	if err != nil {
 		return 0, err
 	}
-	cw := usagelog.NewCSVWriter(w)
+	cw := usagelog.NewCSVWriter(w, names)
 	var row usagelog.CSVRow
 	var werr error
 	node := []byte(s.opts.Node)

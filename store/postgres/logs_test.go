@@ -138,11 +138,12 @@ func TestQueryAndExport(t *testing.T) {
 
 		// CSV, byte for byte.
 		var buf bytes.Buffer
-		rows, err := other.ExportCSV(ctx, &buf, f)
+		names := func(id string) string { return "name of " + id }
+		rows, err := other.ExportCSV(ctx, &buf, f, names)
 		require.NoError(t, err)
 		require.Equal(t, len(want), rows)
 		var exp bytes.Buffer
-		cw := usagelog.NewCSVWriter(&exp)
+		cw := usagelog.NewCSVWriter(&exp, names)
 		for i := range want {
 			require.NoError(t, cw.WriteRecord(&want[i]))
 		}
@@ -391,7 +392,7 @@ func measure(t *testing.T, s *Store) {
 	t.Logf("worst case, a status no record has, all keys (reads every record): %v (%d items)", time.Since(start).Round(time.Microsecond), len(p.Items))
 
 	start = time.Now()
-	rows, err := s.ExportCSV(ctx, io.Discard, usagelog.Filter{})
+	rows, err := s.ExportCSV(ctx, io.Discard, usagelog.Filter{}, nil)
 	require.NoError(t, err)
 	el = time.Since(start)
 	t.Logf("export: %d rows in %v: %.0f rows/s", rows, el.Round(time.Millisecond), float64(rows)/el.Seconds())

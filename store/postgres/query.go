@@ -203,10 +203,10 @@ const exportBatch = 10000
 
 // ExportCSV writes every record matching f (f.Limit is ignored; f.Cursor
 // is honoured), newest first, as CSV to w in exactly the Badger store's
-// format (usagelog.CSVWriter). It reads in batches
+// format (usagelog.CSVWriter, key names from names). It reads in batches
 // with a keyset cursor, so memory does not grow with the number of rows.
 // It returns the number of rows written, header excluded.
-func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (int, error) {
+func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter, names usagelog.KeyNames) (int, error) {
 	f.Limit = 0
 	q, err := compile(f)
 	if err != nil {
@@ -215,7 +215,7 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter) (
 	if err := s.usable(ctx); err != nil {
 		return 0, err
 	}
-	cw := usagelog.NewCSVWriter(w)
+	cw := usagelog.NewCSVWriter(w, names)
 	base := len(q.where)
 	for {
 		id, n, err := s.exportPage(ctx, &q, cw)

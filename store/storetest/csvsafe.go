@@ -17,7 +17,7 @@ import (
 )
 
 // hostileCells are values a client controls (path, method) or that reach
-// the export from a key (ids, codes), written to plant a formula behind a
+// the export from a key (ids, codes, names), written to plant a formula behind a
 // separator: before, only a cell's first byte was guarded, so "/x;=2+3"
 // opened a formula in a spreadsheet that splits on ';'.
 var hostileCells = []string{
@@ -46,7 +46,8 @@ func testCSVSafeUnderEverySeparator(t *testing.T, h Harness) {
 	}
 	require.NoError(t, s.FlushLogs())
 	var buf bytes.Buffer
-	n, err := s.ExportCSV(context.Background(), &buf, usagelog.Filter{})
+	// Each key is named as its id.
+	n, err := s.ExportCSV(context.Background(), &buf, usagelog.Filter{}, func(id string) string { return id })
 	require.NoError(t, err)
 	require.Equal(t, len(hostileCells), n)
 	out := buf.String()
@@ -85,6 +86,6 @@ func testCSVSafeUnderEverySeparator(t *testing.T, h Harness) {
 	for i, row := range rows[1:] {
 		v := hostileCells[len(hostileCells)-1-i] // newest first
 		want := strings.ReplaceAll(CSVCell(v), "\r\n", "\n")
-		assert.Equal(t, []string{want, want, want}, []string{row[1], row[3], row[4]}, "row %d (%q)", i+1, v)
+		assert.Equal(t, []string{want, want, want, want}, []string{row[1], row[3], row[4], row[11]}, "row %d (%q)", i+1, v)
 	}
 }

@@ -75,6 +75,15 @@ var (
 	testHints    = []string{"", "kg_AbCdEfGh", "kg_PrEvIoUs", "=kg_formula"}
 	testEntries  = []string{"", "ent_1", "ent_2"}
 	pathChars    = []byte("abc/?=&-+@,\"\n\r\t 019é")
+	// KeyNames name some of KeyIDs for an export's key_name column: hostile
+	// names (a formula, separators, quotes, line breaks); key_d has no name
+	// (a key no longer stored) and neither has "".
+	KeyNames = map[string]string{
+		"key_a":  "=cmd|' /C calc'!A0",
+		"key_b":  "billing; prod, \"eu\"",
+		"key_c":  "line\r\n@one\ttwo",
+		"=key_e": "-1+1",
+	}
 )
 
 // T0 is the start of the hour RandEntry's records fall in. It is recent,

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func testQueryFilterErrors(t *testing.T, h Harness) {
 		require.ErrorAs(t, err, &fe, "%+v", tc.f)
 		assert.Equal(t, tc.field, fe.Field)
 		assert.ErrorIs(t, err, usagelog.ErrBadFilter)
-		_, err = s.ExportCSV(context.Background(), &bytes.Buffer{}, tc.f)
+		_, err = s.ExportCSV(context.Background(), &bytes.Buffer{}, tc.f, nil)
 		if tc.field != "limit" {
 			assert.ErrorIs(t, err, usagelog.ErrBadFilter, "ExportCSV %+v", tc.f)
 		}
@@ -172,14 +173,23 @@ func testExportCSV(t *testing.T, h Harness) {
 		f.Limit = 3 // ignored
 		want := BruteForce(all, f)
 		var buf bytes.Buffer
-		n, err := s.ExportCSV(context.Background(), &buf, f)
+		asked := map[string]int{}
+		n, err := s.ExportCSV(context.Background(), &buf, f, func(id string) string {
+			asked[id]++
+			return KeyNames[id]
+		})
 		require.NoError(t, err)
 		require.Equal(t, len(want), n)
+		for id, times := range asked {
+			assert.NotEmpty(t, id, "names is not asked for the empty key id")
+			assert.Equal(t, 1, times, "names is asked once per key id (%q)", id)
+			assert.True(t, slices.ContainsFunc(want, func(r usagelog.Record) bool { return r.KeyID == id }), "names asked for %q, of no exported record", id)
+		}
 		if i == 0 {
 			// Byte for byte what usagelog's writer makes of the records,
 			// so that every backend's export is the same file.
 			var wantBuf bytes.Buffer
-			cw := usagelog.NewCSVWriter(&wantBuf)
+			cw := usagelog.NewCSVWriter(&wantBuf, func(id string) string { return KeyNames[id] })
 			for j := range want {
 				require.NoError(t, cw.WriteRecord(&want[j]))
 			}
@@ -194,14 +204,25 @@ func testExportCSV(t *testing.T, h Harness) {
 			require.Equal(t, []string{
 				w.Time.Format(time.RFC3339Nano), CSVCell(w.KeyID), w.IP, CSVCell(w.Method), CSVCell(w.Path),
 				strconv.Itoa(w.Status), CSVCell(w.Code), CSVCell(w.EntryID), strconv.FormatInt(w.LatencyUS, 10), CSVCell(w.SecretHint), CSVCell(w.Node),
+				strings.ReplaceAll(CSVCell(KeyNames[w.KeyID]), "\r\n", "\n"),
 			}, rows[i+1], "row %d", i+1)
 		}
 	}
 	var buf bytes.Buffer
-	n, err := s.ExportCSV(context.Background(), &buf, usagelog.Filter{KeyID: "key_absent"})
+	n, err := s.ExportCSV(context.Background(), &buf, usagelog.Filter{KeyID: "key_absent"}, func(string) string { panic("asked for a name with no row") })
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Equal(t, usagelog.CSVHeader+"\r\n", buf.String(), "an empty export is the header row")
+	// Without names, key_name is empty.
+	buf.Reset()
+	n, err = s.ExportCSV(context.Background(), &buf, usagelog.Filter{KeyID: "key_a"}, nil)
+	require.NoError(t, err)
+	rows, err := csv.NewReader(&buf).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, n+1)
+	for _, row := range rows[1:] {
+		assert.Equal(t, []string{"key_a", ""}, []string{row[1], row[len(row)-1]})
+	}
 }
 
 func testLogStats(t *testing.T, h Harness) {
@@ -256,7 +277,7 @@ func testCloseFlushesLogs(t *testing.T, h Harness) {
 	assert.ErrorIs(t, s.FlushLogs(), store.ErrClosed)
 	_, err := s.QueryLogs(context.Background(), usagelog.Filter{})
 	assert.ErrorIs(t, err, store.ErrClosed)
-	_, err = s.ExportCSV(context.Background(), &bytes.Buffer{}, usagelog.Filter{})
+	_, err = s.ExportCSV(context.Background(), &bytes.Buffer{}, usagelog.Filter{}, nil)
 	assert.ErrorIs(t, err, store.ErrClosed)
 	if h.Reopen == nil {
 		return
@@ -306,7 +327,7 @@ func testConcurrentAppendQuery(t *testing.T, h Harness) {
 	require.NoError(t, s.FlushLogs())
 	st := s.LogStats()
 	assert.Equal(t, uint64(writers*per), st.Written+st.Dropped, "%+v", st)
-	n, err := s.ExportCSV(context.Background(), &bytes.Buffer{}, usagelog.Filter{})
+	n, err := s.ExportCSV(context.Background(), &bytes.Buffer{}, usagelog.Filter{}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, int(st.Written), n)
 }
