@@ -1,7 +1,8 @@
 // Package usagelog is the vocabulary of keygate's usage log: the Entry the
 // check path hands to a store, the Record a query returns, the Filter that
 // selects records (and its one validation), a Page of results, the
-// pipeline's Stats, and the CSV format of an export. Every store backend,
+// pipeline's Stats, the Ring a backend buffers records in, and the CSV
+// format of an export. Every store backend,
 // the server and the CLI use these types; nothing re-declares them.
 //
 // usagelog imports only the standard library.

@@ -129,11 +129,11 @@ func BenchmarkCompression(b *testing.B) {
 	g := newRealistic(2)
 	const n = DefaultSegmentRecords
 	var seg segment
-	var sl slot
+	var sl usagelog.Slot
 	var e usagelog.Entry
 	for range n {
 		g.next(&e)
-		fill(&sl, &e)
+		sl.Fill(&e, e.Time.UnixNano())
 		seg.add(&sl)
 	}
 	csvLen := 0
@@ -164,14 +164,14 @@ func BenchmarkCompression(b *testing.B) {
 func fillStore(tb testing.TB, s *Store, n int) []string {
 	g := newRealistic(3)
 	var seg segment
-	var sl slot
+	var sl usagelog.Slot
 	var e usagelog.Entry
 	id := uint64(0)
 	for done := 0; done < n; {
 		seg.reset()
 		for j := 0; j < DefaultSegmentRecords && done < n; j++ {
 			g.next(&e)
-			fill(&sl, &e)
+			sl.Fill(&e, e.Time.UnixNano())
 			seg.add(&sl)
 			done++
 		}

@@ -13,23 +13,13 @@ import (
 // segmentOf builds and encodes a segment of n random records.
 func segmentOf(r *rand.Rand, n int) (*segment, []byte) {
 	var g segment
-	var sl slot
+	var sl usagelog.Slot
 	for range n {
-		fill(&sl, storetest.RandEntry(r))
+		e := storetest.RandEntry(r)
+		sl.Fill(e, e.Time.UnixNano())
 		g.add(&sl)
 	}
 	return &g, g.encodeBody(nil)
-}
-
-// fill copies e into sl as AppendLog does.
-func fill(sl *slot, e *usagelog.Entry) {
-	sl.time = e.Time.UnixNano()
-	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
-	sl.keyID, sl.entryID, sl.code = e.KeyID, e.EntryID, e.Code
-	sl.ip = e.IP
-	sl.status = uint16(e.Status)
-	sl.methodLen = uint8(copy(sl.method[:], e.Method))
-	sl.pathLen = uint16(copy(sl.path[:], e.Path))
 }
 
 func records(g *segment) []usagelog.Record {
@@ -83,22 +73,25 @@ func FuzzDecodeSegment(f *testing.F) {
 		}
 		recs := records(&g)
 		var g2 segment
-		var sl slot
+		var sl usagelog.Slot
 		for i := range g.n {
-			sl = slot{}
-			sl.time = g.times[i]
-			sl.latencyUS = g.lat[i]
-			sl.keyID = string(g.dicts[dictKey].vals[g.idx[dictKey][i]])
-			sl.entryID = string(g.dicts[dictEntry].vals[g.idx[dictEntry][i]])
-			sl.code = string(g.dicts[dictCode].vals[g.idx[dictCode][i]])
-			sl.ip = g.ips[i]
-			sl.status = g.status[i]
+			sl = usagelog.Slot{}
+			sl.Time = g.times[i]
+			sl.LatencyUS = g.lat[i]
+			sl.KeyID = string(g.dicts[dictKey].vals[g.idx[dictKey][i]])
+			sl.EntryID = string(g.dicts[dictEntry].vals[g.idx[dictEntry][i]])
+			sl.Code = string(g.dicts[dictCode].vals[g.idx[dictCode][i]])
+			if len(g.hintIdx) > i {
+				sl.Hint = string(g.hints.vals[g.hintIdx[i]])
+			}
+			sl.IP = g.ips[i]
+			sl.Status = g.status[i]
 			m := g.dicts[dictMethod].vals[g.idx[dictMethod][i]]
 			if len(m) > usagelog.MaxMethod || len(g.path(i)) > usagelog.MaxPath {
 				return // valid encoding, but AppendLog never makes it
 			}
-			sl.methodLen = uint8(copy(sl.method[:], m))
-			sl.pathLen = uint16(copy(sl.path[:], g.path(i)))
+			sl.MethodLen = uint8(copy(sl.MethodBuf[:], m))
+			sl.PathLen = uint16(copy(sl.PathBuf[:], g.path(i)))
 			g2.add(&sl)
 		}
 		var g3 segment

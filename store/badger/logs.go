@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,46 +13,17 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// slot is one buffered record, with fixed-size room for the borrowed
-// bytes so that buffering never allocates.
-type slot struct {
-	time      int64
-	latencyUS uint64
-	keyID     string
-	entryID   string
-	code      string
-	hint      string
-	ip        netip.Addr
-	status    uint16
-	methodLen uint8
-	pathLen   uint16
-	method    [usagelog.MaxMethod]byte
-	path      [usagelog.MaxPath]byte
-}
-
-// logWriter is the usage-log buffer, a ring of preallocated slots under a
-// mutex held only to copy one record in or a few records out, and the
-// background goroutine that drains it into segments.
+// logWriter is the usage-log buffer (a usagelog.Ring, whose pending
+// records are those taken into the current segment and not yet written
+// or failed) and the background goroutine that drains it into segments.
 type logWriter struct {
 	s *Store
 
-	mu       sync.Mutex
-	ring     []slot
-	head, n  int
-	notifyAt int
-	// inSegment counts records taken from the ring into the current
-	// segment and not yet written or failed, so that usagelog.Stats accounts
-	// for every record: queued + in segment + written + failed + dropped.
-	inSegment int
-
-	notify   chan struct{}
+	ring     usagelog.Ring
 	flushReq chan chan error
 
-	dropped     atomic.Uint64
-	written     atomic.Uint64
-	writeErrors atomic.Uint64
-	segments    atomic.Int64
-	finalErr    error
+	segments atomic.Int64
+	finalErr error
 
 	usedMu   sync.RWMutex
 	lastUsed map[string]int64
@@ -71,9 +41,7 @@ type logWriter struct {
 
 func (w *logWriter) init(s *Store) {
 	w.s = s
-	w.ring = make([]slot, s.opts.LogBuffer)
-	w.notifyAt = max(1, min(s.opts.SegmentRecords, s.opts.LogBuffer/2))
-	w.notify = make(chan struct{}, 1)
+	w.ring.Init(s.opts.LogBuffer, min(s.opts.SegmentRecords, s.opts.LogBuffer/2))
 	w.flushReq = make(chan chan error)
 }
 
@@ -187,39 +155,7 @@ func (w *logWriter) storedLastUsed(keyID string) int64 {
 // does not allocate; when the buffer is full (or the store is closed) the
 // record is dropped and counted in usagelog.Stats.Dropped. It copies e's
 // borrowed bytes and does not retain e. Safe for concurrent use.
-func (s *Store) AppendLog(e *usagelog.Entry) {
-	w := &s.logs
-	w.mu.Lock()
-	if w.n == len(w.ring) || s.closed.Load() {
-		w.dropped.Add(1) // under the lock, for usagelog.Stats' sums
-		w.mu.Unlock()
-		return
-	}
-	i := w.head + w.n
-	if i >= len(w.ring) {
-		i -= len(w.ring)
-	}
-	sl := &w.ring[i]
-	sl.time = e.Time.UnixNano()
-	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
-	sl.keyID = e.KeyID
-	sl.entryID = e.EntryID
-	sl.code = e.Code
-	sl.hint = e.Hint
-	sl.ip = e.IP
-	sl.status = uint16(min(max(e.Status, 0), 0xffff))
-	sl.methodLen = uint8(copy(sl.method[:], e.Method))
-	sl.pathLen = uint16(copy(sl.path[:], e.Path))
-	w.n++
-	wake := w.n == w.notifyAt
-	w.mu.Unlock()
-	if wake {
-		select {
-		case w.notify <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) AppendLog(e *usagelog.Entry) { s.logs.ring.Append(e, e.Time.UnixNano()) }
 
 // FlushLogs writes every buffered record to disk now. It returns an error
 // if a segment it wrote could not be written (its records are counted in
@@ -239,26 +175,9 @@ func (s *Store) FlushLogs() error {
 
 // usagelog.Stats returns the usage-log counters. Safe for concurrent use.
 func (s *Store) LogStats() usagelog.Stats {
-	w := &s.logs
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return usagelog.Stats{
-		Queued:      w.n,
-		InSegment:   w.inSegment,
-		Dropped:     w.dropped.Load(),
-		Written:     w.written.Load(),
-		WriteErrors: w.writeErrors.Load(),
-		Segments:    int(w.segments.Load()),
-	}
-}
-
-// settle moves n records of the current segment to counter (written or
-// failed), under the lock usagelog.Stats reads both under.
-func (w *logWriter) settle(n int, counter *atomic.Uint64) {
-	w.mu.Lock()
-	w.inSegment -= n
-	counter.Add(uint64(n))
-	w.mu.Unlock()
+	st := s.logs.ring.Stats()
+	st.Segments = int(s.logs.segments.Load())
+	return st
 }
 
 // LastUsed returns the time of the newest written usage-log record of
@@ -302,7 +221,7 @@ func (w *logWriter) run() {
 			return
 		case ch := <-w.flushReq:
 			ch <- w.flush()
-		case <-w.notify:
+		case <-w.ring.Notify():
 			w.drain()
 		case <-tick.C:
 			w.drain()
@@ -335,25 +254,12 @@ func (w *logWriter) drain() {
 	segMax := w.s.opts.SegmentRecords
 	// At most one buffer's worth per call, so that a saturating producer
 	// cannot keep the writer from Close and FlushLogs.
-	for budget := len(w.ring); budget > 0; {
-		w.mu.Lock()
-		k := min(w.n, chunk, segMax-w.cur.n, budget)
-		budget -= k
-		if k > 0 && w.cur.n == 0 {
+	for budget := w.ring.Cap(); budget > 0; {
+		if w.cur.n == 0 {
 			w.curStart = time.Now()
 		}
-		for j := 0; j < k; j++ {
-			w.cur.add(&w.ring[w.head])
-			w.ring[w.head].keyID, w.ring[w.head].entryID, w.ring[w.head].code, w.ring[w.head].hint = "", "", "", ""
-			w.head++
-			if w.head == len(w.ring) {
-				w.head = 0
-			}
-		}
-		w.n -= k
-		w.inSegment += k
-		left := w.n
-		w.mu.Unlock()
+		k, left := w.ring.Take(min(chunk, segMax-w.cur.n, budget), w.cur.add)
+		budget -= k
 		if w.cur.n >= segMax {
 			w.seal()
 		}
@@ -364,10 +270,7 @@ func (w *logWriter) drain() {
 	// Budget spent with records left: come back after serving the other
 	// cases, as AppendLog will not wake us (it does so only when the
 	// buffer fills up to notifyAt).
-	select {
-	case w.notify <- struct{}{}:
-	default:
-	}
+	w.ring.Wake()
 }
 
 // seal writes the current segment, its index and the last-used times of
@@ -394,7 +297,7 @@ func (w *logWriter) write(g *segment, id uint64) {
 		w.failed(g.n, err)
 		return
 	}
-	w.settle(g.n, &w.written)
+	w.ring.Settle(g.n, 0, 0)
 	w.segments.Add(1)
 	w.publishLastUsed(g, newer)
 }
@@ -454,7 +357,7 @@ func (w *logWriter) put(txn *badger.Txn, g *segment, id uint64, val, idx []byte,
 // failed counts n records as write errors, logs err and keeps it for the
 // flush in progress.
 func (w *logWriter) failed(n int, err error) {
-	w.settle(n, &w.writeErrors)
+	w.ring.Settle(0, n, 0)
 	err = fmt.Errorf("store: write log segment: %w", err)
 	w.s.log.Error("store: usage-log records lost", "records", n, "err", err)
 	if w.lastErr == nil {

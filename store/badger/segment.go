@@ -143,18 +143,18 @@ func (g *segment) reset() {
 }
 
 // add appends the record in sl.
-func (g *segment) add(sl *slot) {
+func (g *segment) add(sl *usagelog.Slot) {
 	g.n++
-	g.times = append(g.times, sl.time)
-	g.idx[dictKey] = append(g.idx[dictKey], g.dicts[dictKey].internString(sl.keyID))
-	g.idx[dictEntry] = append(g.idx[dictEntry], g.dicts[dictEntry].internString(sl.entryID))
-	g.idx[dictCode] = append(g.idx[dictCode], g.dicts[dictCode].internString(sl.code))
-	g.idx[dictMethod] = append(g.idx[dictMethod], g.dicts[dictMethod].intern(sl.method[:sl.methodLen]))
-	g.hintIdx = append(g.hintIdx, g.hints.internString(sl.hint))
-	g.status = append(g.status, sl.status)
-	g.lat = append(g.lat, sl.latencyUS)
-	g.ips = append(g.ips, sl.ip)
-	g.paths = append(g.paths, sl.path[:sl.pathLen]...)
+	g.times = append(g.times, sl.Time)
+	g.idx[dictKey] = append(g.idx[dictKey], g.dicts[dictKey].internString(sl.KeyID))
+	g.idx[dictEntry] = append(g.idx[dictEntry], g.dicts[dictEntry].internString(sl.EntryID))
+	g.idx[dictCode] = append(g.idx[dictCode], g.dicts[dictCode].internString(sl.Code))
+	g.idx[dictMethod] = append(g.idx[dictMethod], g.dicts[dictMethod].intern(sl.Method()))
+	g.hintIdx = append(g.hintIdx, g.hints.internString(sl.Hint))
+	g.status = append(g.status, sl.Status)
+	g.lat = append(g.lat, sl.LatencyUS)
+	g.ips = append(g.ips, sl.IP)
+	g.paths = append(g.paths, sl.Path()...)
 	g.pathEnd = append(g.pathEnd, uint32(len(g.paths)))
 }
 

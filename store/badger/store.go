@@ -508,9 +508,8 @@ func (s *Store) Close() error {
 		// Under both locks, so that no key change is half done and no
 		// record is buffered after the writer's last drain.
 		s.wmu.Lock()
-		s.logs.mu.Lock()
+		s.logs.ring.Close()
 		s.closed.Store(true)
-		s.logs.mu.Unlock()
 		s.wmu.Unlock()
 		close(s.stop)
 		s.wg.Wait()

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,50 +23,25 @@ import (
 	"github.com/keygate/keygate/usagelog"
 )
 
-// slot is one buffered record with fixed-size room for the borrowed bytes,
-// so that AppendLog never allocates. It is a copy of the Badger store's
-// (store/logs.go): that one is tied to its segment writer, and sharing it
-// would mean exporting the ring's internals from package store.
-type slot struct {
-	time      int64
-	latencyUS uint64
-	keyID     string
-	entryID   string
-	code      string
-	hint      string
-	ip        netip.Addr
-	status    uint16
-	methodLen uint8
-	pathLen   uint16
-	method    [usagelog.MaxMethod]byte
-	path      [usagelog.MaxPath]byte
-}
-
-// logWriter is the ring (under a mutex held only to copy records in or
-// out) and the goroutine that writes batches of it with COPY.
+// logWriter is the ring, whose pending records are those taken from it
+// and not yet written, failed or dropped (the batch being written and the
+// spooled ones), and the goroutine that writes batches of it with COPY.
 type logWriter struct {
 	s *Store
 
-	mu       sync.Mutex
-	ring     []slot
-	head, n  int
-	notifyAt int
-	// pending counts records taken from the ring and not yet written,
-	// failed or dropped: the batch being written and the spooled ones.
-	pending int
-
-	notify   chan struct{}
+	ring     usagelog.Ring
 	flushReq chan chan error
+	// spoolMu guards the spool's counts that Spooled reads.
+	spoolMu sync.Mutex
 
-	dropped, written, writeErrors atomic.Uint64
-	partitions                    atomic.Int64
-	finalErr                      error
+	partitions atomic.Int64
+	finalErr   error
 
 	usedMu   sync.RWMutex
 	lastUsed map[string]int64
 
 	// Owned by the writer goroutine.
-	batch   []slot
+	batch   []usagelog.Slot
 	copyBuf []byte         // the batch in COPY's binary format
 	parts   map[int64]bool // days (Unix day numbers) with a partition
 	spool   *spool
@@ -81,10 +55,8 @@ type logWriter struct {
 
 func (w *logWriter) init(ctx context.Context, s *Store) error {
 	w.s = s
-	w.ring = make([]slot, s.opts.LogBuffer)
-	w.batch = make([]slot, 0, s.opts.BatchRecords)
-	w.notifyAt = max(1, min(s.opts.BatchRecords, s.opts.LogBuffer/2))
-	w.notify = make(chan struct{}, 1)
+	w.ring.Init(s.opts.LogBuffer, min(s.opts.BatchRecords, s.opts.LogBuffer/2))
+	w.batch = make([]usagelog.Slot, 0, s.opts.BatchRecords)
 	w.flushReq = make(chan chan error)
 	w.parts = make(map[int64]bool)
 	w.lastUsed = make(map[string]int64)
@@ -94,7 +66,7 @@ func (w *logWriter) init(ctx context.Context, s *Store) error {
 			return err
 		}
 		w.spool = sp
-		w.pending = sp.records
+		w.ring.AddPending(sp.records)
 	}
 	// Partitions and last-used times at start; an error here is not fatal
 	// (the writer retries), but Open just succeeded in connecting.
@@ -112,39 +84,7 @@ func (w *logWriter) closeSpool() {
 // does not allocate; when the ring is full (or the store is closed) the
 // record is dropped and counted in LogStats.Dropped. It copies e's
 // borrowed bytes and does not retain e. Safe for concurrent use.
-func (s *Store) AppendLog(e *usagelog.Entry) {
-	w := &s.logs
-	w.mu.Lock()
-	if w.n == len(w.ring) || s.closed.Load() {
-		w.dropped.Add(1)
-		w.mu.Unlock()
-		return
-	}
-	i := w.head + w.n
-	if i >= len(w.ring) {
-		i -= len(w.ring)
-	}
-	sl := &w.ring[i]
-	sl.time = clampTime(e.Time)
-	sl.latencyUS = uint64(max(e.Latency.Microseconds(), 0))
-	sl.keyID = e.KeyID
-	sl.entryID = e.EntryID
-	sl.code = e.Code
-	sl.hint = e.Hint
-	sl.ip = e.IP
-	sl.status = uint16(min(max(e.Status, 0), 0xffff))
-	sl.methodLen = uint8(copy(sl.method[:], e.Method))
-	sl.pathLen = uint16(copy(sl.path[:], e.Path))
-	w.n++
-	wake := w.n == w.notifyAt
-	w.mu.Unlock()
-	if wake {
-		select {
-		case w.notify <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) AppendLog(e *usagelog.Entry) { s.logs.ring.Append(e, clampTime(e.Time)) }
 
 // FlushLogs writes every buffered record now. It returns an error if some
 // could not be written: spooled for later (wrapping store.ErrUnavailable) or
@@ -168,24 +108,16 @@ func (s *Store) FlushLogs() error {
 // (queued + in segment + written + write errors + dropped = appended);
 // Segments is the number of day partitions. Safe for concurrent use.
 func (s *Store) LogStats() usagelog.Stats {
-	w := &s.logs
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return usagelog.Stats{
-		Queued:      w.n,
-		InSegment:   w.pending,
-		Dropped:     w.dropped.Load(),
-		Written:     w.written.Load(),
-		WriteErrors: w.writeErrors.Load(),
-		Segments:    int(w.partitions.Load()),
-	}
+	st := s.logs.ring.Stats()
+	st.Segments = int(s.logs.partitions.Load())
+	return st
 }
 
 // Spooled returns the number of records and bytes in the spool file.
 func (s *Store) Spooled() (records int, bytes int64) {
 	w := &s.logs
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.spoolMu.Lock()
+	defer w.spoolMu.Unlock()
 	if w.spool == nil {
 		return 0, 0
 	}
@@ -207,14 +139,6 @@ func (s *Store) LastUsed(keyID string) time.Time {
 	return time.Unix(0, t).UTC()
 }
 
-// settle moves n pending records to counter.
-func (w *logWriter) settle(n int, counter *atomic.Uint64) {
-	w.mu.Lock()
-	w.pending -= n
-	counter.Add(uint64(n))
-	w.mu.Unlock()
-}
-
 func (w *logWriter) run() {
 	defer w.s.wg.Done()
 	interval := w.s.opts.FlushInterval
@@ -231,7 +155,7 @@ func (w *logWriter) run() {
 			return
 		case ch := <-w.flushReq:
 			ch <- w.flush()
-		case <-w.notify:
+		case <-w.ring.Notify():
 			w.drain()
 		case now := <-tick.C:
 			w.drain()
@@ -265,22 +189,10 @@ func (w *logWriter) flush() error {
 // per call so that a saturating producer cannot starve Close.
 func (w *logWriter) drain() error {
 	var first error
-	for budget := len(w.ring); budget > 0; {
-		w.mu.Lock()
-		k := min(w.n, cap(w.batch), budget)
+	for budget := w.ring.Cap(); budget > 0; {
+		w.batch = w.batch[:0]
+		k, _ := w.ring.Take(min(cap(w.batch), budget), func(sl *usagelog.Slot) { w.batch = append(w.batch, *sl) })
 		budget -= k
-		w.batch = w.batch[:k]
-		for j := 0; j < k; j++ {
-			w.batch[j] = w.ring[w.head]
-			w.ring[w.head].keyID, w.ring[w.head].entryID, w.ring[w.head].code = "", "", ""
-			w.head++
-			if w.head == len(w.ring) {
-				w.head = 0
-			}
-		}
-		w.n -= k
-		w.pending += k
-		w.mu.Unlock()
 		if k == 0 {
 			break
 		}
@@ -307,7 +219,7 @@ func (w *logWriter) writeBatch() error {
 		}
 		cancel()
 		if err == nil {
-			w.settle(n, &w.written)
+			w.ring.Settle(n, 0, 0)
 			w.s.setUp(true, nil)
 			return nil
 		}
@@ -315,17 +227,14 @@ func (w *logWriter) writeBatch() error {
 			w.downUntil = time.Now().Add(time.Second)
 		}
 		if !unavailable(err) || w.spool == nil {
-			w.settle(n, &w.writeErrors)
+			w.ring.Settle(0, n, 0)
 			err = fmt.Errorf("store: write usage log: %w", w.s.wrap(err))
 			w.s.log.Error("store: usage-log records lost", "records", n, "err", err)
 			return err
 		}
 	}
 	kept, serr := w.spool.append(w.batch)
-	w.mu.Lock()
-	w.pending -= n - kept
-	w.dropped.Add(uint64(n - kept))
-	w.mu.Unlock()
+	w.ring.Settle(0, 0, n-kept)
 	if serr != nil {
 		w.s.log.Error("store: usage-log spool", "err", serr)
 	}
@@ -349,11 +258,10 @@ func (w *logWriter) replay() {
 		recs, err := sp.peek()
 		if err != nil {
 			w.s.log.Error("store: usage-log spool unreadable; its records are lost", "records", sp.records, "err", err)
-			w.mu.Lock()
-			w.pending -= sp.records
-			w.writeErrors.Add(uint64(sp.records))
-			w.mu.Unlock()
+			w.ring.Settle(0, sp.records, 0)
+			w.spoolMu.Lock()
 			sp.reset()
+			w.spoolMu.Unlock()
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -362,21 +270,19 @@ func (w *logWriter) replay() {
 		if err != nil {
 			if !unavailable(err) {
 				w.s.log.Error("store: usage-log spooled records lost", "records", len(recs), "err", err)
-				w.mu.Lock()
+				w.ring.Settle(0, len(recs), 0)
+				w.spoolMu.Lock()
 				sp.advance(len(recs))
-				w.pending -= len(recs)
-				w.writeErrors.Add(uint64(len(recs)))
-				w.mu.Unlock()
+				w.spoolMu.Unlock()
 				continue
 			}
 			w.downUntil = time.Now().Add(time.Second)
 			return
 		}
-		w.mu.Lock()
+		w.ring.Settle(len(recs), 0, 0)
+		w.spoolMu.Lock()
 		sp.advance(len(recs))
-		w.pending -= len(recs)
-		w.written.Add(uint64(len(recs)))
-		w.mu.Unlock()
+		w.spoolMu.Unlock()
 	}
 }
 
@@ -439,10 +345,10 @@ func (w *logWriter) ensurePartition(ctx context.Context, day int64) error {
 
 // copy writes recs with COPY and the keys' last-used times, in one
 // transaction.
-func (w *logWriter) copy(ctx context.Context, recs []slot) error {
+func (w *logWriter) copy(ctx context.Context, recs []usagelog.Slot) error {
 	var lastDay int64 = -1 << 62
 	for i := range recs {
-		if d := dayOf(recs[i].time); d != lastDay {
+		if d := dayOf(recs[i].Time); d != lastDay {
 			if err := w.ensurePartition(ctx, d); err != nil {
 				return err
 			}
@@ -451,8 +357,8 @@ func (w *logWriter) copy(ctx context.Context, recs []slot) error {
 	}
 	newest := make(map[string]int64)
 	for i := range recs {
-		if r := &recs[i]; r.keyID != "" && r.time > newest[r.keyID] {
-			newest[r.keyID] = r.time
+		if r := &recs[i]; r.KeyID != "" && r.Time > newest[r.KeyID] {
+			newest[r.KeyID] = r.Time
 		}
 	}
 	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
@@ -510,31 +416,31 @@ const copySQL = "COPY usage_log (time_ns, node, key_id, entry_id, ip, method, pa
 // which cost the writer about as much CPU as the server's inserts. Text
 // columns are sent as their bytes, as pgx does (the server checks their
 // encoding).
-func appendCopy(b []byte, recs []slot, node string) []byte {
+func appendCopy(b []byte, recs []usagelog.Slot, node string) []byte {
 	b = append(b, "PGCOPY\n\xff\r\n\x00"...)
 	b = binary.BigEndian.AppendUint32(b, 0) // flags
 	b = binary.BigEndian.AppendUint32(b, 0) // header extension length
 	for i := range recs {
 		r := &recs[i]
 		b = binary.BigEndian.AppendUint16(b, 11)
-		b = appendInt8(b, r.time)
+		b = appendInt8(b, r.Time)
 		b = appendBytes(b, node)
-		b = appendBytes(b, r.keyID)
-		b = appendBytes(b, r.entryID)
+		b = appendBytes(b, r.KeyID)
+		b = appendBytes(b, r.EntryID)
 		// ip: its text form, written in place after a length to fill in.
 		at := len(b)
 		b = append(b, 0, 0, 0, 0)
-		if r.ip.IsValid() {
-			b = r.ip.AppendTo(b)
+		if r.IP.IsValid() {
+			b = r.IP.AppendTo(b)
 		}
 		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
-		b = appendBytes(b, r.method[:r.methodLen])
-		b = appendBytes(b, r.path[:r.pathLen])
+		b = appendBytes(b, r.Method())
+		b = appendBytes(b, r.Path())
 		b = binary.BigEndian.AppendUint32(b, 4)
-		b = binary.BigEndian.AppendUint32(b, uint32(r.status))
-		b = appendBytes(b, r.code)
-		b = appendInt8(b, int64(r.latencyUS))
-		b = appendBytes(b, r.hint)
+		b = binary.BigEndian.AppendUint32(b, uint32(r.Status))
+		b = appendBytes(b, r.Code)
+		b = appendInt8(b, int64(r.LatencyUS))
+		b = appendBytes(b, r.Hint)
 	}
 	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1
 }
@@ -647,7 +553,7 @@ type spool struct {
 	records int   // records from off on
 	buf     []byte
 	frame   int64 // length of the frame peek returned
-	recs    []slot
+	recs    []usagelog.Slot
 }
 
 func openSpool(path string, max int64) (*spool, error) {
@@ -682,7 +588,7 @@ func openSpool(path string, max int64) (*spool, error) {
 
 // append adds as many of recs as fit under max as one frame and returns
 // how many it kept.
-func (sp *spool) append(recs []slot) (int, error) {
+func (sp *spool) append(recs []usagelog.Slot) (int, error) {
 	b := sp.buf[:0]
 	b = append(b, make([]byte, 8)...)
 	kept := 0
@@ -711,7 +617,7 @@ func (sp *spool) append(recs []slot) (int, error) {
 
 // peek reads the first unwritten frame; its slots are valid until the
 // next peek.
-func (sp *spool) peek() ([]slot, error) {
+func (sp *spool) peek() ([]usagelog.Slot, error) {
 	var hdr [8]byte
 	if _, err := sp.f.ReadAt(hdr[:], sp.off); err != nil {
 		return nil, err
@@ -724,7 +630,7 @@ func (sp *spool) peek() ([]slot, error) {
 	}
 	sp.recs = sp.recs[:0]
 	for len(body) > 0 {
-		var sl slot
+		var sl usagelog.Slot
 		var ok bool
 		if body, ok = readSlot(body, &sl); !ok {
 			return nil, errors.New("damaged frame")
@@ -752,30 +658,30 @@ func (sp *spool) reset() {
 	sp.size, sp.off, sp.records = 0, 0, 0
 }
 
-func appendSlot(b []byte, s *slot) []byte {
-	b = binary.AppendVarint(b, s.time)
-	b = binary.AppendUvarint(b, s.latencyUS)
-	for _, v := range [...]string{s.keyID, s.entryID, s.code, s.hint} {
+func appendSlot(b []byte, s *usagelog.Slot) []byte {
+	b = binary.AppendVarint(b, s.Time)
+	b = binary.AppendUvarint(b, s.LatencyUS)
+	for _, v := range [...]string{s.KeyID, s.EntryID, s.Code, s.Hint} {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
-	ip, _ := s.ip.MarshalBinary()
+	ip, _ := s.IP.MarshalBinary()
 	b = append(b, byte(len(ip)))
 	b = append(b, ip...)
-	b = binary.AppendUvarint(b, uint64(s.status))
-	b = append(b, s.methodLen)
-	b = append(b, s.method[:s.methodLen]...)
-	b = binary.AppendUvarint(b, uint64(s.pathLen))
-	return append(b, s.path[:s.pathLen]...)
+	b = binary.AppendUvarint(b, uint64(s.Status))
+	b = append(b, s.MethodLen)
+	b = append(b, s.Method()...)
+	b = binary.AppendUvarint(b, uint64(s.PathLen))
+	return append(b, s.Path()...)
 }
 
-func readSlot(b []byte, s *slot) ([]byte, bool) {
+func readSlot(b []byte, s *usagelog.Slot) ([]byte, bool) {
 	var n int
-	if s.time, n = binary.Varint(b); n <= 0 {
+	if s.Time, n = binary.Varint(b); n <= 0 {
 		return nil, false
 	}
 	b = b[n:]
-	if s.latencyUS, n = binary.Uvarint(b); n <= 0 {
+	if s.LatencyUS, n = binary.Uvarint(b); n <= 0 {
 		return nil, false
 	}
 	b = b[n:]
@@ -789,22 +695,22 @@ func readSlot(b []byte, s *slot) ([]byte, bool) {
 		return v, true
 	}
 	var ok bool
-	if s.keyID, ok = str(); !ok {
+	if s.KeyID, ok = str(); !ok {
 		return nil, false
 	}
-	if s.entryID, ok = str(); !ok {
+	if s.EntryID, ok = str(); !ok {
 		return nil, false
 	}
-	if s.code, ok = str(); !ok {
+	if s.Code, ok = str(); !ok {
 		return nil, false
 	}
-	if s.hint, ok = str(); !ok {
+	if s.Hint, ok = str(); !ok {
 		return nil, false
 	}
 	if len(b) < 1 || len(b) < 1+int(b[0]) {
 		return nil, false
 	}
-	if err := s.ip.UnmarshalBinary(b[1 : 1+int(b[0])]); err != nil {
+	if err := s.IP.UnmarshalBinary(b[1 : 1+int(b[0])]); err != nil {
 		return nil, false
 	}
 	b = b[1+int(b[0]):]
@@ -812,17 +718,17 @@ func readSlot(b []byte, s *slot) ([]byte, bool) {
 	if n <= 0 || st > 0xffff {
 		return nil, false
 	}
-	s.status = uint16(st)
+	s.Status = uint16(st)
 	b = b[n:]
-	if len(b) < 1 || int(b[0]) > len(s.method) || len(b) < 1+int(b[0]) {
+	if len(b) < 1 || int(b[0]) > len(s.MethodBuf) || len(b) < 1+int(b[0]) {
 		return nil, false
 	}
-	s.methodLen = uint8(copy(s.method[:], b[1:1+int(b[0])]))
+	s.MethodLen = uint8(copy(s.MethodBuf[:], b[1:1+int(b[0])]))
 	b = b[1+int(b[0]):]
 	pl, n := binary.Uvarint(b)
-	if n <= 0 || pl > uint64(len(s.path)) || uint64(len(b)-n) < pl {
+	if n <= 0 || pl > uint64(len(s.PathBuf)) || uint64(len(b)-n) < pl {
 		return nil, false
 	}
-	s.pathLen = uint16(copy(s.path[:], b[n:n+int(pl)]))
+	s.PathLen = uint16(copy(s.PathBuf[:], b[n:n+int(pl)]))
 	return b[n+int(pl):], true
 }

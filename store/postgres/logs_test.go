@@ -363,7 +363,7 @@ func measure(t *testing.T, s *Store) {
 	// In chunks that fit the ring, each flushed: the rate is COPY's.
 	start := time.Now()
 	for i := 0; i < n; {
-		for j := 0; j < len(s.logs.ring)-1000 && i < n; j, i = j+1, i+1 {
+		for j := 0; j < s.logs.ring.Cap()-1000 && i < n; j, i = j+1, i+1 {
 			e := entries[i%len(entries)]
 			e.Time = base.Add(time.Duration(i) * 3 * time.Microsecond)
 			s.AppendLog(&e)
@@ -468,14 +468,10 @@ func TestZeroTimeRecord(t *testing.T) {
 // reused buffer allocates nothing (pgx's CopyFrom boxed 11 values a row).
 func TestAppendCopyNoAllocs(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	recs := make([]slot, 64)
+	recs := make([]usagelog.Slot, 64)
 	for i := range recs {
 		e := randEntry(r, time.Now(), i)
-		sl := &recs[i]
-		sl.time, sl.keyID, sl.entryID, sl.code, sl.hint, sl.ip = e.Time.UnixNano(), e.KeyID, e.EntryID, e.Code, e.Hint, e.IP
-		sl.status = uint16(e.Status)
-		sl.methodLen = uint8(copy(sl.method[:], e.Method))
-		sl.pathLen = uint16(copy(sl.path[:], e.Path))
+		recs[i].Fill(&e, e.Time.UnixNano())
 	}
 	buf := appendCopy(nil, recs, "node-a")
 	allocs := testing.AllocsPerRun(20, func() { buf = appendCopy(buf[:0], recs, "node-a") })

@@ -449,9 +449,8 @@ func unavailable(err error) bool {
 // writer and closes the pool. Calls after the first return its result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.logs.mu.Lock()
+		s.logs.ring.Close()
 		s.closed.Store(true)
-		s.logs.mu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
 		s.closeErr = s.logs.finalErr
