@@ -152,5 +152,12 @@ type LoadResult struct {
 	// ClientCPU is the generator's CPU time during the measured window,
 	// as a fraction of the window (1.0 = one core busy).
 	ClientCPU float64 `json:"client_cpu"`
+	// ServerCPUus is the CPU time the server process (-pid) got during
+	// the measured window per request answered in it, in microseconds:
+	// the sum over its threads of /proc/<pid>/task/*/schedstat, which
+	// counts nanoseconds on a CPU. 0 without -pid.
+	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
+	// ServerCPU is the same time as a fraction of the window.
+	ServerCPU float64 `json:"server_cpu,omitempty"`
 	FirstErr  string  `json:"first_error,omitempty"`
 }

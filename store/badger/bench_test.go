@@ -150,7 +150,7 @@ func BenchmarkCompression(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		body = seg.encodeBody(body[:0])
-		out = compress(out[:0], body)
+		out = compress(out[:0], body, nil)
 	}
 	b.ReportMetric(float64(csvLen)/float64(len(out)), "x_vs_csv")
 	b.ReportMetric(float64(len(body))/float64(len(out)), "x_vs_columns")

@@ -34,7 +34,7 @@ func TestSegmentRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, n := range []int{0, 1, 2, 100, 4096} {
 		g, body := segmentOf(r, n)
-		v := compress(nil, body)
+		v := compress(nil, body, nil)
 		var d segment
 		var buf []byte
 		require.NoError(t, decodeSegment(&d, &buf, v))
@@ -59,7 +59,7 @@ func FuzzDecodeSegment(f *testing.F) {
 	for _, n := range []int{0, 1, 3, 20} {
 		_, body := segmentOf(r, n)
 		f.Add(body)
-		f.Add(compress(nil, body))
+		f.Add(compress(nil, body, nil))
 	}
 	f.Add([]byte{})
 	f.Add([]byte{segmentVersion})

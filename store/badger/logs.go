@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,12 +255,18 @@ func (w *logWriter) drain() {
 	segMax := w.s.opts.SegmentRecords
 	// At most one buffer's worth per call, so that a saturating producer
 	// cannot keep the writer from Close and FlushLogs.
+	sinceYield := 0
 	for budget := w.ring.Cap(); budget > 0; {
+		if sinceYield >= yieldRecords {
+			sinceYield = 0
+			w.yield()
+		}
 		if w.cur.n == 0 {
 			w.curStart = time.Now()
 		}
 		k, left := w.ring.Take(min(chunk, segMax-w.cur.n, budget), w.cur.add)
 		budget -= k
+		sinceYield += k
 		if w.cur.n >= segMax {
 			w.seal()
 		}
@@ -282,30 +289,96 @@ func (w *logWriter) seal() {
 	w.cur.reset()
 }
 
-// write stores g as segment id, with its index and the last-used times of
-// its keys, in one transaction. Write errors are logged and counted.
+// write stores g as segment id with its index in one transaction, then
+// the last-used times of its keys in transactions of usedBatch keys (see
+// yield). Write errors are logged and counted. A crash between the two
+// leaves the stored last-used times of the segment's keys behind its
+// records; LastUsed in the running process is never behind, as it reads
+// what publishLastUsed published.
 func (w *logWriter) write(g *segment, id uint64) {
 	val, idx := w.encode(g)
 	newer := w.newerLastUsed(g)
-	err := w.s.checkSpace()
-	if err == nil {
-		w.s.dropMu.Lock()
-		err = w.s.db.Update(func(txn *badger.Txn) error { return w.put(txn, g, id, val, idx, newer) })
-		w.s.dropMu.Unlock()
-	}
+	err := w.update(func(txn *badger.Txn) error {
+		if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
+			return err
+		}
+		return txn.Set(seqKey(prefixIndex, id), idx)
+	})
 	if err != nil {
 		w.failed(g.n, err)
 		return
 	}
 	w.ring.Settle(g.n, 0, 0)
 	w.segments.Add(1)
+	keys := g.dicts[dictKey].vals
+	for rest := newer; len(rest) > 0; {
+		w.yield()
+		batch := rest[:min(len(rest), usedBatch)]
+		rest = rest[len(batch):]
+		err := w.update(func(txn *badger.Txn) error {
+			for _, i := range batch {
+				v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
+				if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// The records are written; only their keys' stored times
+			// lag (until the keys' next records).
+			w.s.log.Warn("store: writing last-used times", "keys", len(batch), "err", err)
+			if w.lastErr == nil {
+				w.lastErr = fmt.Errorf("store: write last-used times: %w", err)
+			}
+			break
+		}
+	}
 	w.publishLastUsed(g, newer)
+}
+
+// update runs fn in a Badger transaction, once the free space allows,
+// excluding the retention's prefix drops.
+func (w *logWriter) update(fn func(txn *badger.Txn) error) error {
+	if err := w.s.checkSpace(); err != nil {
+		return err
+	}
+	w.s.dropMu.Lock()
+	defer w.s.dropMu.Unlock()
+	return w.s.db.Update(fn)
+}
+
+// The writer's work between two yields: records moved into the segment
+// (~0.1 ms), keys per last-used transaction, and the compressor's block
+// (segmentBlock).
+const (
+	yieldRecords = 512
+	usedBatch    = 256
+	// yieldPause is how long yield sleeps.
+	yieldPause = 20 * time.Microsecond
+)
+
+// yield lets the check path run between slices of the writer's work on a
+// process with one P (GOMAXPROCS=1): nothing else runs while the writer
+// computes there, and a segment's work in one piece (records into
+// columns, zstd, the Badger write) held that P for milliseconds, every
+// check waiting behind it. runtime.Gosched would not do: the scheduler
+// takes the writer back from the global run queue before it polls the
+// network, so the waiting connections would stay unread. A short sleep
+// parks the writer, so the scheduler polls the network and runs the
+// checks that arrived first. With more Ps the other Ps serve checks
+// meanwhile, and yield does nothing.
+func (w *logWriter) yield() {
+	if runtime.GOMAXPROCS(0) == 1 {
+		time.Sleep(yieldPause)
+	}
 }
 
 // encode returns g's compressed body and its index.
 func (w *logWriter) encode(g *segment) (val, idx []byte) {
 	w.body = g.encodeBody(w.body[:0])
-	return compress(make([]byte, 0, len(w.body)/6+64), w.body), g.encodeIndex(nil)
+	w.yield()
+	return compress(make([]byte, 0, len(w.body)/6+64), w.body, w.yield), g.encodeIndex(nil)
 }
 
 // newerLastUsed sets w.keyMax to the newest time of each of g's keys and
@@ -334,24 +407,6 @@ func (w *logWriter) newerLastUsed(g *segment) []int {
 		}
 	}
 	return newer
-}
-
-// put sets segment id, its index and the newer last-used times in txn.
-func (w *logWriter) put(txn *badger.Txn, g *segment, id uint64, val, idx []byte, newer []int) error {
-	if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
-		return err
-	}
-	if err := txn.Set(seqKey(prefixIndex, id), idx); err != nil {
-		return err
-	}
-	keys := g.dicts[dictKey].vals
-	for _, i := range newer {
-		v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
-		if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // failed counts n records as write errors, logs err and keeps it for the

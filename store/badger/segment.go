@@ -413,14 +413,27 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
+// segmentBlock is the size of the zstd blocks (and window) of a segment
+// body. A body is compressed one block at a time, so that the writer can
+// let checks run between blocks (see logWriter.yield): a 4,096-record
+// body (~170 KB) is about 11 blocks of ~0.1 ms each instead of one call
+// of 1.5 ms or more. Blocks this small also compress better here (each
+// block's entropy tables fit its columns): 8.5x against CSV at
+// SpeedDefault vs 8.2x for one SpeedBetterCompression frame, for ~0.8x
+// its CPU. Old segments (one frame, any window) decode as before.
+const segmentBlock = 16 << 10
+
 var (
-	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+	// zstdEncoders are streaming encoders (not safe for concurrent use):
+	// the writer uses one at a time, tests and benchmarks theirs.
+	zstdEncoders = sync.Pool{New: func() any {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+			zstd.WithWindowSize(segmentBlock))
 		if err != nil {
 			panic(err)
 		}
 		return e
-	})
+	}}
 	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSegmentBody))
 		if err != nil {
@@ -430,10 +443,31 @@ var (
 	})
 )
 
-// compress appends the stored form of body to dst.
-func compress(dst, body []byte) []byte {
-	dst = append(dst, segmentVersion)
-	return zstdEncoder().EncodeAll(body, dst)
+// appendWriter is an io.Writer that appends to b.
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// compress appends the stored form of body to dst: one zstd frame of
+// segmentBlock-sized blocks. yield, if not nil, is called between blocks.
+func compress(dst, body []byte, yield func()) []byte {
+	e := zstdEncoders.Get().(*zstd.Encoder)
+	defer zstdEncoders.Put(e)
+	out := &appendWriter{append(dst, segmentVersion)}
+	e.ResetContentSize(out, int64(len(body)))
+	for len(body) > 0 {
+		n := min(len(body), segmentBlock)
+		e.Write(body[:n]) // a full block is encoded now; appendWriter never fails
+		if body = body[n:]; len(body) > 0 && yield != nil {
+			yield()
+		}
+	}
+	e.Close()
+	e.Reset(nil)
+	return out.b
 }
 
 // decompress appends the body of the stored segment v to dst.

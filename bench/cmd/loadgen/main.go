@@ -17,6 +17,11 @@
 // X-Forwarded-For: the server must trust 127.0.0.1), opa (POST
 // /v1/data/keygate/decision, {"input":{...}}, answer in the body).
 //
+// -pid PID also reads the server's CPU time (every thread's schedstat,
+// nanoseconds on a CPU) at both ends of the measured window and reports
+// it per request answered in the window: a cost per request that does not
+// depend on how much of its core a shared machine left the server.
+//
 // The client is a minimal HTTP/1.1 writer and reader over net.Conn with
 // every request serialised up front, so that as little as possible of
 // the generator's core goes to the generator.
@@ -58,6 +63,7 @@ func main() {
 		dur    = flag.Duration("d", 5*time.Second, "measured duration")
 		warm   = flag.Duration("warmup", time.Second, "warm-up before measuring")
 		maxReq = flag.Int("n", 5_000_000, "stop measuring after this many requests")
+		pid    = flag.Int("pid", 0, "server process whose CPU time per request to report (0: none)")
 		rate   = flag.Float64("rate", 0, "total requests/s on a fixed schedule, latency counted from each request's scheduled time (0: closed loop, as fast as answers come)")
 	)
 	flag.Parse()
@@ -79,7 +85,7 @@ func main() {
 	if !*verify {
 		verifyAnswer = func(string, int, []byte) int { return -1 }
 	}
-	res := run(*addr, *kind, reqs, *conns, *warm, *dur, *maxReq, *rate)
+	res := run(*addr, *kind, reqs, *conns, *warm, *dur, *maxReq, *rate, *pid)
 	json.NewEncoder(os.Stdout).Encode(res)
 	if res.Errors > 0 || res.Wrong > 0 {
 		os.Exit(1)
@@ -119,7 +125,7 @@ type worker struct {
 	err    error
 }
 
-func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, maxReq int, rate float64) bench.LoadResult {
+func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, maxReq int, rate float64, pid int) bench.LoadResult {
 	start := time.Now()
 	measureFrom, measureTo := start.Add(warm), start.Add(warm+dur)
 	ws := make([]worker, conns)
@@ -133,13 +139,13 @@ func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, 
 		})
 	}
 	time.Sleep(time.Until(measureFrom))
-	cpu0 := cpuTime()
+	cpu0, srv0 := cpuTime(), serverCPU(pid)
 	wg.Wait()
 	end := time.Now()
 	if end.After(measureTo) {
 		end = measureTo
 	}
-	cpu1 := cpuTime()
+	cpu1, srv1 := cpuTime(), serverCPU(pid)
 
 	var lat []int64
 	res := bench.LoadResult{Kind: kind, Conns: conns}
@@ -157,6 +163,10 @@ func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, 
 	res.Requests = len(lat)
 	res.RPS = float64(len(lat)) / window
 	res.ClientCPU = (cpu1 - cpu0).Seconds() / window
+	if pid > 0 && len(lat) > 0 {
+		res.ServerCPU = (srv1 - srv0).Seconds() / window
+		res.ServerCPUus = float64(srv1-srv0) / 1e3 / float64(len(lat))
+	}
 	if len(lat) > 0 {
 		q := func(f float64) float64 { return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))]) / 1e3 }
 		res.P50us, res.P99us, res.P999us, res.MaxUs = q(0.5), q(0.99), q(0.999), float64(lat[len(lat)-1])/1e3
@@ -303,4 +313,29 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is the CPU time of every thread of process pid so far (0 for
+// pid 0): the first field of /proc/<pid>/task/<tid>/schedstat, in
+// nanoseconds, summed.
+func serverCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		fatalf("server CPU: %v", err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread has exited
+		}
+		f, _, _ := strings.Cut(string(b), " ")
+		ns, _ := strconv.ParseInt(f, 10, 64)
+		sum += time.Duration(ns)
+	}
+	return sum
 }
