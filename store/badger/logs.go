@@ -26,8 +26,10 @@ type logWriter struct {
 	segments atomic.Int64
 	finalErr error
 
-	usedMu   sync.RWMutex
-	lastUsed map[string]int64
+	usedMu sync.RWMutex
+	// lastUsed holds per key the newest written record's time (last)
+	// and the time last stored for it (saved, see saveLastUsed).
+	lastUsed map[string]usedTimes
 	// usedLoaded is set once loadLastUsed has read the stored times.
 	usedLoaded atomic.Bool
 
@@ -38,18 +40,31 @@ type logWriter struct {
 	body     []byte
 	lastErr  error
 	keyMax   []int64
+	// unsaved holds the last-used times not stored yet (see
+	// saveLastUsed), toSave those to store now.
+	unsaved map[string]int64
+	toSave  []usedTime
+}
+
+type usedTimes struct{ last, saved int64 }
+
+// usedTime is a key's last-used time to store.
+type usedTime struct {
+	key string
+	t   int64
 }
 
 func (w *logWriter) init(s *Store) {
 	w.s = s
 	w.ring.Init(s.opts.LogBuffer, min(s.opts.SegmentRecords, s.opts.LogBuffer/2))
 	w.flushReq = make(chan chan error)
+	w.unsaved = make(map[string]int64)
 }
 
 // load reads the segment counters at Open (the last-used times follow,
 // in loadLastUsed).
 func (w *logWriter) load(txn *badger.Txn) error {
-	w.lastUsed = make(map[string]int64)
+	w.lastUsed = make(map[string]usedTimes)
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = prefixIndex
@@ -92,8 +107,8 @@ func (w *logWriter) loadLastUsed() {
 	publish := func() {
 		w.usedMu.Lock()
 		for i, id := range ids {
-			if t, ok := w.lastUsed[id]; !ok || times[i] > t {
-				w.lastUsed[id] = times[i]
+			if u, ok := w.lastUsed[id]; !ok || times[i] > u.last {
+				w.lastUsed[id] = usedTimes{times[i], times[i]}
 			}
 		}
 		w.usedMu.Unlock()
@@ -187,7 +202,8 @@ func (s *Store) LogStats() usagelog.Stats {
 func (s *Store) LastUsed(keyID string) time.Time {
 	w := &s.logs
 	w.usedMu.RLock()
-	t, ok := w.lastUsed[keyID]
+	u, ok := w.lastUsed[keyID]
+	t := u.last
 	w.usedMu.RUnlock()
 	if !w.usedLoaded.Load() && !s.closed.Load() {
 		if st := w.storedLastUsed(keyID); st > t {
@@ -243,6 +259,7 @@ func (w *logWriter) flush() error {
 	if w.cur.n > 0 {
 		w.seal()
 	}
+	w.saveLastUsed(true)
 	err := w.lastErr
 	w.lastErr = nil
 	return err
@@ -290,11 +307,8 @@ func (w *logWriter) seal() {
 }
 
 // write stores g as segment id with its index in one transaction, then
-// the last-used times of its keys in transactions of usedBatch keys (see
-// yield). Write errors are logged and counted. A crash between the two
-// leaves the stored last-used times of the segment's keys behind its
-// records; LastUsed in the running process is never behind, as it reads
-// what publishLastUsed published.
+// the last-used times of its keys that are due (see saveLastUsed). Write
+// errors are logged and counted.
 func (w *logWriter) write(g *segment, id uint64) {
 	val, idx := w.encode(g)
 	newer := w.newerLastUsed(g)
@@ -310,31 +324,66 @@ func (w *logWriter) write(g *segment, id uint64) {
 	}
 	w.ring.Settle(g.n, 0, 0)
 	w.segments.Add(1)
-	keys := g.dicts[dictKey].vals
-	for rest := newer; len(rest) > 0; {
+	w.publishLastUsed(g, newer)
+	w.saveLastUsed(false)
+}
+
+// saveLastUsed stores the last-used times in w.toSave, or with all every
+// one not stored yet (FlushLogs, Close), in transactions of usedBatch
+// keys. A key's time is due when it was never stored or is a full
+// FlushInterval newer than the one stored (publishLastUsed): a busy key's
+// time is then stored about once per FlushInterval instead of with every
+// segment it is in (1,000 keys in every 4,096 records: one Badger write
+// per key per segment was the usage log's largest cost per check after
+// zstd). LastUsed in the running process is exact all along; what a crash
+// can leave on disk is a time up to FlushInterval older than the key's
+// newest written record, as a crash loses up to FlushInterval of buffered
+// records too.
+func (w *logWriter) saveLastUsed(all bool) {
+	if all {
+		w.toSave = w.toSave[:0]
+		for k, t := range w.unsaved {
+			w.toSave = append(w.toSave, usedTime{k, t})
+		}
+	}
+	for rest := w.toSave; len(rest) > 0; {
 		w.yield()
 		batch := rest[:min(len(rest), usedBatch)]
 		rest = rest[len(batch):]
 		err := w.update(func(txn *badger.Txn) error {
-			for _, i := range batch {
-				v := binary.BigEndian.AppendUint64(nil, uint64(w.keyMax[i]))
-				if err := txn.Set(keyOf(prefixUsed, string(keys[i])), v); err != nil {
+			for _, u := range batch {
+				if err := txn.Set(keyOf(prefixUsed, u.key), binary.BigEndian.AppendUint64(nil, uint64(u.t))); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			// The records are written; only their keys' stored times
-			// lag (until the keys' next records).
-			w.s.log.Warn("store: writing last-used times", "keys", len(batch), "err", err)
+			// The records are written; only the stored times lag, and
+			// the next FlushLogs or Close tries again.
+			for _, u := range rest {
+				w.unsaved[u.key] = max(w.unsaved[u.key], u.t)
+			}
+			for _, u := range batch {
+				w.unsaved[u.key] = max(w.unsaved[u.key], u.t)
+			}
+			w.s.log.Warn("store: writing last-used times", "keys", len(batch)+len(rest), "err", err)
 			if w.lastErr == nil {
 				w.lastErr = fmt.Errorf("store: write last-used times: %w", err)
 			}
-			break
+			return
 		}
+		w.usedMu.Lock()
+		for _, u := range batch {
+			e := w.lastUsed[u.key]
+			e.saved = max(e.saved, u.t)
+			w.lastUsed[u.key] = e
+			if w.unsaved[u.key] <= u.t {
+				delete(w.unsaved, u.key)
+			}
+		}
+		w.usedMu.Unlock()
 	}
-	w.publishLastUsed(g, newer)
 }
 
 // update runs fn in a Badger transaction, once the free space allows,
@@ -402,7 +451,7 @@ func (w *logWriter) newerLastUsed(g *segment) []int {
 		if len(k) == 0 {
 			continue
 		}
-		if t, ok := w.lastUsed[string(k)]; !ok || w.keyMax[i] > t {
+		if u, ok := w.lastUsed[string(k)]; !ok || w.keyMax[i] > u.last {
 			newer = append(newer, i)
 		}
 	}
@@ -421,15 +470,26 @@ func (w *logWriter) failed(n int, err error) {
 }
 
 // publishLastUsed makes the newer last-used times of g's keys, now
-// written, visible to LastUsed.
+// written, visible to LastUsed, and sets w.toSave to those due to be
+// stored now, adding the others to w.unsaved (see saveLastUsed).
 func (w *logWriter) publishLastUsed(g *segment, newer []int) {
+	w.toSave = w.toSave[:0]
 	if len(newer) == 0 {
 		return
 	}
+	every := int64(w.s.opts.FlushInterval)
 	keys := g.dicts[dictKey].vals
 	w.usedMu.Lock()
 	defer w.usedMu.Unlock()
 	for _, i := range newer {
-		w.lastUsed[string(keys[i])] = w.keyMax[i]
+		k, t := string(keys[i]), w.keyMax[i]
+		u := w.lastUsed[k]
+		u.last = t
+		w.lastUsed[k] = u
+		if u.saved == 0 || t-u.saved >= every {
+			w.toSave = append(w.toSave, usedTime{k, t})
+		} else {
+			w.unsaved[k] = t
+		}
 	}
 }

@@ -95,3 +95,33 @@ func TestWriterKeepsDraining(t *testing.T) {
 	require.NoError(t, s.FlushLogs())
 	assert.Equal(t, uint64(50_000), s.LogStats().Written)
 }
+
+// TestLastUsedStoredOncePerInterval checks how last-used times reach the
+// disk: a key's time is stored when first seen, then not again with every
+// segment until it is FlushInterval newer, while LastUsed stays exact;
+// FlushLogs stores the rest, and a reopened store reads them.
+func TestLastUsedStoredOncePerInterval(t *testing.T) {
+	dir := t.TempDir()
+	opts := DefaultOptions(dir).WithSegmentRecords(16).WithFlushInterval(time.Hour)
+	s, err := Open(opts)
+	require.NoError(t, err)
+	base := time.Now().Add(-time.Minute)
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
+	const n = 16 * 10
+	for i := range n {
+		s.AppendLog(&usagelog.Entry{Time: at(i), KeyID: "key_busy", Method: []byte("GET"), Status: 200})
+	}
+	// Full segments are written without a flush.
+	require.Eventually(t, func() bool { return s.LogStats().Written == n }, 10*time.Second, 5*time.Millisecond)
+	assert.True(t, s.LastUsed("key_busy").Equal(at(n-1)), "LastUsed is exact: %v", s.LastUsed("key_busy"))
+	assert.Equal(t, at(15).UnixNano(), s.logs.storedLastUsed("key_busy"), "stored with the first segment only")
+
+	require.NoError(t, s.FlushLogs())
+	assert.Equal(t, at(n-1).UnixNano(), s.logs.storedLastUsed("key_busy"), "FlushLogs stores the rest")
+	require.NoError(t, s.Close())
+
+	s, err = Open(opts)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.True(t, s.LastUsed("key_busy").Equal(at(n-1)), "after reopening: %v", s.LastUsed("key_busy"))
+}
