@@ -245,8 +245,12 @@ func appendHeaderValue(b []byte, s string) []byte {
 // appendJSONString appends s as a JSON string literal.
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
+	i := 0
+	for i < len(s) && jsonPlain[s[i]] {
+		i++
+	}
+	b = append(append(b, '"'), s[:i]...)
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

@@ -149,8 +149,14 @@ func hasLiteral(b []byte, i int, lit string) bool {
 // read position is safe. Invalid UTF-8 is refused; an escaped lone
 // surrogate becomes U+FFFD, as encoding/json does.
 func unescapeString(b []byte, start int) ([]byte, int, bool) {
-	w := start
+	// Printable ASCII without quote or backslash decodes to itself: skip
+	// it without writing (for a key, an address, a method or a path, that
+	// is usually the whole string).
 	r := start
+	for r < len(b) && jsonPlain[b[r]] {
+		r++
+	}
+	w := r
 	for r < len(b) {
 		c := b[r]
 		switch {
@@ -217,6 +223,16 @@ func unescapeString(b []byte, start int) ([]byte, int, bool) {
 	}
 	return nil, 0, false
 }
+
+// jsonPlain is true for the bytes that stand for themselves in a JSON
+// string, inside and out: printable ASCII (and DEL) but the quote and the
+// backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hex4(b []byte, i int) (uint16, bool) {
 	if i+4 > len(b) {
