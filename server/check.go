@@ -169,7 +169,7 @@ func (s *Server) writeBadCheck(ctx *fasthttp.RequestCtx, sc *scratch, start time
 // one clock read taken before the decision, is also the record's time: a
 // check reads the clock twice in all.
 func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outcome, ip netip.Addr, method, path []byte, status int) {
-	lat := s.cfg.Now().Sub(start)
+	lat := s.since(start)
 	s.metrics.observeDecision(o, lat)
 	code := res.Decision.Code()
 	if o == oBadRequest {

@@ -29,7 +29,7 @@ type logWriter struct {
 	usedMu sync.RWMutex
 	// lastUsed holds per key the newest written record's time (last)
 	// and the time last stored for it (saved, see saveLastUsed).
-	lastUsed map[string]usedTimes
+	lastUsed map[string]*usedTimes
 	// usedLoaded is set once loadLastUsed has read the stored times.
 	usedLoaded atomic.Bool
 
@@ -46,7 +46,12 @@ type logWriter struct {
 	toSave  []usedTime
 }
 
-type usedTimes struct{ last, saved int64 }
+// usedTimes is a key's entry in lastUsed, by pointer so that the writer
+// updates it without allocating the key again.
+type usedTimes struct {
+	key         string
+	last, saved int64
+}
 
 // usedTime is a key's last-used time to store.
 type usedTime struct {
@@ -64,7 +69,7 @@ func (w *logWriter) init(s *Store) {
 // load reads the segment counters at Open (the last-used times follow,
 // in loadLastUsed).
 func (w *logWriter) load(txn *badger.Txn) error {
-	w.lastUsed = make(map[string]usedTimes)
+	w.lastUsed = make(map[string]*usedTimes)
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = prefixIndex
@@ -107,8 +112,10 @@ func (w *logWriter) loadLastUsed() {
 	publish := func() {
 		w.usedMu.Lock()
 		for i, id := range ids {
-			if u, ok := w.lastUsed[id]; !ok || times[i] > u.last {
-				w.lastUsed[id] = usedTimes{times[i], times[i]}
+			if u, ok := w.lastUsed[id]; !ok {
+				w.lastUsed[id] = &usedTimes{key: id, last: times[i], saved: times[i]}
+			} else if times[i] > u.last {
+				u.last, u.saved = times[i], times[i]
 			}
 		}
 		w.usedMu.Unlock()
@@ -202,8 +209,11 @@ func (s *Store) LogStats() usagelog.Stats {
 func (s *Store) LastUsed(keyID string) time.Time {
 	w := &s.logs
 	w.usedMu.RLock()
+	var t int64
 	u, ok := w.lastUsed[keyID]
-	t := u.last
+	if ok {
+		t = u.last
+	}
 	w.usedMu.RUnlock()
 	if !w.usedLoaded.Load() && !s.closed.Load() {
 		if st := w.storedLastUsed(keyID); st > t {
@@ -377,7 +387,6 @@ func (w *logWriter) saveLastUsed(all bool) {
 		for _, u := range batch {
 			e := w.lastUsed[u.key]
 			e.saved = max(e.saved, u.t)
-			w.lastUsed[u.key] = e
 			if w.unsaved[u.key] <= u.t {
 				delete(w.unsaved, u.key)
 			}
@@ -482,14 +491,17 @@ func (w *logWriter) publishLastUsed(g *segment, newer []int) {
 	w.usedMu.Lock()
 	defer w.usedMu.Unlock()
 	for _, i := range newer {
-		k, t := string(keys[i]), w.keyMax[i]
-		u := w.lastUsed[k]
+		t := w.keyMax[i]
+		u := w.lastUsed[string(keys[i])]
+		if u == nil {
+			u = &usedTimes{key: string(keys[i])}
+			w.lastUsed[u.key] = u
+		}
 		u.last = t
-		w.lastUsed[k] = u
 		if u.saved == 0 || t-u.saved >= every {
-			w.toSave = append(w.toSave, usedTime{k, t})
+			w.toSave = append(w.toSave, usedTime{u.key, t})
 		} else {
-			w.unsaved[k] = t
+			w.unsaved[u.key] = t
 		}
 	}
 }
