@@ -143,10 +143,11 @@ func measurePair(t *testing.T, bins map[string]string, fl, p *proc, server, kind
 	}
 	f := measure(t, bins, fl, "no-op floor", kind, probes, append([]string{"-verify=false"}, extra...)...)
 	r := measure(t, bins, p, server, kind, probes, extra...)
-	r.floor = f.res.RPS
-	f.floor = f.res.RPS
-	logf(t, "  %s %s over %s: %.2f of the no-op floor's req/s (%.0f vs %.0f), p99 %.0f vs %.0f µs",
-		server, r.endpoint, r.transport, r.res.RPS/f.res.RPS, r.res.RPS, f.res.RPS, r.res.P99us, f.res.P99us)
+	r.floor, r.floorCPUus = f.res.RPS, f.res.ServerCPUus
+	f.floor, f.floorCPUus = f.res.RPS, f.res.ServerCPUus
+	logf(t, "  %s %s over %s: %.2f of the no-op floor's req/s (%.0f vs %.0f), %.2f of its work per CPU-µs (%.2f vs %.2f CPU-µs per request), p99 %.0f vs %.0f µs",
+		server, r.endpoint, r.transport, r.res.RPS/f.res.RPS, r.res.RPS, f.res.RPS,
+		f.res.ServerCPUus/r.res.ServerCPUus, r.res.ServerCPUus, f.res.ServerCPUus, r.res.P99us, f.res.P99us)
 	return []row{f, r}
 }
 
@@ -174,26 +175,20 @@ type row struct {
 	res              LoadResult
 	serverCPU        float64 // fraction of one core during the window
 	floor            float64 // the no-op floor's req/s measured just before, same transport (0: none)
+	floorCPUus       float64 // and its server CPU-µs per request
 	load             string
-}
-
-func (r row) perCore() float64 {
-	if r.serverCPU == 0 {
-		return 0
-	}
-	return r.res.RPS / r.serverCPU
 }
 
 func measure(t *testing.T, bins map[string]string, p *proc, server, kind, probes string, extra ...string) row {
 	t.Helper()
 	load := loadavg()
 	cpu0 := p.cpu(t)
-	res := loadgen(t, bins, p.checkAddr(), kind, probes, extra...)
+	res := loadgen(t, bins, p.checkAddr(), kind, probes, append(extra, "-pid", strconv.Itoa(p.cmd.Process.Pid))...)
 	cpu1 := p.cpu(t)
 	r := row{server: server, endpoint: endpointOf(kind), transport: transportOf(p.checkAddr()), res: res, load: load}
 	r.serverCPU = (cpu1 - cpu0).Seconds() / (res.Seconds + loadWarm.Seconds())
-	logf(t, "%-11s %-4s %-28s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  max %6.0f µs  n=%d errors=%d wrong=%d  server CPU %.2f core  client CPU %.2f core  [load %s]",
-		server, r.transport, r.endpoint, res.RPS, res.P50us, res.P99us, res.P999us, res.MaxUs, res.Requests, res.Errors, res.Wrong, r.serverCPU, res.ClientCPU, load)
+	logf(t, "%-11s %-4s %-28s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  max %6.0f µs  n=%d errors=%d wrong=%d  server CPU %.2f core, %.2f µs per request  client CPU %.2f core  [load %s]",
+		server, r.transport, r.endpoint, res.RPS, res.P50us, res.P99us, res.P999us, res.MaxUs, res.Requests, res.Errors, res.Wrong, r.serverCPU, res.ServerCPUus, res.ClientCPU, load)
 	return r
 }
 
@@ -231,7 +226,7 @@ func loadgen(t *testing.T, bins map[string]string, addr, kind, probes string, ex
 // /v1/check over TCP (the first keygate row) against it.
 func summary(t *testing.T, rows []row) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| server | transport | endpoint | req/s | of the no-op floor (req/s) | p50 µs | p99 µs | p99.9 µs | server CPU (cores) | req per server CPU-s | keygate /v1/check (TCP) is | load avg |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	fmt.Fprintf(&b, "\n| server | transport | endpoint | req/s | of the no-op floor (req/s) | p50 µs | p99 µs | p99.9 µs | server CPU (cores) | server CPU-µs per request | of the no-op floor (per CPU-µs) | keygate /v1/check (TCP) is | load avg |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	var base row
 	for _, r := range rows {
 		if r.server == "keygate" {
@@ -240,9 +235,9 @@ func summary(t *testing.T, rows []row) {
 		}
 	}
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.2f | %.0f | %.0f | %.0f | %.2f | %.0f | %.1fx (req/s), %.1fx (per CPU-s) | %s |\n",
-			r.server, r.transport, r.endpoint, r.res.RPS, r.res.RPS/r.floor, r.res.P50us, r.res.P99us, r.res.P999us, r.serverCPU, r.perCore(),
-			base.res.RPS/r.res.RPS, base.perCore()/r.perCore(), r.load)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.2f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.1fx (req/s), %.1fx (per CPU-µs) | %s |\n",
+			r.server, r.transport, r.endpoint, r.res.RPS, r.res.RPS/r.floor, r.res.P50us, r.res.P99us, r.res.P999us, r.serverCPU,
+			r.res.ServerCPUus, r.floorCPUus/r.res.ServerCPUus, base.res.RPS/r.res.RPS, r.res.ServerCPUus/base.res.ServerCPUus, r.load)
 	}
 	logf(t, "%s", b.String())
 }
