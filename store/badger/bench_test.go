@@ -149,7 +149,7 @@ func BenchmarkCompression(b *testing.B) {
 	var body, out []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		body = seg.encodeBody(body[:0])
+		body = seg.encodeBody(body[:0], nil)
 		out = compress(out[:0], body, nil)
 	}
 	b.ReportMetric(float64(csvLen)/float64(len(out)), "x_vs_csv")

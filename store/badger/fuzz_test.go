@@ -19,7 +19,7 @@ func segmentOf(r *rand.Rand, n int) (*segment, []byte) {
 		sl.Fill(e, e.Time.UnixNano())
 		g.add(&sl)
 	}
-	return &g, g.encodeBody(nil)
+	return &g, g.encodeBody(nil, nil)
 }
 
 func records(g *segment) []usagelog.Record {
@@ -95,7 +95,7 @@ func FuzzDecodeSegment(f *testing.F) {
 			g2.add(&sl)
 		}
 		var g3 segment
-		if err := g3.decodeBody(g2.encodeBody(nil), segmentVersion); err != nil {
+		if err := g3.decodeBody(g2.encodeBody(nil, nil), segmentVersion); err != nil {
 			t.Fatalf("re-encoded segment does not decode: %v", err)
 		}
 		require.Equal(t, recs, records(&g3))

@@ -434,7 +434,7 @@ func (w *logWriter) yield() {
 
 // encode returns g's compressed body and its index.
 func (w *logWriter) encode(g *segment) (val, idx []byte) {
-	w.body = g.encodeBody(w.body[:0])
+	w.body = g.encodeBody(w.body[:0], w.yield)
 	w.yield()
 	return compress(make([]byte, 0, len(w.body)/6+64), w.body, w.yield), g.encodeIndex(nil)
 }

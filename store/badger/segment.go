@@ -243,8 +243,14 @@ func (d *decoder) column(dst []uint64, max uint64) []uint64 {
 func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// encodeBody appends the body of g to b.
-func (g *segment) encodeBody(b []byte) []byte {
+// encodeBody appends the body of g to b. yield, if not nil, is called
+// between groups of columns (about 0.1 ms of work each for 4,096 records).
+func (g *segment) encodeBody(b []byte, yield func()) []byte {
+	pause := func() {
+		if yield != nil {
+			yield()
+		}
+	}
 	b = binary.AppendUvarint(b, uint64(g.n))
 	for i := range g.dicts {
 		vals := g.dicts[i].vals
@@ -253,6 +259,7 @@ func (g *segment) encodeBody(b []byte) []byte {
 			b = appendBytes(b, v)
 		}
 	}
+	pause()
 	col := make([]uint64, g.n)
 	var prev int64
 	if g.n > 0 {
@@ -270,6 +277,7 @@ func (g *segment) encodeBody(b []byte) []byte {
 		}
 		b = appendColumn(b, col)
 	}
+	pause()
 	for i, v := range g.status {
 		col[i] = uint64(v)
 	}
@@ -289,6 +297,7 @@ func (g *segment) encodeBody(b []byte) []byte {
 			b = append(b, 0)
 		}
 	}
+	pause()
 	b = binary.AppendUvarint(b, uint64(len(g.hints.vals)))
 	for _, v := range g.hints.vals {
 		b = appendBytes(b, v)
