@@ -134,9 +134,11 @@ func adminToken(cfg Config) (tok string, generated bool, err error) {
 
 // minProcs is the fewest Ps the daemon runs with unless GOMAXPROCS is set
 // explicitly. With one P, a usage-log segment write (zstd, then a Badger
-// transaction: milliseconds) holds the only P and every check waits behind
+// transaction: milliseconds) held the only P and every check waited behind
 // it: at 10,000 checks/s on one core, p99 was 6.1 ms with one P and 1.7 ms
-// with two (BENCHMARKS.md, "Open loop").
+// with two (BENCHMARKS.md, "Open loop"). The writer now yields between
+// slices of a fraction of a millisecond when it has one P, but Badger's
+// own goroutines and the GC do not, so a second P is kept.
 const minProcs = 2
 
 // procs returns the GOMAXPROCS the daemon should use, given the current
