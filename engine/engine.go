@@ -85,19 +85,32 @@ func (d Decision) Message() string {
 	return "internal error"
 }
 
-// Result is a decision and what it was made about. The pointers refer to
-// immutable data of the snapshot that made the decision and stay valid for
-// as long as the caller holds them.
+// Result is a decision and what it was made about. Key refers to immutable
+// data of the snapshot that made the decision and stays valid for as long
+// as the caller holds it.
 type Result struct {
-	Decision Decision
 	// Key is the key the secret belongs to; nil when the key is unknown.
-	Key *Key
-	// Entry is the most specific live allowlist entry that matched; nil
-	// when the allowlist is empty or nothing matched.
-	Entry *Entry
+	Key      *KeyInfo
+	Decision Decision
 	// Prev is set when the secret presented is the key's previous one
 	// (Key.PrevHash), inside or after its overlap.
 	Prev bool
+	// entry is 1 + the index of the matched entry, 0 for none.
+	entry uint16
+}
+
+// EntryIndex returns the index into the key's allowlist of the most
+// specific live entry that matched, or -1 when the allowlist is empty or
+// nothing matched.
+func (r *Result) EntryIndex() int { return int(r.entry) - 1 }
+
+// EntryID returns the id of the entry that matched, or "" when none did
+// (see EntryIndex). It does not allocate.
+func (r *Result) EntryID() string {
+	if r.entry == 0 {
+		return ""
+	}
+	return r.Key.EntryID(int(r.entry) - 1)
 }
 
 // SecretHint returns the hint of the secret presented: the key's, or its
@@ -107,9 +120,9 @@ func (r *Result) SecretHint() string {
 	case r.Key == nil:
 		return ""
 	case r.Prev:
-		return r.Key.PrevHint
+		return r.Key.PrevHint()
 	}
-	return r.Key.Hint
+	return r.Key.Hint()
 }
 
 // Matcher is an allowlist compiled for matching: one path-compressed radix
@@ -121,7 +134,9 @@ func (r *Result) SecretHint() string {
 // longer one expires. It is immutable and safe for concurrent use.
 type Matcher struct {
 	tries
-	later []epoch // ascending from
+	// later is nil unless entries expire; behind a pointer, as few keys
+	// have one, to keep a compiled key in a 256-byte size class.
+	later *[]epoch // ascending from
 }
 
 // tries is the compiled form of one set of live entries.
@@ -154,27 +169,32 @@ func newMatcher(entries []Entry) (m Matcher) {
 			ends = append(ends, e.ExpiresAt.UnixNano())
 		}
 	}
-	slices.Sort(ends)
-	for _, t := range slices.Compact(ends) {
-		ep := epoch{from: t}
-		ep.v4, ep.v6 = buildTries(entries, t)
-		m.later = append(m.later, ep)
+	if len(ends) == 0 {
+		return m
 	}
+	slices.Sort(ends)
+	ends = slices.Compact(ends)
+	later := make([]epoch, len(ends))
+	for i, t := range ends {
+		later[i].from = t
+		later[i].v4, later[i].v6 = buildTries(entries, t)
+	}
+	m.later = &later
 	return m
 }
 
 // at returns the tries of the entries live at now: those of the last epoch
 // that began at or before it. An entry's expiry is an epoch's start, so
 // from that instant on the entry is absent.
-func (m *Matcher) at(now time.Time) *tries {
+func (m *Matcher) at(now int64) *tries {
 	t := &m.tries
-	if len(m.later) > 0 {
-		ns := now.UnixNano()
-		for i := range m.later {
-			if ns < m.later[i].from {
+	if m.later != nil {
+		later := *m.later
+		for i := range later {
+			if now < later[i].from {
 				break
 			}
-			t = &m.later[i].tries
+			t = &later[i].tries
 		}
 	}
 	return t
@@ -185,7 +205,7 @@ func (m *Matcher) at(now time.Time) *tries {
 // expiry matches nothing from that instant on. Otherwise as Match. MatchAt
 // does not allocate.
 func (m *Matcher) MatchAt(addr netip.Addr, now time.Time) int {
-	return m.at(now).match(addr)
+	return m.at(unixNano(now)).match(addr)
 }
 
 // Match returns the index of the most specific entry containing addr, or -1,
@@ -213,15 +233,16 @@ func (m *tries) match(addr netip.Addr) int {
 // Contains reports whether any entry contains addr; see Match.
 func (m *Matcher) Contains(addr netip.Addr) bool { return m.Match(addr) >= 0 }
 
-// compiled is a key, held by value so that a check reaches its hot fields
-// without another pointer, with its allowlist compiled for matching.
+// compiled is a key as a snapshot holds it: what a check reads, with its
+// allowlist compiled for matching, in one 256-byte object (the tries'
+// arrays and the packed text aside).
 type compiled struct {
-	key Key
-	m   Matcher
+	KeyInfo
+	m Matcher
 }
 
 func compile(k *Key) *compiled {
-	return &compiled{key: *k, m: newMatcher(k.Allowlist)}
+	return &compiled{KeyInfo: newKeyInfo(k), m: newMatcher(k.Allowlist)}
 }
 
 // Snapshot is an immutable view of every key. It is safe for concurrent use;
@@ -284,11 +305,11 @@ func indexPrev(b []slot, h *Hash) (int, bool) {
 		if b[i].tag != tag {
 			continue
 		}
-		k := &b[i].c.key
-		if k.Hash == *h {
+		k := &b[i].c.KeyInfo
+		if k.hash == *h {
 			return i, false
 		}
-		if k.PrevHash == *h && k.HasPrev() {
+		if k.prevHash == *h && k.HasPrev() {
 			return i, true
 		}
 	}
@@ -316,25 +337,26 @@ func (s *Snapshot) Check(secret, scope []byte, addr netip.Addr, now time.Time) R
 	if c == nil {
 		return Result{Decision: DenyInvalidKey}
 	}
-	k := &c.key
+	k := &c.KeyInfo
+	ns := unixNano(now)
 	// The previous secret after its overlap is as invalid as a revoked one.
-	if !k.Active(now) || prev && !now.Before(k.PrevExpiresAt) {
+	if !k.active(ns) || prev && ns >= k.prevExpires {
 		return Result{Decision: DenyInvalidKey, Key: k, Prev: prev}
 	}
 	if !k.HasScope(scope) {
 		return Result{Decision: DenyScope, Key: k, Prev: prev}
 	}
-	if len(k.Allowlist) == 0 {
+	if k.flags&flagAllowlist == 0 {
 		return Result{Decision: Allow, Key: k, Prev: prev}
 	}
 	m := &c.m.tries
-	if len(c.m.later) > 0 {
-		m = c.m.at(now)
+	if c.m.later != nil {
+		m = c.m.at(ns)
 	}
 	if i := m.match(addr); i >= 0 {
-		return Result{Decision: Allow, Key: k, Entry: &k.Allowlist[i], Prev: prev}
+		return Result{Decision: Allow, Key: k, entry: uint16(i + 1), Prev: prev}
 	}
-	if k.ReportOnly {
+	if k.ReportOnly() {
 		return Result{Decision: AllowReported, Key: k, Prev: prev}
 	}
 	return Result{Decision: DenyIP, Key: k, Prev: prev}
@@ -409,10 +431,10 @@ func (e *Engine) Load(keys []*Key, seq uint64) {
 // hashes are the hashes c is filed under: its own and, after a rotation,
 // its previous secret's (else nil).
 func (c *compiled) hashes() [2]*Hash {
-	if c.key.HasPrev() && c.key.PrevHash != c.key.Hash {
-		return [2]*Hash{&c.key.Hash, &c.key.PrevHash}
+	if c.HasPrev() && c.prevHash != c.hash {
+		return [2]*Hash{&c.hash, &c.prevHash}
 	}
-	return [2]*Hash{&c.key.Hash}
+	return [2]*Hash{&c.hash}
 }
 
 // loadChunk is how many keys a compileAll worker takes at a time.
@@ -535,7 +557,7 @@ func (b *builder) setIn(bk []slot, c *compiled, h *Hash) []slot {
 // primary is 1 when h is the key's own hash, 0 for its previous secret's:
 // a snapshot counts keys, not the slots they take.
 func (c *compiled) primary(h *Hash) int {
-	if c.key.Hash == *h {
+	if c.hash == *h {
 		return 1
 	}
 	return 0

@@ -120,12 +120,15 @@ func TestDecisionOrder(t *testing.T) {
 			if r.Decision != tt.want {
 				t.Errorf("decision %v, want %v", r.Decision, tt.want)
 			}
-			if (r.Key == nil) != (tt.key == nil) || (r.Key != nil && r.Key.ID != tt.key.ID) {
+			if (r.Key == nil) != (tt.key == nil) || (r.Key != nil && r.Key.ID() != tt.key.ID) {
 				t.Errorf("key %v, want %v", r.Key, tt.key)
 			}
 			got := ""
-			if r.Entry != nil {
-				got = r.Entry.CIDR()
+			if i := r.EntryIndex(); i >= 0 {
+				got = tt.key.Allowlist[i].CIDR()
+				if r.EntryID() != tt.key.Allowlist[i].ID {
+					t.Errorf("entry id %q, want %q", r.EntryID(), tt.key.Allowlist[i].ID)
+				}
 			}
 			if got != tt.entry {
 				t.Errorf("entry %q, want %q", got, tt.entry)
@@ -157,8 +160,8 @@ func TestPutRemoveApply(t *testing.T) {
 	k2 := k.Clone()
 	k2.Allowlist = append(k2.Allowlist, Entry{ID: "ent_new", Prefix: netip.MustParsePrefix("198.51.100.0/24")})
 	e.Apply(42, []*Key{k2}, nil)
-	if r := e.Check([]byte(s), nil, addr, now); r.Decision != Allow || r.Entry.ID != "ent_new" {
-		t.Fatalf("after edit: %v %v", r.Decision, r.Entry)
+	if r := e.Check([]byte(s), nil, addr, now); r.Decision != Allow || r.EntryID() != "ent_new" {
+		t.Fatalf("after edit: %v %q", r.Decision, r.EntryID())
 	}
 	if r := before.Check([]byte(s), nil, addr, now); r.Decision != DenyIP {
 		t.Fatalf("old snapshot changed: %v", r.Decision)
@@ -192,16 +195,16 @@ func TestSnapshotManyKeys(t *testing.T) {
 		t.Fatalf("Len = %d, want %d", got, n)
 	}
 	count := 0
-	e.Snapshot().Range(func(*Key) bool { count++; return true })
+	e.Snapshot().Range(func(*KeyInfo) bool { count++; return true })
 	if count != n {
 		t.Fatalf("Range visited %d, want %d", count, n)
 	}
 	for i, s := range secrets {
 		a := keys[i].Allowlist[0].Prefix.Addr()
-		if r := e.Check([]byte(s), nil, a, now); r.Decision != Allow || r.Key.ID != keys[i].ID {
+		if r := e.Check([]byte(s), nil, a, now); r.Decision != Allow || r.Key.ID() != keys[i].ID {
 			t.Fatalf("key %d: %v", i, r.Decision)
 		}
-		if k := e.Snapshot().Lookup(keys[i].Hash); k == nil || k.ID != keys[i].ID {
+		if k := e.Snapshot().Lookup(keys[i].Hash); k == nil || k.ID() != keys[i].ID {
 			t.Fatalf("Lookup key %d failed", i)
 		}
 	}

@@ -10,25 +10,25 @@ func (e *Engine) Put(k *Key) { e.Apply(0, []*Key{k}, nil) }
 // Remove deletes the key with hash h, if present, and publishes the result.
 func (e *Engine) Remove(h Hash) { e.Apply(0, nil, []Hash{h}) }
 
-// Lookup returns the key stored under hash h, or nil. The key is the
-// snapshot's own immutable copy.
-func (s *Snapshot) Lookup(h Hash) *Key {
+// Lookup returns what the snapshot holds of the key stored under hash h,
+// or nil.
+func (s *Snapshot) Lookup(h Hash) *KeyInfo {
 	if c, _ := s.find(&h); c != nil {
-		return &c.key
+		return &c.KeyInfo
 	}
 	return nil
 }
 
 // Range calls fn for every key, in no particular order, until fn returns
 // false.
-func (s *Snapshot) Range(fn func(*Key) bool) {
+func (s *Snapshot) Range(fn func(*KeyInfo) bool) {
 	for _, l := range s.root {
 		if l == nil {
 			continue
 		}
 		for _, b := range l.buckets {
 			for i := range b {
-				if !fn(&b[i].c.key) {
+				if !fn(&b[i].c.KeyInfo) {
 					return
 				}
 			}

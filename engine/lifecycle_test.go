@@ -21,10 +21,10 @@ func TestEntryExpiryAtTheInstant(t *testing.T) {
 	a := netip.MustParseAddr("203.0.113.5")
 	r := e.Check([]byte(secret), nil, a, exp.Add(-time.Nanosecond))
 	require.Equal(t, Allow, r.Decision)
-	assert.Equal(t, k.Allowlist[1].ID, r.Entry.ID, "one nanosecond before expiry the longer entry matches")
+	assert.Equal(t, k.Allowlist[1].ID, r.EntryID(), "one nanosecond before expiry the longer entry matches")
 	r = e.Check([]byte(secret), nil, a, exp)
 	require.Equal(t, Allow, r.Decision)
-	assert.Equal(t, k.Allowlist[0].ID, r.Entry.ID, "at the expiry instant the shorter live entry takes over")
+	assert.Equal(t, k.Allowlist[0].ID, r.EntryID(), "at the expiry instant the shorter live entry takes over")
 
 	// Expire the /24 too: the list is not empty, so it blocks everything.
 	k2 := k.Clone()
@@ -43,7 +43,7 @@ func TestDisabledEntries(t *testing.T) {
 	a := netip.MustParseAddr("203.0.113.5")
 	r := e.Check([]byte(secret), nil, a, now)
 	require.Equal(t, Allow, r.Decision)
-	assert.Equal(t, k.Allowlist[0].ID, r.Entry.ID, "a disabled entry never matches")
+	assert.Equal(t, k.Allowlist[0].ID, r.EntryID(), "a disabled entry never matches")
 	k2 := k.Clone()
 	k2.Allowlist[0].Disabled = true
 	e.Apply(2, []*Key{k2}, nil)
@@ -92,7 +92,7 @@ func TestRotationOverlap(t *testing.T) {
 	assert.Equal(t, Allow, got.Decision, "old secret inside the overlap")
 	assert.True(t, got.Prev)
 	assert.Equal(t, k.Hint, got.SecretHint())
-	assert.Equal(t, r.ID, got.Key.ID, "same key id")
+	assert.Equal(t, r.ID, got.Key.ID(), "same key id")
 	got = e.Check([]byte(old), nil, a, now.Add(time.Hour))
 	assert.Equal(t, DenyInvalidKey, got.Decision, "old secret from the end of the overlap")
 	got = e.Check([]byte(fresh), nil, a, now.Add(time.Hour))

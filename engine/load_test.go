@@ -56,15 +56,15 @@ func TestLoadIsPutInOrder(t *testing.T) {
 		}
 	}
 	var ids []string
-	all.Snapshot().Range(func(k *Key) bool { ids = append(ids, k.ID); return true })
+	all.Snapshot().Range(func(k *KeyInfo) bool { ids = append(ids, k.ID()); return true })
 	var want []string
-	one.Snapshot().Range(func(k *Key) bool { want = append(want, k.ID); return true })
+	one.Snapshot().Range(func(k *KeyInfo) bool { want = append(want, k.ID()); return true })
 	require.ElementsMatch(t, want, ids)
 }
 
-func idOf(k *Key) string {
+func idOf(k *KeyInfo) string {
 	if k == nil {
 		return ""
 	}
-	return k.ID
+	return k.ID()
 }

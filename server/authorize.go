@@ -107,15 +107,17 @@ const WWWAuthenticate = `Bearer realm="keygate", error="invalid_token"`
 
 // AppendKeyName appends k's name as the X-Keygate-Key-Name header value
 // (control characters replaced by spaces, so it cannot split a header).
-func AppendKeyName(b []byte, k *engine.Key) []byte { return appendHeaderValue(b, k.Name) }
+func AppendKeyName(b []byte, k *engine.KeyInfo) []byte { return appendHeaderValue(b, k.Name()) }
 
 // AppendScopes appends k's scopes, comma-separated, as the
 // X-Keygate-Scopes header value.
-func AppendScopes(b []byte, k *engine.Key) []byte {
-	for i, sco := range k.Scopes {
-		if i > 0 {
+func AppendScopes(b []byte, k *engine.KeyInfo) []byte {
+	first := true
+	for sco := range k.Scopes() {
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = appendHeaderValue(b, sco)
 	}
 	return b

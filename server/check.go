@@ -78,7 +78,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	rh.Set(fasthttp.HeaderCacheControl, "no-store")
 	if res.Decision.Allowed() {
 		k := res.Key
-		rh.Set(HeaderKeyID, k.ID)
+		rh.Set(HeaderKeyID, k.ID())
 		sc.buf = AppendKeyName(sc.buf[:0], k)
 		rh.SetBytesV(HeaderKeyName, sc.buf)
 		sc.buf = AppendScopes(sc.buf[:0], k)
@@ -119,12 +119,12 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType("application/json")
 		b := append(sc.buf[:0], `{"allowed":true,"key_id":`...)
-		b = appendJSONString(b, res.Key.ID)
+		b = appendJSONString(b, res.Key.ID())
 		b = append(b, `,"key_name":`...)
-		b = appendJSONString(b, res.Key.Name)
+		b = appendJSONString(b, res.Key.Name())
 		b = append(b, `,"entry_id":`...)
-		if res.Entry != nil {
-			b = appendJSONString(b, res.Entry.ID)
+		if res.EntryIndex() >= 0 {
+			b = appendJSONString(b, res.EntryID())
 		} else {
 			b = append(b, "null"...)
 		}
@@ -178,11 +178,9 @@ func (s *Server) record(sc *scratch, start time.Time, res *engine.Result, o outc
 	e := &sc.log
 	*e = usagelog.Entry{Time: start, IP: ip, Method: method, Path: path, Status: status, Code: code, Latency: lat}
 	if res.Key != nil {
-		e.KeyID = res.Key.ID
+		e.KeyID = res.Key.ID()
 		e.Hint = res.SecretHint()
-	}
-	if res.Entry != nil {
-		e.EntryID = res.Entry.ID
+		e.EntryID = res.EntryID()
 	}
 	s.store.AppendLog(e)
 	*e = usagelog.Entry{}

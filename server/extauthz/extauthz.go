@@ -123,14 +123,14 @@ type okAnswer struct {
 }
 
 // allowed is the OK answer for key k.
-func allowed(k *engine.Key, h *authv3.AttributeContext_HttpRequest) *authv3.CheckResponse {
+func allowed(k *engine.KeyInfo, h *authv3.AttributeContext_HttpRequest) *authv3.CheckResponse {
 	var buf [256]byte
 	b := server.AppendKeyName(buf[:0], k)
 	n := len(b)
 	b = server.AppendScopes(b, k)
 	text := string(b) // the name, then the scopes: one copy for both
 	a := new(okAnswer)
-	for i, kv := range [3][2]string{{headerKeyID, k.ID}, {headerKeyName, text[:n]}, {headerScopes, text[n:]}} {
+	for i, kv := range [3][2]string{{headerKeyID, k.ID()}, {headerKeyName, text[:n]}, {headerScopes, text[n:]}} {
 		a.vals[i].Key, a.vals[i].Value = kv[0], kv[1]
 		a.opts[i].Header = &a.vals[i]
 		a.opts[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
