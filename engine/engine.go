@@ -248,22 +248,43 @@ func compile(k *Key) *compiled {
 // Snapshot is an immutable view of every key. It is safe for concurrent use;
 // nothing in it ever changes after it is published.
 //
-// Keys are found by the SHA-256 of their secret, spread over a two-level
-// table indexed by the hash's first two bytes; publishing a change copies
-// only the root, one level and one bucket (about 8 KiB), whatever the number
-// of keys.
+// Keys are found by the SHA-256 of their secret, spread over 65,536
+// buckets indexed by the hash's first two bytes, under a 64-way root and
+// 32-way inner nodes; publishing a change copies only the root, one inner
+// node, one leaf and one bucket (about 1.5 KiB and 128 pointers),
+// whatever the number of keys. The inner nodes (17 KiB in all) stay in
+// cache, so the extra level costs a check little.
 type Snapshot struct {
-	root *[256]*level
+	root *[rootFan]*inner
 	n    int
 	seq  uint64
 }
 
-// level is the second level of the table. gen is the build that made it:
-// a builder changes in place only levels its own build made. Buckets are
-// never changed in place.
-type level struct {
-	buckets [256][]slot
+// The table's fan-out at each level: rootFan * innerFan * leafFan buckets,
+// one per value of the hash's first two bytes.
+const (
+	rootFan  = 64
+	innerFan = 32
+	leafFan  = 32
+)
+
+// inner is the second level of the table, leaf the third. gen is the
+// build that made it: a builder changes in place only nodes its own build
+// made. Buckets are never changed in place.
+type inner struct {
+	leaves [innerFan]*leaf
+	gen    uint64
+}
+
+type leaf struct {
+	buckets [leafFan][]slot
 	gen     uint64
+}
+
+// path returns the indexes of h's bucket at each level of the table.
+func path(h *Hash) (r, i, l uint) {
+	v := uint(h[0])<<8 | uint(h[1])
+	return v / (innerFan * leafFan), v / leafFan % innerFan, v % leafFan
 }
 
 // slot is one key of a bucket; tag holds bytes 2..9 of its hash so that a
@@ -275,7 +296,7 @@ type slot struct {
 
 func tagOf(h *Hash) uint64 { return binary.BigEndian.Uint64(h[2:10]) }
 
-var emptyRoot [256]*level
+var emptyRoot [rootFan]*inner
 
 // Len returns the number of keys, revoked and expired ones included.
 func (s *Snapshot) Len() int { return s.n }
@@ -285,9 +306,12 @@ func (s *Snapshot) Len() int { return s.n }
 func (s *Snapshot) Seq() uint64 { return s.seq }
 
 // bucketOf returns the slots of the table root that may hold h.
-func bucketOf(root *[256]*level, h *Hash) []slot {
-	if l := root[h[0]]; l != nil {
-		return l.buckets[h[1]]
+func bucketOf(root *[rootFan]*inner, h *Hash) []slot {
+	r, i, l := path(h)
+	if in := root[r]; in != nil {
+		if lf := in.leaves[i]; lf != nil {
+			return lf.buckets[l]
+		}
 	}
 	return nil
 }
@@ -415,14 +439,13 @@ func (e *Engine) Load(keys []*Key, seq uint64) {
 			if h == nil {
 				continue
 			}
-			l := b.levelFor(h)
-			bk := l.buckets[h[1]]
-			if bk == nil {
+			bp := b.bucketFor(h)
+			if *bp == nil {
 				n := int(counts[int(h[0])<<8|int(h[1])])
-				bk, slots = slots[:0:n], slots[n:]
+				*bp, slots = slots[:0:n], slots[n:]
 			}
 			// The bucket is this build's own: changed in place.
-			l.buckets[h[1]] = b.setIn(bk, c, h)
+			*bp = b.setIn(*bp, c, h)
 		}
 	}
 	e.snap.Store(b.finish(seq))
@@ -484,11 +507,11 @@ func (e *Engine) Apply(seq uint64, put []*Key, remove []Hash) {
 }
 
 // builder makes a new snapshot from an old one by copy-on-write: the root is
-// copied once, each level it changes is copied once per build (stamped with
-// the build's generation) and then changed in place, and each bucket it
-// changes is written as a new array.
+// copied once, each inner node and leaf it changes is copied once per build
+// (stamped with the build's generation) and then changed in place, and each
+// bucket it changes is written as a new array.
 type builder struct {
-	root *[256]*level
+	root *[rootFan]*inner
 	n    int
 	gen  uint64
 }
@@ -506,19 +529,31 @@ func (b *builder) finish(seq uint64) *Snapshot {
 	return &Snapshot{root: b.root, n: b.n, seq: seq}
 }
 
-// levelFor returns a writable level for h, copying as needed.
-func (b *builder) levelFor(h *Hash) *level {
-	l := b.root[h[0]]
-	if l == nil || l.gen != b.gen {
-		nl := new(level)
-		if l != nil {
-			*nl = *l
+// bucketFor returns a writable pointer to h's bucket, copying the inner
+// node and leaf above it as needed.
+func (b *builder) bucketFor(h *Hash) *[]slot {
+	r, i, l := path(h)
+	in := b.root[r]
+	if in == nil || in.gen != b.gen {
+		n := new(inner)
+		if in != nil {
+			*n = *in
 		}
-		nl.gen = b.gen
-		b.root[h[0]] = nl
-		l = nl
+		n.gen = b.gen
+		b.root[r] = n
+		in = n
 	}
-	return l
+	lf := in.leaves[i]
+	if lf == nil || lf.gen != b.gen {
+		n := new(leaf)
+		if lf != nil {
+			*n = *lf
+		}
+		n.gen = b.gen
+		in.leaves[i] = n
+		lf = n
+	}
+	return &lf.buckets[l]
 }
 
 // put adds k under its hash and, after a rotation, its previous secret's,
@@ -533,12 +568,12 @@ func (b *builder) put(k *Key) {
 }
 
 func (b *builder) putUnder(c *compiled, h *Hash) {
-	l := b.levelFor(h)
-	old := l.buckets[h[1]]
+	bp := b.bucketFor(h)
+	old := *bp
 	// Buckets may be shared with published snapshots: always write a copy.
 	nb := make([]slot, len(old), len(old)+1)
 	copy(nb, old)
-	l.buckets[h[1]] = b.setIn(nb, c, h)
+	*bp = b.setIn(nb, c, h)
 }
 
 // setIn files c under h in bucket bk, replacing what h held, and returns
@@ -568,10 +603,9 @@ func (b *builder) remove(h *Hash) {
 	if i < 0 {
 		return
 	}
-	l := b.levelFor(h)
-	old := l.buckets[h[1]]
+	bp := b.bucketFor(h)
+	old := *bp
 	nb := make([]slot, 0, len(old)-1)
 	b.n -= old[i].c.primary(h)
-	nb = append(append(nb, old[:i]...), old[i+1:]...)
-	l.buckets[h[1]] = nb
+	*bp = append(append(nb, old[:i]...), old[i+1:]...)
 }

@@ -22,14 +22,19 @@ func (s *Snapshot) Lookup(h Hash) *KeyInfo {
 // Range calls fn for every key, in no particular order, until fn returns
 // false.
 func (s *Snapshot) Range(fn func(*KeyInfo) bool) {
-	for _, l := range s.root {
-		if l == nil {
+	for _, in := range s.root {
+		if in == nil {
 			continue
 		}
-		for _, b := range l.buckets {
-			for i := range b {
-				if !fn(&b[i].c.KeyInfo) {
-					return
+		for _, l := range in.leaves {
+			if l == nil {
+				continue
+			}
+			for _, b := range l.buckets {
+				for i := range b {
+					if !fn(&b[i].c.KeyInfo) {
+						return
+					}
 				}
 			}
 		}
