@@ -8,8 +8,10 @@ import (
 	"time"
 )
 
-// Key is one API key as the engine sees it. A Key handed to the engine, and
-// every Key a Snapshot returns, is immutable: change a copy, then Put it.
+// Key is one API key, the domain type the stores and the management API
+// share. The engine compiles what a check needs of it into a KeyInfo and
+// keeps nothing else; a Key handed to the engine must not be changed
+// afterwards: change a copy, then Apply it.
 type Key struct {
 	// ID is the public identifier ("key_..."); it is not a secret.
 	ID          string
