@@ -228,7 +228,9 @@ type arena []buildNode
 
 func (a *arena) new(n buildNode) *buildNode {
 	if len(*a) == cap(*a) {
-		return &n
+		p := new(buildNode)
+		*p = n
+		return p
 	}
 	*a = append(*a, n)
 	return &(*a)[len(*a)-1]
