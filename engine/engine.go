@@ -533,27 +533,25 @@ func (b *builder) finish(seq uint64) *Snapshot {
 // node and leaf above it as needed.
 func (b *builder) bucketFor(h *Hash) *[]slot {
 	r, i, l := path(h)
-	in := b.root[r]
-	if in == nil || in.gen != b.gen {
-		n := new(inner)
-		if in != nil {
-			*n = *in
-		}
-		n.gen = b.gen
-		b.root[r] = n
-		in = n
-	}
-	lf := in.leaves[i]
-	if lf == nil || lf.gen != b.gen {
-		n := new(leaf)
-		if lf != nil {
-			*n = *lf
-		}
-		n.gen = b.gen
-		in.leaves[i] = n
-		lf = n
-	}
+	in := own(&b.root[r], b.gen, func(n *inner) *uint64 { return &n.gen })
+	lf := own(&in.leaves[i], b.gen, func(n *leaf) *uint64 { return &n.gen })
 	return &lf.buckets[l]
+}
+
+// own returns *p if build gen made it; otherwise it stores in *p, and
+// returns, a copy of *p (or a new node when *p is nil) stamped gen.
+func own[T any](p **T, gen uint64, genOf func(*T) *uint64) *T {
+	old := *p
+	if old != nil && *genOf(old) == gen {
+		return old
+	}
+	n := new(T)
+	if old != nil {
+		*n = *old
+	}
+	*genOf(n) = gen
+	*p = n
+	return n
 }
 
 // put adds k under its hash and, after a rotation, its previous secret's,
