@@ -120,11 +120,9 @@ func TestLoadAllInParts(t *testing.T) {
 func describe(r engine.Result) [4]string {
 	d := [4]string{r.Decision.String()}
 	if r.Key != nil {
-		d[1] = r.Key.ID
+		d[1] = r.Key.ID()
 	}
-	if r.Entry != nil {
-		d[2] = r.Entry.ID
-	}
+	d[2] = r.EntryID()
 	if r.Prev {
 		d[3] = "prev"
 	}
