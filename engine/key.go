@@ -107,8 +107,14 @@ func (k *Key) Clone() *Key {
 // Hash is the SHA-256 digest of an API key secret.
 type Hash [sha256.Size]byte
 
-// HashSecret returns the hash under which a secret's key is stored.
-func HashSecret(secret []byte) Hash { return sha256.Sum256(secret) }
+// HashSecret returns the hash under which a secret's key is stored: its
+// SHA-256.
+func HashSecret(secret []byte) Hash {
+	if len(secret) == SecretLen {
+		return sum256Secret((*[SecretLen]byte)(secret))
+	}
+	return sha256.Sum256(secret)
+}
 
 // The secret format: "kg_" + 32 base62 characters of randomness (190 bits)
 // + 6 base62 characters of CRC-32 over them, in the manner of GitHub's token
