@@ -48,7 +48,7 @@ func TestSecretFormat(t *testing.T) {
 		b := []byte(s)
 		for i := len(SecretPrefix); i < len(b); i++ {
 			orig := b[i]
-			b[i] = base62[(base62Val[orig]+1)%62]
+			b[i] = base62[(strings.IndexByte(base62, orig)+1)%62]
 			if ValidSecretFormat(b) {
 				t.Fatalf("ValidSecretFormat accepted a typo at %d: %q", i, b)
 			}

@@ -60,5 +60,8 @@ func FuzzValidSecretFormat(f *testing.F) {
 		if ValidSecretFormat(b) && (len(b) != SecretLen || string(b[:3]) != SecretPrefix) {
 			t.Fatalf("accepted %q", b)
 		}
+		if shape, sum := refValidSecretFormat(b); secretShape(b) != shape || ValidSecretFormat(b) != (shape && sum) {
+			t.Fatalf("%q: secretShape %v ValidSecretFormat %v, the reference %v %v", b, secretShape(b), ValidSecretFormat(b), shape, shape && sum)
+		}
 	})
 }
