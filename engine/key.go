@@ -161,31 +161,29 @@ func secretShape(b []byte) bool {
 	if len(b) != SecretLen {
 		return false
 	}
-	w := binary.LittleEndian.Uint64(b)
-	bad := (w ^ (uint64(SecretPrefix[0]) | uint64(SecretPrefix[1])<<8 | uint64(SecretPrefix[2])<<16)) & 0xffffff
-	bad |= notBase62(w) &^ 0x808080 // bytes 3..7; 0..2 are the prefix
-	// Bytes 8..40 in five words, the last two overlapping.
-	bad |= notBase62(binary.LittleEndian.Uint64(b[8:]))
-	bad |= notBase62(binary.LittleEndian.Uint64(b[16:]))
-	bad |= notBase62(binary.LittleEndian.Uint64(b[24:]))
-	bad |= notBase62(binary.LittleEndian.Uint64(b[32:]))
-	bad |= notBase62(binary.LittleEndian.Uint64(b[33:]))
-	return bad == 0
+	prefix := binary.LittleEndian.Uint32(b) & 0xffffff
+	// Bytes 3..40 in five words, the last two overlapping.
+	bad := notBase62(binary.LittleEndian.Uint64(b[3:])) | notBase62(binary.LittleEndian.Uint64(b[11:])) |
+		notBase62(binary.LittleEndian.Uint64(b[19:])) | notBase62(binary.LittleEndian.Uint64(b[27:])) |
+		notBase62(binary.LittleEndian.Uint64(b[33:]))
+	return prefix == uint32(SecretPrefix[0])|uint32(SecretPrefix[1])<<8|uint32(SecretPrefix[2])<<16 && bad&tops == 0
 }
 
-// notBase62 returns x's bytes that are not base62 characters as their top
-// bit (0x80), the others as 0. Each range test adds a constant to the low
-// seven bits of every byte so that the top bit says "at least the
-// range's first character" and, with a second constant, "past its last";
-// no byte carries into the next. Upper case is folded to lower case by
-// setting bit 5, which maps nothing else into 'a'..'z'.
+const ones, tops = 0x0101010101010101, 0x8080808080808080
+
+// notBase62 returns a word whose byte i has its top bit (0x80) set if and
+// only if byte i of x is not a base62 character; the other bits mean
+// nothing. Each range test adds a constant to the low seven bits of every
+// byte so that the top bit says "at least the range's first character"
+// and, with a second constant, "past its last"; no byte carries into the
+// next. Upper case is folded to lower case by setting bit 5, which maps
+// nothing else into 'a'..'z'.
 func notBase62(x uint64) uint64 {
-	const ones, tops = 0x0101010101010101, 0x8080808080808080
 	y := x &^ tops
 	digit := (y + (0x80-'0')*ones) &^ (y + (0x7f-'9')*ones)
 	l := y | 0x20*ones
 	letter := (l + (0x80-'a')*ones) &^ (l + (0x7f-'z')*ones)
-	return (x | ^(digit | letter)) & tops
+	return x | ^(digit | letter)
 }
 
 // putChecksum writes v in base62, most significant digit first, into dst.
