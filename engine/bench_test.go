@@ -5,7 +5,10 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/internal/golden"
 )
@@ -90,14 +93,20 @@ func benchKeys(r *rand.Rand, n, entries int) ([]*Key, [][]byte) {
 	return keys, secrets
 }
 
-// BenchmarkCheck measures the full decision: format check, SHA-256, key
-// lookup among n keys, scope and allowlist.
+// benchEngine returns an engine holding benchKeys' n keys with 5 entries
+// each, the same for every benchmark of the decision.
+func benchEngine(n int) (*Engine, []*Key, [][]byte) {
+	keys, secrets := benchKeys(rand.New(rand.NewPCG(3, uint64(n))), n, 5)
+	e := New()
+	e.Load(keys, 1)
+	return e, keys, secrets
+}
+
+// BenchmarkCheck measures the full decision: the secret's shape, SHA-256,
+// key lookup among n keys, scope and allowlist.
 func BenchmarkCheck(b *testing.B) {
 	for _, n := range []int{1000, 100000} {
-		r := rand.New(rand.NewPCG(3, uint64(n)))
-		keys, secrets := benchKeys(r, n, 5)
-		e := New()
-		e.Load(keys, 1)
+		e, keys, secrets := benchEngine(n)
 		addrs := make([]netip.Addr, 1024)
 		for i := range addrs {
 			addrs[i] = golden.LastAddr(keys[i%n].Allowlist[i%5].Prefix)
@@ -106,6 +115,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportAllocs()
 			scope := []byte("read")
 			i := 0
+			start := cpuTime()
 			for b.Loop() {
 				j := i & 1023
 				if e.Check(secrets[j%n], scope, addrs[j], now).Decision != Allow {
@@ -113,7 +123,56 @@ func BenchmarkCheck(b *testing.B) {
 				}
 				i++
 			}
+			reportCPU(b, start)
 		})
+	}
+}
+
+// BenchmarkCheckInvalid measures the decision for secrets that are refused:
+// unknown ones of the right format, the right shape with a wrong checksum,
+// a character outside base62, and the wrong length. The first two cost a
+// SHA-256 and a table miss; the others stop at the shape.
+func BenchmarkCheckInvalid(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		e, keys, secrets := benchEngine(n)
+		addr := golden.LastAddr(keys[0].Allowlist[0].Prefix)
+		for _, tc := range []struct {
+			name   string
+			damage func(s []byte) []byte
+		}{
+			{"unknown", func([]byte) []byte { s, _ := NewSecret(); return []byte(s) }},
+			{"bad-checksum", func(s []byte) []byte {
+				s[SecretLen-1] = base62[(strings.IndexByte(base62, s[SecretLen-1])+1)%62]
+				return s
+			}},
+			{"bad-char", func(s []byte) []byte { s[20] = '-'; return s }},
+			{"short", func(s []byte) []byte { return s[:SecretLen-1] }},
+		} {
+			bad := make([][]byte, 1024)
+			for i := range bad {
+				bad[i] = tc.damage(slices.Clone(secrets[i%n]))
+			}
+			b.Run(fmt.Sprintf("keys=%d/%s", n, tc.name), func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				start := cpuTime()
+				for b.Loop() {
+					if e.Check(bad[i&1023], nil, addr, now).Decision != DenyInvalidKey {
+						b.Fatal("not refused")
+					}
+					i++
+				}
+				reportCPU(b, start)
+			})
+		}
+	}
+}
+
+// reportCPU reports the process's CPU time per operation since start
+// ("cpu-ns/op"), which a loaded machine inflates far less than ns/op.
+func reportCPU(b *testing.B, start time.Duration) {
+	if d := cpuTime() - start; d > 0 {
+		b.ReportMetric(float64(d)/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -180,13 +180,13 @@ func TestCheckAgainstReference(t *testing.T) {
 						got := e.Check([]byte(s), []byte(scope), a, now)
 						d, key, prev, entry := refCheck(keys, []byte(s), []byte(scope), a, now)
 						var gotEntry netip.Prefix
-						if got.Entry != nil {
-							gotEntry = got.Entry.Prefix
+						if i := got.EntryIndex(); i >= 0 && key != nil {
+							gotEntry = key.Allowlist[i].Prefix
 						}
 						require.Equal(t, d, got.Decision, "%q scope %q %s at %s", s, scope, a, now)
 						require.Equal(t, key == nil, got.Key == nil, "%q: key", s)
 						if key != nil {
-							require.Equal(t, key.ID, got.Key.ID, "%q: key", s)
+							require.Equal(t, key.ID, got.Key.ID(), "%q: key", s)
 						}
 						require.Equal(t, prev, got.Prev, "%q: prev", s)
 						require.Equal(t, entry, gotEntry, "%q %s at %s: entry", s, a, now)
