@@ -166,10 +166,8 @@ func secretShape(b []byte) bool {
 	bad := notBase62(binary.LittleEndian.Uint64(b[3:])) | notBase62(binary.LittleEndian.Uint64(b[11:])) |
 		notBase62(binary.LittleEndian.Uint64(b[19:])) | notBase62(binary.LittleEndian.Uint64(b[27:])) |
 		notBase62(binary.LittleEndian.Uint64(b[33:]))
-	return prefix == uint32(SecretPrefix[0])|uint32(SecretPrefix[1])<<8|uint32(SecretPrefix[2])<<16 && bad&tops == 0
+	return prefix == uint32(SecretPrefix[0])|uint32(SecretPrefix[1])<<8|uint32(SecretPrefix[2])<<16 && bad&0x8080808080808080 == 0
 }
-
-const ones, tops = 0x0101010101010101, 0x8080808080808080
 
 // notBase62 returns a word whose byte i has its top bit (0x80) set if and
 // only if byte i of x is not a base62 character; the other bits mean
@@ -179,6 +177,7 @@ const ones, tops = 0x0101010101010101, 0x8080808080808080
 // next. Upper case is folded to lower case by setting bit 5, which maps
 // nothing else into 'a'..'z'.
 func notBase62(x uint64) uint64 {
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
 	y := x &^ tops
 	digit := (y + (0x80-'0')*ones) &^ (y + (0x7f-'9')*ones)
 	l := y | 0x20*ones
