@@ -222,8 +222,7 @@ func (m *tries) match(addr netip.Addr) int {
 	if !addr.Is6() || addr.Zone() != "" {
 		return -1
 	}
-	b := addr.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	hi, lo := words6(addr)
 	if hi == 0 && lo>>32 == 0xffff {
 		return m.v4.lookup(uint32(lo))
 	}
