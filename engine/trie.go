@@ -357,7 +357,13 @@ func (t *trie) buildJump(entries int, width uint8) {
 		for i := int16(0); i >= 0; {
 			n := &t.nodes[i]
 			if n.bits >= end {
-				slot.next = i
+				// Path compression skips bits: a node below the
+				// stride whose first bits differ from the slot's
+				// holds nothing an address of the slot can match,
+				// so the slot ends the lookup (most misses end so).
+				if commonBits(hi, lo, n.hi, n.lo) >= end {
+					slot.next = i
+				}
 				break
 			}
 			if !n.matches(hi, lo) {
