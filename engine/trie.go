@@ -53,30 +53,25 @@ const maxTrieEntries = 4096
 // zero, so mask(0) is 0.
 func mask(b uint8) uint64 { return ^uint64(0) << (64 - b) }
 
-// bitAt returns bit i (0 = most significant) of the 128-bit value. For i of
-// 128 it returns an arbitrary bit; callers only ask that of nodes without
-// children.
-func bitAt(hi, lo uint64, i uint8) uint8 {
-	// Written to compile to a conditional move: which half holds bit i is
-	// as random as the addresses are.
-	x := hi
-	if i >= 64 {
-		x = lo
-	}
-	return uint8(x>>(63-i&63)) & 1
+// half returns hi for bit positions 0..63 and lo for 64..127 (and for
+// 128: callers ask that only of nodes without children), without a
+// branch: which half holds a bit is as random as the addresses are, and the
+// compiler makes a jump of the plain if.
+func half(hi, lo uint64, i uint8) uint64 {
+	return hi ^ (hi^lo)&-uint64(i>>6&1)
 }
 
-// bitsAt returns the n bits (1..63) starting at bit p (0..127) of the
-// 128-bit value. Every shift count is below 64 by construction (the &63
-// only tells the compiler so, sparing the zeroing Go does for larger
-// counts): for p under 64 the bits of lo shifted in are lo>>(64-p), written
-// lo>>1>>(63-p) so that p == 0 shifts in nothing.
-func bitsAt(hi, lo uint64, p, n uint8) uint64 {
-	x := lo << (p & 63)
-	if p < 64 {
-		x = hi<<(p&63) | lo>>1>>(63-p&63)
-	}
-	return x >> ((64 - n) & 63)
+// bitAt returns bit i (0 = most significant) of the 128-bit value.
+func bitAt(hi, lo uint64, i uint8) uint8 {
+	return uint8(half(hi, lo, i)>>(63-i&63)) & 1
+}
+
+// jumpBits returns the n bits (1..63) after the first p of the 128-bit
+// value; buildJump keeps them within one word. The shift counts are below
+// 64 by construction: the &63 tells the compiler so, sparing the zeroing
+// Go does for larger counts.
+func jumpBits(hi, lo uint64, p, n uint8) int {
+	return int(half(hi, lo, p) << (p & 63) >> ((64 - n) & 63))
 }
 
 // prefixMasks[b] is the 128-bit mask (hi, lo) of a b-bit prefix, b in
@@ -107,7 +102,7 @@ func (t *trie) lookup(hi, lo uint64) int {
 		if !nodes[0].matches(hi, lo) {
 			return -1
 		}
-		s := t.jump[int(bitsAt(hi, lo, t.skip, t.stride))&(len(t.jump)-1)]
+		s := t.jump[jumpBits(hi, lo, t.skip, t.stride)&(len(t.jump)-1)]
 		best, i = int(s.entry), int(s.next)
 		if i < 0 {
 			return best
@@ -333,6 +328,9 @@ func (t *trie) buildJump(entries int, width uint8) {
 	}
 	root := &t.nodes[0]
 	stride := min(uint8(bits.Len(uint(entries)))+1, 6, width-root.bits)
+	if root.bits < 64 {
+		stride = min(stride, 64-root.bits) // within one word: see jumpBits
+	}
 	if stride == 0 {
 		return
 	}
@@ -340,18 +338,13 @@ func (t *trie) buildJump(entries int, width uint8) {
 	t.jump = make([]jumpSlot, 1<<stride)
 	end := root.bits + stride
 	for v := range t.jump {
-		// The address whose bits after the root's prefix are v, then zeros.
+		// The address whose bits after the root's prefix are v, then
+		// zeros; the stride lies within one word.
 		hi, lo := root.hi, root.lo
-		if p := root.bits; p < 64 {
-			shift := 64 - int(p) - int(stride)
-			if shift >= 0 {
-				hi |= uint64(v) << shift
-			} else {
-				hi |= uint64(v) >> -shift
-				lo |= uint64(v) << (64 + shift)
-			}
+		if root.bits < 64 {
+			hi |= uint64(v) << (64 - end)
 		} else {
-			lo |= uint64(v) << (128 - int(end))
+			lo |= uint64(v) << (128 - end)
 		}
 		slot := jumpSlot{entry: -1, next: -1}
 		for i := int16(0); i >= 0; {
