@@ -226,7 +226,20 @@ func (m *tries) match(addr netip.Addr) int {
 	if hi == 0 && lo>>32 == 0xffff {
 		return m.v4.lookup(uint32(lo))
 	}
-	return m.v6.lookup(hi, lo)
+	// The IPv6 trie's root compare and jump table, here so that a miss
+	// they decide costs no call (trie.go has the layout).
+	t := &m.v6
+	if t.stride == 0 {
+		return t.walk(hi, lo, -1, 0)
+	}
+	if !t.nodes[0].matches(hi, lo) {
+		return -1
+	}
+	s := t.jump[jumpBits(hi, lo, t.skip, t.stride)&(len(t.jump)-1)]
+	if s.next < 0 {
+		return int(s.entry)
+	}
+	return t.walk(hi, lo, int(s.entry), int(s.next))
 }
 
 // Contains reports whether any entry contains addr; see Match.

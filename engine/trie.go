@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"unsafe"
 )
 
 // trie is an immutable, path-compressed binary radix trie (PATRICIA) over
@@ -14,9 +15,11 @@ import (
 // The top of the trie is level-compressed (as in Nilsson and Karlsson's
 // LC-trie): below the prefix every entry shares (the root's), a jump table
 // indexed by the next stride bits holds, for each value of those bits, the
-// best entry already decided and the node where the binary walk resumes. A
-// lookup therefore costs one compare, one table load and a node or two,
-// instead of one node per level.
+// best entry already decided and the node where the binary walk resumes;
+// a slot none of whose addresses can match a deeper entry has no node, so
+// most misses end at the table. A lookup therefore costs one compare, one
+// table load and a node or two, instead of one node per level. The stride
+// stays within one 64-bit word, so its bits are two shifts away.
 //
 // Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
 // the top 32 bits of hi (trie4 then holds them as 32-bit values). A lookup
@@ -32,7 +35,7 @@ type trie struct {
 // jumpSlot is the state of the binary walk after the stride's bits.
 type jumpSlot struct {
 	entry int16 // best entry decided within the stride, or -1
-	next  int16 // node to resume at, or -1
+	next  int16 // node to resume at, or -1: the lookup ends with entry
 }
 
 // node is one trie node (24 bytes). child indexes are -1 when absent. A
@@ -90,23 +93,15 @@ func (n *node) matches(hi, lo uint64) bool {
 	return (hi^n.hi)&m[0]|(lo^n.lo)&m[1] == 0
 }
 
-// lookup returns the index of the longest entry containing (hi, lo), or -1.
-// It does not allocate.
-func (t *trie) lookup(hi, lo uint64) int {
+// walk returns the index of the longest entry containing (hi, lo) at or
+// below node i, or best if none does; -1 for an empty trie. tries.match
+// starts it: at the root (i 0, best -1) without a jump table, else after
+// the root's compare and the jump table, where most misses end without a
+// call. It does not allocate.
+func (t *trie) walk(hi, lo uint64, best, i int) int {
 	nodes := t.nodes
 	if len(nodes) == 0 {
 		return -1
-	}
-	best, i := -1, 0
-	if t.stride > 0 {
-		if !nodes[0].matches(hi, lo) {
-			return -1
-		}
-		s := t.jump[jumpBits(hi, lo, t.skip, t.stride)&(len(t.jump)-1)]
-		best, i = int(s.entry), int(s.next)
-		if i < 0 {
-			return best
-		}
 	}
 	for {
 		n := &nodes[i]
@@ -182,7 +177,7 @@ func (t *trie4) lookup(a uint32) int {
 	}
 	for {
 		n := &nodes[i]
-		if n.entry >= 0 { // as in trie.lookup, only entry nodes are compared
+		if n.entry >= 0 { // as in trie.walk, only entry nodes are compared
 			if (a^n.addr)&n.mask != 0 {
 				return best
 			}
@@ -205,18 +200,18 @@ func split128(a netip.Addr) (hi, lo uint64) {
 	return words6(a)
 }
 
-// words6 returns an IPv6 address as two big-endian words. netip.Addr holds
-// them so but has no accessor; through As16 the compiler copies the array
-// once more, and the 16-byte load of that copy from two 8-byte stores
-// cannot be store-forwarded (a stall of about 10 cycles, a third of an
-// IPv6 lookup). AsSlice's bytes are read back by the same 8-byte
-// units they were written in.
+// words6 returns an IPv6 address as two words, the first 8 bytes
+// big-endian in hi. netip.Addr holds exactly that (its first field is a
+// uint128 of hi and lo) but has no accessor, so words6 reads it through
+// unsafe; TestWords6Layout fails if netip's layout ever changes. Measured
+// (BENCHMARKS.md, "IPv6 lookups"): through As16 the compiler copies the
+// array once more, and the 16-byte load of that copy from two 8-byte stores
+// cannot be store-forwarded, a stall that was a third of an IPv6 lookup;
+// through AsSlice (no stall, the safe alternative) a lookup costs 3-12 %
+// more CPU time than this read, which the compiler keeps in registers.
 func words6(a netip.Addr) (hi, lo uint64) {
-	b := a.AsSlice()
-	if len(b) != 16 {
-		return 0, 0
-	}
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:16])
+	w := (*[2]uint64)(unsafe.Pointer(&a))
+	return w[0], w[1]
 }
 
 // buildNode is the pointer form of a node, used only while building.

@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/internal/golden"
 )
@@ -134,5 +138,22 @@ func TestTrieNodesSizedExactly(t *testing.T) {
 		if c := cap(m.v6.nodes); c > 2*n-1 {
 			t.Errorf("%d IPv6 entries: %d nodes reserved, want at most %d", n, c, 2*n-1)
 		}
+	}
+}
+
+// TestWords6Layout breaks loudly if netip.Addr stops holding an address as
+// (hi, lo uint64) first, which words6 reads through unsafe.
+func TestWords6Layout(t *testing.T) {
+	require.Equal(t, uintptr(24), unsafe.Sizeof(netip.Addr{}), "netip.Addr changed size: words6 reads its internals")
+	r := rand.New(rand.NewPCG(3, 4))
+	addrs := []netip.Addr{netip.IPv6Unspecified(), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::ffff:192.0.2.1")}
+	for range 1000 {
+		addrs = append(addrs, golden.RandAddr(r, true))
+	}
+	for _, a := range addrs {
+		b := a.As16()
+		hi, lo := words6(a)
+		require.Equal(t, binary.BigEndian.Uint64(b[:8]), hi, "words6(%s) hi: netip.Addr's layout changed", a)
+		require.Equal(t, binary.BigEndian.Uint64(b[8:]), lo, "words6(%s) lo: netip.Addr's layout changed", a)
 	}
 }
