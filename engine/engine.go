@@ -226,20 +226,29 @@ func (m *tries) match(addr netip.Addr) int {
 	if hi == 0 && lo>>32 == 0xffff {
 		return m.v4.lookup(uint32(lo))
 	}
-	// The IPv6 trie's root compare and jump table, here so that a miss
-	// they decide costs no call (trie.go has the layout).
+	// The IPv6 trie's root compare, jump table and a leaf, here so that the
+	// lookups they decide (most) cost no call; trie.go has the layout.
 	t := &m.v6
-	if t.stride == 0 {
-		return t.walk(hi, lo, -1, 0)
-	}
-	if !t.nodes[0].matches(hi, lo) {
+	best, i := -1, 0
+	if t.stride > 0 {
+		if !t.nodes[0].matches(hi, lo) {
+			return -1
+		}
+		s := t.jump[jumpBits(hi, lo, t.skip, t.stride)&(len(t.jump)-1)]
+		if s.next < 0 {
+			return int(s.entry)
+		}
+		best, i = int(s.entry), int(s.next)
+	} else if len(t.nodes) == 0 {
 		return -1
 	}
-	s := t.jump[jumpBits(hi, lo, t.skip, t.stride)&(len(t.jump)-1)]
-	if s.next < 0 {
-		return int(s.entry)
+	if n := &t.nodes[i]; n.child == [2]int16{-1, -1} { // a leaf: an entry node
+		if n.matches(hi, lo) {
+			return int(n.entry)
+		}
+		return best
 	}
-	return t.walk(hi, lo, int(s.entry), int(s.next))
+	return t.walk(hi, lo, best, i)
 }
 
 // Contains reports whether any entry contains addr; see Match.

@@ -38,9 +38,10 @@ type jumpSlot struct {
 	next  int16 // node to resume at, or -1: the lookup ends with entry
 }
 
-// node is one trie node (24 bytes). child indexes are -1 when absent. A
-// trie holds at most maxTrieEntries entries, so at most twice that many
-// nodes, and int16 fits.
+// node is one trie node (24 bytes). child indexes are -1 when absent;
+// every leaf is an entry node (insert makes branch nodes with two
+// children). A trie holds at most maxTrieEntries entries, so at most twice
+// that many nodes, and int16 fits.
 type node struct {
 	hi, lo uint64
 	bits   uint8    // prefix length of this node
