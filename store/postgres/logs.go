@@ -233,7 +233,9 @@ func (w *logWriter) writeBatch() error {
 			return err
 		}
 	}
+	w.spoolMu.Lock()
 	kept, serr := w.spool.append(w.batch)
+	w.spoolMu.Unlock()
 	w.ring.Settle(0, 0, n-kept)
 	if serr != nil {
 		w.s.log.Error("store: usage-log spool", "err", serr)
