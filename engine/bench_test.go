@@ -206,14 +206,12 @@ func BenchmarkPublish(b *testing.B) {
 			runtime.GC()
 			b.ReportAllocs()
 			i := 0
-			cpu := cpuTime()
+			start := cpuTime()
 			for b.Loop() {
 				e.Put(versions[i>>10&1][i&1023])
 				i++
 			}
-			if cpu > 0 {
-				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-			}
+			reportCPU(b, start)
 		})
 	}
 }

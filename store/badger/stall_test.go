@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,10 +46,10 @@ func BenchmarkWriterStall(b *testing.B) {
 				running = false
 			default:
 			}
-			t0, c0 := time.Now(), processCPU()
+			t0, c0 := time.Now(), cpuTime()
 			time.Sleep(100 * time.Microsecond)
 			late := time.Since(t0) - 100*time.Microsecond
-			cpu := processCPU() - c0 - 100*time.Microsecond
+			cpu := cpuTime() - c0 - 100*time.Microsecond
 			held = append(held, float64(max(0, min(late, cpu)))/1e3)
 		}
 		if err := s.FlushLogs(); err != nil {
@@ -65,11 +64,4 @@ func BenchmarkWriterStall(b *testing.B) {
 		b.ReportMetric(q(0.999), "p99.9-held-µs")
 		b.ReportMetric(held[len(held)-1], "max-held-µs")
 	}
-}
-
-// processCPU is the process's user plus system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
