@@ -22,6 +22,13 @@
 // it per request answered in the window: a cost per request that does not
 // depend on how much of its core a shared machine left the server.
 //
+// -rate R runs an open loop instead: a fixed schedule of R requests/s over
+// the connections, latency counted from each request's scheduled send
+// time. On Linux the schedule runs on one thread with its own epoll set
+// and a timerfd (openloop_linux.go): Go's timers, woken through an
+// epoll_wait whose timeout is in milliseconds, sent requests up to ~1 ms
+// late, and that lateness counted as the server's.
+//
 // The client is a minimal HTTP/1.1 writer and reader over net.Conn with
 // every request serialised up front, so that as little as possible of
 // the generator's core goes to the generator.
@@ -128,15 +135,16 @@ type worker struct {
 func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, maxReq int, rate float64, pid int) bench.LoadResult {
 	start := time.Now()
 	measureFrom, measureTo := start.Add(warm), start.Add(warm+dur)
+	var count atomic.Int64
+	more := func() bool { return count.Add(1) <= int64(maxReq) }
 	ws := make([]worker, conns)
 	var wg sync.WaitGroup
-	var count atomic.Int64
-	for w := range ws {
-		wg.Go(func() {
-			ws[w].loop(addr, kind, reqs, w, conns, measureFrom, measureTo, rate, func() bool {
-				return count.Add(1) <= int64(maxReq)
-			})
-		})
+	if rate > 0 && haveOpenLoop {
+		wg.Go(func() { ws = openLoop(addr, kind, reqs, conns, measureFrom, measureTo, rate, more) })
+	} else {
+		for w := range ws {
+			wg.Go(func() { ws[w].loop(addr, kind, reqs, w, conns, measureFrom, measureTo, rate, more) })
+		}
 	}
 	time.Sleep(time.Until(measureFrom))
 	cpu0, srv0 := cpuTime(), serverCPU(pid)
