@@ -37,9 +37,12 @@ type logWriter struct {
 	nextSeg  uint64
 	cur      segment
 	curStart time.Time
-	body     []byte
-	lastErr  error
-	keyMax   []int64
+	// sliceStart is when the writer's current slice of work began
+	// (see yield).
+	sliceStart time.Time
+	body       []byte
+	lastErr    error
+	keyMax     []int64
 	// unsaved holds the last-used times not stored yet (see
 	// saveLastUsed), toSave those to store now.
 	unsaved map[string]int64
@@ -242,15 +245,19 @@ func (w *logWriter) run() {
 	for {
 		select {
 		case <-w.s.stop:
+			w.sliceStart = time.Now()
 			// AppendLog refuses records once closed is set, so this
 			// drain is the last.
 			w.finalErr = w.flush()
 			return
 		case ch := <-w.flushReq:
+			w.sliceStart = time.Now()
 			ch <- w.flush()
 		case <-w.ring.Notify():
+			w.sliceStart = time.Now()
 			w.drain()
 		case <-tick.C:
+			w.sliceStart = time.Now()
 			w.drain()
 			if w.cur.n > 0 && time.Since(w.curStart) >= interval {
 				w.seal()
@@ -412,24 +419,39 @@ func (w *logWriter) update(fn func(txn *badger.Txn) error) error {
 const (
 	yieldRecords = 512
 	usedBatch    = 256
-	// yieldPause is how long yield sleeps.
-	yieldPause = 20 * time.Microsecond
+	// A yield sleeps as long as the slice before it took, between
+	// these bounds.
+	yieldPauseMin = 20 * time.Microsecond
+	yieldPauseMax = 2 * time.Millisecond
 )
 
 // yield lets the check path run between slices of the writer's work on a
 // process with one P (GOMAXPROCS=1): nothing else runs while the writer
 // computes there, and a segment's work in one piece (records into
 // columns, zstd, the Badger write) held that P for milliseconds, every
-// check waiting behind it. runtime.Gosched would not do: the scheduler
-// takes the writer back from the global run queue before it polls the
-// network, so the waiting connections would stay unread. A short sleep
-// parks the writer, so the scheduler polls the network and runs the
-// checks that arrived first. With more Ps the other Ps serve checks
-// meanwhile, and yield does nothing.
+// check waiting behind it.
+//
+// runtime.Gosched would not do: the scheduler takes the writer back from
+// the global run queue before it polls the network, so the waiting
+// connections would stay unread. A sleep parks the writer, so the
+// scheduler polls the network and runs the checks that arrived first —
+// but only until the sleep ends: the woken writer goes to the front of
+// the run queue, ahead of checks already taken off the network. A fixed
+// 20 µs sleep therefore gave the checks 20 µs (two to four of them, in a
+// runtime trace at 30,000/s) for every slice of the writer's, and the
+// ones queued behind waited out most of a segment's work. So the sleep
+// is as long as the slice before it: while checks wait, the writer gets
+// at most about half the P, more than it needs (about a quarter at
+// saturation), and a check waits about one slice, not a segment.
+//
+// With more Ps the other Ps serve checks meanwhile, and yield does
+// nothing.
 func (w *logWriter) yield() {
-	if runtime.GOMAXPROCS(0) == 1 {
-		time.Sleep(yieldPause)
+	if runtime.GOMAXPROCS(0) != 1 {
+		return
 	}
+	time.Sleep(min(max(time.Since(w.sliceStart), yieldPauseMin), yieldPauseMax))
+	w.sliceStart = time.Now()
 }
 
 // encode returns g's compressed body and its index.
