@@ -41,6 +41,7 @@ type logWriter struct {
 	// (see yield).
 	sliceStart time.Time
 	body       []byte
+	val, idx   []byte // the stored forms of the segment being written
 	lastErr    error
 	keyMax     []int64
 	// unsaved holds the last-used times not stored yet (see
@@ -64,7 +65,7 @@ type usedTime struct {
 
 func (w *logWriter) init(s *Store) {
 	w.s = s
-	w.ring.Init(s.opts.LogBuffer, min(s.opts.SegmentRecords, s.opts.LogBuffer/2))
+	w.ring.Init(s.opts.LogBuffer, min(s.opts.SegmentRecords, s.opts.LogBuffer/2, notifyRecords))
 	w.flushReq = make(chan chan error)
 	w.unsaved = make(map[string]int64)
 }
@@ -413,6 +414,13 @@ func (w *logWriter) update(fn func(txn *badger.Txn) error) error {
 	return w.s.db.Update(fn)
 }
 
+// notifyRecords is how many buffered records wake the writer (fewer when
+// the buffer or a segment is smaller). Few, so that it takes records
+// while their slots are still in the CPU's cache: at 4,096 the ~2.6 MB of
+// slots written in between had left it, and reading them back cost
+// ~0.1 µs per record, more than a wake-up per 256 records does.
+const notifyRecords = 256
+
 // The writer's work between two yields: records moved into the segment
 // (~0.1 ms), keys per last-used transaction, and the compressor's block
 // (segmentBlock).
@@ -454,11 +462,15 @@ func (w *logWriter) yield() {
 	w.sliceStart = time.Now()
 }
 
-// encode returns g's compressed body and its index.
+// encode returns g's compressed body and its index, in the writer's
+// buffers: Badger keeps no reference to a value once the transaction
+// that set it has returned.
 func (w *logWriter) encode(g *segment) (val, idx []byte) {
 	w.body = g.encodeBody(w.body[:0], w.yield)
 	w.yield()
-	return compress(make([]byte, 0, len(w.body)/6+64), w.body, w.yield), g.encodeIndex(nil)
+	w.val = compress(w.val[:0], w.body, w.yield)
+	w.idx = g.encodeIndex(w.idx[:0])
+	return w.val, w.idx
 }
 
 // newerLastUsed sets w.keyMax to the newest time of each of g's keys and

@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"sync"
+	"unsafe"
 
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usagelog"
@@ -21,7 +22,22 @@ import (
 //
 // segment value: byte segmentVersion, then the zstd frame of the body.
 //
-// body (version 3; version 2 is the same without the hints):
+// body (version 4):
+//
+//	uvarint n (records)
+//	5 dictionaries (key ids, entry ids, codes, methods, secret hints):
+//	    uvarint count, then count strings (uvarint length, bytes)
+//	sources (what a key's checks from one client share): uvarint count
+//	    s, then columns of s: key, entry and hint (dictionary indexes),
+//	    address families (0, 4 or 16), then the addresses' bytes
+//	kinds: uvarint count k, then columns of k: code, method (dictionary
+//	    indexes), status
+//	times: varint first Unix nanoseconds, then a column of the zigzag
+//	    deltas from the previous record (the first is 0)
+//	columns of n: source, kind (indexes), latency (microseconds), path
+//	    length; then the paths, concatenated
+//
+// body (versions 2 and 3, still read; 2 is 3 without the hints):
 //
 //	uvarint n (records)
 //	4 dictionaries (key ids, entry ids, codes, methods):
@@ -35,6 +51,12 @@ import (
 //	    indexes into it
 //	path lengths: column, then the paths, concatenated
 //
+// Version 4 names each record's key, entry, hint and address by one
+// index into the sources and its code, method and status by one into the
+// kinds: the body is a quarter smaller than version 3's (fewer bytes for
+// zstd to go through) and compresses better, which pays for zstd's
+// fastest level (see compress).
+//
 // A column of n integers is one byte w (0-8), the width in bytes of the
 // largest, then w planes of n bytes each, least significant plane first.
 //
@@ -44,8 +66,10 @@ import (
 //	key ids and methods: uvarint count, then strings,
 //	statuses: uvarint count, then uvarints
 const (
-	segmentVersion = 3
-	// segmentVersionNoHint is the previous body, still read.
+	segmentVersion = 4
+	// segmentVersionV3 and segmentVersionNoHint are earlier bodies,
+	// still read.
+	segmentVersionV3     = 3
 	segmentVersionNoHint = 2
 	indexVersion         = 1
 
@@ -67,7 +91,11 @@ const (
 
 // segment is one segment's records, column by column. The writer builds
 // one with add; a query decodes one with decodeBody, which makes the
-// dictionaries point into the body it was given.
+// dictionaries point into the body it was given. Either way every
+// record's key, entry, code, method, hint, status and address are also
+// in the per-record columns (idx, hintIdx, status, ips) that queries
+// read; sources and kinds are those of a segment built by add or
+// decoded from version 4.
 type segment struct {
 	n       int
 	dicts   [numDicts]dict
@@ -81,12 +109,57 @@ type segment struct {
 	pathEnd []uint32 // path i is paths[pathEnd[i-1]:pathEnd[i]]
 	paths   []byte
 	col     []uint64 // decoding scratch
+
+	srcs    []source
+	srcIdx  []uint32
+	kinds   []kind
+	kindIdx []uint32
+	// The writer's lookups of sources and kinds (see find).
+	srcTab, kindTab hashTable
+	srcStr          []srcStrings // parallel to srcs
+}
+
+// source is what the records of one key from one client share.
+type source struct {
+	key, entry, hint uint32 // dictionary indexes
+	ip               netip.Addr
+}
+
+// srcStrings are a source's strings as AppendLog was given them.
+type srcStrings struct{ key, entry, hint string }
+
+// kind is a record's outcome: code and method (dictionary indexes) and
+// status.
+type kind struct {
+	code, method uint32
+	status       uint16
 }
 
 type dict struct {
 	vals [][]byte
-	m    map[string]uint32 // the writer's lookup; nil when decoded
+	m    map[string]uint32 // intern's lookup by content; nil when decoded
+	// internString's lookups, kept from segment to segment (see
+	// internString).
+	known *knownStrings
 }
+
+// knownStrings maps the strings a writer's dictionary has met, by
+// address, to canonical ids (one per content), and the ids to their
+// index in the current segment's dictionary.
+type knownStrings struct {
+	byAddr hashTable
+	strs   []string // by byAddr index
+	ids    []uint32 // by byAddr index
+	canon  map[string]uint32
+	texts  []string // by id
+	inSeg  []uint32 // by id: 1 + dictionary index in this segment, 0 if absent
+	used   []uint32 // ids with inSeg set
+}
+
+// maxKnownStrings bounds the strings a dictionary keeps meeting from
+// segment to segment (they stay alive until it is reached and all are
+// forgotten: the key ids of deleted keys, say).
+const maxKnownStrings = 1 << 16
 
 func (d *dict) intern(b []byte) uint32 {
 	if i, ok := d.m[string(b)]; ok {
@@ -101,17 +174,68 @@ func (d *dict) intern(b []byte) uint32 {
 	return i
 }
 
+// internString interns s. It finds s by its address first, among the
+// strings met in this and earlier segments: the check path hands over
+// the engine's long-lived strings, so the same key id met again costs
+// neither hashing nor reading its bytes, which are cold in the engine's
+// memory (a map lookup by content of three strings per record was the
+// writer's largest cost after zstd). A string at an address not met
+// before is looked up by content, so that each text has one index.
 func (d *dict) internString(s string) uint32 {
-	if i, ok := d.m[s]; ok {
-		return i
+	k := d.known
+	if k == nil {
+		k = &knownStrings{canon: make(map[string]uint32)}
+		d.known = k
 	}
-	if d.m == nil {
-		d.m = make(map[string]uint32)
+	h := mix(strAddr(s), 0)
+	pos, j := k.byAddr.find(h)
+	for ; j >= 0; pos, j = k.byAddr.next(pos, h) {
+		if k.strs[j] == s {
+			break
+		}
+	}
+	var id uint32
+	if j >= 0 {
+		id = k.ids[j]
+	} else {
+		var ok bool
+		if id, ok = k.canon[s]; !ok {
+			id = uint32(len(k.texts))
+			k.texts = append(k.texts, s)
+			k.inSeg = append(k.inSeg, 0)
+			k.canon[s] = id
+		}
+		k.byAddr.insert(pos, h, len(k.strs))
+		k.strs = append(k.strs, s)
+		k.ids = append(k.ids, id)
+	}
+	if i := k.inSeg[id]; i > 0 {
+		return i - 1
 	}
 	i := uint32(len(d.vals))
-	d.vals = append(d.vals, []byte(s))
-	d.m[s] = i
+	// The text's own bytes, not a copy: vals are only read, and the
+	// string is immutable and kept alive by them.
+	t := k.texts[id]
+	d.vals = append(d.vals, unsafe.Slice(unsafe.StringData(t), len(t)))
+	k.inSeg[id] = i + 1
+	k.used = append(k.used, id)
 	return i
+}
+
+func (d *dict) reset() {
+	d.vals = d.vals[:0]
+	clear(d.m)
+	k := d.known
+	if k == nil {
+		return
+	}
+	for _, id := range k.used {
+		k.inSeg[id] = 0
+	}
+	k.used = k.used[:0]
+	if len(k.strs) > maxKnownStrings {
+		d.known = nil
+	}
 }
 
 // lookup returns the index of s, or -1.
@@ -126,13 +250,19 @@ func (d *dict) lookup(s string) int {
 
 func (g *segment) reset() {
 	g.n = 0
+	g.srcs = g.srcs[:0]
+	g.srcIdx = g.srcIdx[:0]
+	g.kinds = g.kinds[:0]
+	g.kindIdx = g.kindIdx[:0]
+	clear(g.srcStr) // nothing kept alive
+	g.srcStr = g.srcStr[:0]
+	g.srcTab.reset()
+	g.kindTab.reset()
 	for i := range g.dicts {
-		g.dicts[i].vals = g.dicts[i].vals[:0]
-		clear(g.dicts[i].m)
+		g.dicts[i].reset()
 		g.idx[i] = g.idx[i][:0]
 	}
-	g.hints.vals = g.hints.vals[:0]
-	clear(g.hints.m)
+	g.hints.reset()
 	g.hintIdx = g.hintIdx[:0]
 	g.times = g.times[:0]
 	g.status = g.status[:0]
@@ -144,18 +274,157 @@ func (g *segment) reset() {
 
 // add appends the record in sl.
 func (g *segment) add(sl *usagelog.Slot) {
+	si := g.source(sl)
+	ki := g.kind(sl)
+	src, k := &g.srcs[si], &g.kinds[ki]
 	g.n++
 	g.times = append(g.times, sl.Time)
-	g.idx[dictKey] = append(g.idx[dictKey], g.dicts[dictKey].internString(sl.KeyID))
-	g.idx[dictEntry] = append(g.idx[dictEntry], g.dicts[dictEntry].internString(sl.EntryID))
-	g.idx[dictCode] = append(g.idx[dictCode], g.dicts[dictCode].internString(sl.Code))
-	g.idx[dictMethod] = append(g.idx[dictMethod], g.dicts[dictMethod].intern(sl.Method()))
-	g.hintIdx = append(g.hintIdx, g.hints.internString(sl.Hint))
-	g.status = append(g.status, sl.Status)
+	g.srcIdx = append(g.srcIdx, si)
+	g.kindIdx = append(g.kindIdx, ki)
+	g.idx[dictKey] = append(g.idx[dictKey], src.key)
+	g.idx[dictEntry] = append(g.idx[dictEntry], src.entry)
+	g.idx[dictCode] = append(g.idx[dictCode], k.code)
+	g.idx[dictMethod] = append(g.idx[dictMethod], k.method)
+	g.hintIdx = append(g.hintIdx, src.hint)
+	g.status = append(g.status, k.status)
 	g.lat = append(g.lat, sl.LatencyUS)
-	g.ips = append(g.ips, sl.IP)
+	g.ips = append(g.ips, src.ip)
 	g.paths = append(g.paths, sl.Path()...)
 	g.pathEnd = append(g.pathEnd, uint32(len(g.paths)))
+}
+
+// source returns the index of sl's source, adding it if new. Strings are
+// hashed by address, not content: the check path hands over the
+// engine's long-lived strings, so a key's records hash alike without
+// their bytes being read (they are cold, in the engine's memory, and
+// three map lookups by content per record were the writer's largest cost
+// after zstd). Sources are compared by content, so a string met at
+// another address only makes a second source equal to the first.
+func (g *segment) source(sl *usagelog.Slot) uint32 {
+	a16 := sl.IP.As16()
+	h := mix(mix(mix(mix(strAddr(sl.KeyID), strAddr(sl.EntryID)), strAddr(sl.Hint)),
+		binary.LittleEndian.Uint64(a16[:8])^uint64(sl.IP.BitLen())), binary.LittleEndian.Uint64(a16[8:]))
+	pos, i := g.srcTab.find(h)
+	for ; i >= 0; pos, i = g.srcTab.next(pos, h) {
+		if ss := &g.srcStr[i]; ss.key == sl.KeyID && ss.entry == sl.EntryID && ss.hint == sl.Hint && g.srcs[i].ip == sl.IP {
+			return uint32(i)
+		}
+	}
+	i = len(g.srcs)
+	g.srcs = append(g.srcs, source{
+		key:   g.dicts[dictKey].internString(sl.KeyID),
+		entry: g.dicts[dictEntry].internString(sl.EntryID),
+		hint:  g.hints.internString(sl.Hint),
+		ip:    sl.IP,
+	})
+	g.srcStr = append(g.srcStr, srcStrings{sl.KeyID, sl.EntryID, sl.Hint})
+	g.srcTab.insert(pos, h, i)
+	return uint32(i)
+}
+
+// kind returns the index of sl's kind, adding it if new.
+func (g *segment) kind(sl *usagelog.Slot) uint32 {
+	m := sl.Method()
+	var mw [8]byte
+	copy(mw[:], m)
+	h := mix(mix(strAddr(sl.Code), uint64(sl.Status)<<8|uint64(len(m))), binary.LittleEndian.Uint64(mw[:]))
+	pos, i := g.kindTab.find(h)
+	for ; i >= 0; pos, i = g.kindTab.next(pos, h) {
+		k := &g.kinds[i]
+		if k.status == sl.Status && string(g.dicts[dictCode].vals[k.code]) == sl.Code && bytes.Equal(g.dicts[dictMethod].vals[k.method], m) {
+			return uint32(i)
+		}
+	}
+	i = len(g.kinds)
+	g.kinds = append(g.kinds, kind{
+		code:   g.dicts[dictCode].internString(sl.Code),
+		method: g.dicts[dictMethod].intern(m),
+		status: sl.Status,
+	})
+	g.kindTab.insert(pos, h, i)
+	return uint32(i)
+}
+
+// strAddr is where s's bytes are, as a hash input (never dereferenced).
+func strAddr(s string) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))<<8 ^ uint64(len(s)) }
+
+func mix(h, v uint64) uint64 {
+	h ^= v
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>29
+}
+
+// hashTable maps 64-bit hashes to the indexes of a slice, by open
+// addressing; the caller compares the candidates. Its zero value is an
+// empty table.
+type hashTable struct {
+	slots  []int32 // 1 + index; 0: free
+	hashes []uint64
+	used   int
+}
+
+// find returns the first probe position for h and the index there, or
+// -1 (pos is then where to insert).
+func (t *hashTable) find(h uint64) (pos int, i int) {
+	if len(t.slots) == 0 {
+		return 0, -1
+	}
+	pos = int(h & uint64(len(t.slots)-1))
+	return t.at(pos, h)
+}
+
+// next continues a find after a candidate that did not match.
+func (t *hashTable) next(pos int, h uint64) (int, int) {
+	return t.at((pos+1)&(len(t.slots)-1), h)
+}
+
+func (t *hashTable) at(pos int, h uint64) (int, int) {
+	mask := len(t.slots) - 1
+	for ; ; pos = (pos + 1) & mask {
+		s := t.slots[pos]
+		if s == 0 {
+			return pos, -1
+		}
+		if t.hashes[s-1] == h {
+			return pos, int(s - 1)
+		}
+	}
+}
+
+// insert records index i (the next one: len of the caller's slice) of
+// hash h at pos, as returned by the find that failed.
+func (t *hashTable) insert(pos int, h uint64, i int) {
+	t.hashes = append(t.hashes, h)
+	if (t.used+1)*2 > len(t.slots) {
+		t.grow()
+		pos, _ = t.find(h)
+		for t.slots[pos] != 0 {
+			pos = (pos + 1) & (len(t.slots) - 1)
+		}
+	}
+	t.slots[pos] = int32(i + 1)
+	t.used++
+}
+
+func (t *hashTable) grow() {
+	n := max(256, 2*len(t.slots))
+	t.slots = make([]int32, n)
+	mask := n - 1
+	for j, h := range t.hashes[:t.used] {
+		pos := int(h) & mask
+		for t.slots[pos] != 0 {
+			pos = (pos + 1) & mask
+		}
+		t.slots[pos] = int32(j + 1)
+	}
+}
+
+func (t *hashTable) reset() {
+	if t.used > 0 {
+		clear(t.slots)
+	}
+	t.hashes = t.hashes[:0]
+	t.used = 0
 }
 
 func (g *segment) path(i int) []byte {
@@ -243,24 +512,51 @@ func (d *decoder) column(dst []uint64, max uint64) []uint64 {
 func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// encodeBody appends the body of g to b. yield, if not nil, is called
-// between groups of columns (about 0.1 ms of work each for 4,096 records).
+// encodeBody appends the body (version 4) of g, built by add, to b.
+// yield, if not nil, is called between groups of columns.
 func (g *segment) encodeBody(b []byte, yield func()) []byte {
-	pause := func() {
-		if yield != nil {
-			yield()
-		}
-	}
 	b = binary.AppendUvarint(b, uint64(g.n))
-	for i := range g.dicts {
-		vals := g.dicts[i].vals
-		b = binary.AppendUvarint(b, uint64(len(vals)))
-		for _, v := range vals {
+	for _, d := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.dicts[dictCode], &g.dicts[dictMethod], &g.hints} {
+		b = binary.AppendUvarint(b, uint64(len(d.vals)))
+		for _, v := range d.vals {
 			b = appendBytes(b, v)
 		}
 	}
-	pause()
-	col := make([]uint64, g.n)
+	col := grow(g.col, max(g.n, len(g.srcs)))
+	g.col = col
+	b = binary.AppendUvarint(b, uint64(len(g.srcs)))
+	sc := col[:len(g.srcs)]
+	for f := range 3 {
+		for i, src := range g.srcs {
+			sc[i] = uint64([3]uint32{src.key, src.entry, src.hint}[f])
+		}
+		b = appendColumn(b, sc)
+	}
+	for _, src := range g.srcs {
+		b = append(b, byte(src.ip.BitLen()/8))
+	}
+	for _, src := range g.srcs {
+		switch a := src.ip; {
+		case a.Is4():
+			a4 := a.As4()
+			b = append(b, a4[:]...)
+		case a.Is6():
+			a16 := a.As16()
+			b = append(b, a16[:]...)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.kinds)))
+	kc := col[:len(g.kinds)]
+	for f := range 3 {
+		for i, k := range g.kinds {
+			kc[i] = uint64([3]uint32{k.code, k.method, uint32(k.status)}[f])
+		}
+		b = appendColumn(b, kc)
+	}
+	if yield != nil {
+		yield()
+	}
+	col = col[:g.n]
 	var prev int64
 	if g.n > 0 {
 		prev = g.times[0]
@@ -271,41 +567,9 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 		prev = t
 	}
 	b = appendColumn(b, col)
-	for d := range g.idx {
-		for i, v := range g.idx[d] {
-			col[i] = uint64(v)
-		}
-		b = appendColumn(b, col)
-	}
-	pause()
-	for i, v := range g.status {
-		col[i] = uint64(v)
-	}
-	b = appendColumn(b, col)
+	b = appendColumn32(b, col, g.srcIdx)
+	b = appendColumn32(b, col, g.kindIdx)
 	b = appendColumn(b, g.lat)
-	for _, a := range g.ips {
-		switch {
-		case a.Is4():
-			a4 := a.As4()
-			b = append(b, 4)
-			b = append(b, a4[:]...)
-		case a.Is6():
-			a16 := a.As16()
-			b = append(b, 16)
-			b = append(b, a16[:]...)
-		default:
-			b = append(b, 0)
-		}
-	}
-	pause()
-	b = binary.AppendUvarint(b, uint64(len(g.hints.vals)))
-	for _, v := range g.hints.vals {
-		b = appendBytes(b, v)
-	}
-	for i, v := range g.hintIdx {
-		col[i] = uint64(v)
-	}
-	b = appendColumn(b, col)
 	start := uint32(0)
 	for i, end := range g.pathEnd {
 		col[i] = uint64(end - start)
@@ -315,10 +579,156 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	return append(b, g.paths...)
 }
 
-// decodeBody replaces g's records with those in body. g's dictionaries
-// and paths then point into body, which must stay unchanged while g is
-// used. Invalid input of any kind is an error wrapping store.ErrCorrupt.
+// appendColumn32 appends vals as a column, using col (as long) as
+// scratch.
+func appendColumn32(b []byte, col []uint64, vals []uint32) []byte {
+	for i, v := range vals {
+		col[i] = uint64(v)
+	}
+	return appendColumn(b, col[:len(vals)])
+}
+
+// decodeBody replaces g's records with those in body, of format version.
+// g's dictionaries and paths then point into body, which must stay
+// unchanged while g is used. Invalid input of any kind is an error
+// wrapping store.ErrCorrupt.
 func (g *segment) decodeBody(body []byte, version byte) error {
+	if version < segmentVersion {
+		return g.decodeBodyV3(body, version)
+	}
+	g.reset()
+	d := decoder{b: body}
+	n := d.uvarint()
+	if n > maxSegmentRecords || n > uint64(len(d.b)) {
+		return fmt.Errorf("%w: segment record count", store.ErrCorrupt)
+	}
+	g.n = int(n)
+	for _, dc := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.dicts[dictCode], &g.dicts[dictMethod], &g.hints} {
+		c := d.count(1)
+		for j := 0; j < c && d.err == nil; j++ {
+			dc.vals = append(dc.vals, d.bytes(d.uvarint()))
+		}
+		if g.n > 0 && len(dc.vals) == 0 {
+			d.fail("segment dictionary")
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	ns := d.uvarint()
+	if ns > n || (n > 0) != (ns > 0) {
+		return fmt.Errorf("%w: segment source count", store.ErrCorrupt)
+	}
+	g.col = grow(g.col, g.n)
+	g.srcs = grow(g.srcs, int(ns))
+	sc := g.col[:ns]
+	d.column(sc, uint64(len(g.dicts[dictKey].vals))-1)
+	for i, v := range sc {
+		g.srcs[i].key = uint32(v)
+	}
+	d.column(sc, uint64(len(g.dicts[dictEntry].vals))-1)
+	for i, v := range sc {
+		g.srcs[i].entry = uint32(v)
+	}
+	d.column(sc, uint64(len(g.hints.vals))-1)
+	for i, v := range sc {
+		g.srcs[i].hint = uint32(v)
+	}
+	fams := d.bytes(ns)
+	for i, f := range fams {
+		switch f {
+		case 0:
+			g.srcs[i].ip = netip.Addr{}
+		case 4:
+			if a := d.bytes(4); a != nil {
+				g.srcs[i].ip = netip.AddrFrom4([4]byte(a))
+			}
+		case 16:
+			if a := d.bytes(16); a != nil {
+				g.srcs[i].ip = netip.AddrFrom16([16]byte(a))
+			}
+		default:
+			d.fail("segment address")
+		}
+		if d.err != nil {
+			return d.err
+		}
+	}
+	nk := d.uvarint()
+	if nk > n || (n > 0) != (nk > 0) {
+		return fmt.Errorf("%w: segment kind count", store.ErrCorrupt)
+	}
+	g.kinds = grow(g.kinds, int(nk))
+	kc := g.col[:nk]
+	d.column(kc, uint64(len(g.dicts[dictCode].vals))-1)
+	for i, v := range kc {
+		g.kinds[i].code = uint32(v)
+	}
+	d.column(kc, uint64(len(g.dicts[dictMethod].vals))-1)
+	for i, v := range kc {
+		g.kinds[i].method = uint32(v)
+	}
+	d.column(kc, 0xffff)
+	for i, v := range kc {
+		g.kinds[i].status = uint16(v)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	t := d.varint()
+	d.column(g.col, ^uint64(0))
+	g.times = grow(g.times, g.n)
+	for i, u := range g.col {
+		t += unzigzag(u)
+		g.times[i] = t
+	}
+	d.column(g.col, ns-1)
+	g.srcIdx = grow(g.srcIdx, g.n)
+	for i, v := range g.col {
+		g.srcIdx[i] = uint32(v)
+	}
+	d.column(g.col, nk-1)
+	g.kindIdx = grow(g.kindIdx, g.n)
+	for i, v := range g.col {
+		g.kindIdx[i] = uint32(v)
+	}
+	g.lat = d.column(grow(g.lat, g.n), ^uint64(0))
+	d.column(g.col, usagelog.MaxPath)
+	if d.err != nil {
+		return d.err
+	}
+	g.pathEnd = grow(g.pathEnd, g.n)
+	var end uint64
+	for i, l := range g.col {
+		end += l
+		g.pathEnd[i] = uint32(end)
+	}
+	if end != uint64(len(d.b)) {
+		return fmt.Errorf("%w: segment paths length", store.ErrCorrupt)
+	}
+	g.paths = d.b
+	// The per-record columns queries read.
+	for k := range g.idx {
+		g.idx[k] = grow(g.idx[k], g.n)
+	}
+	g.hintIdx = grow(g.hintIdx, g.n)
+	g.status = grow(g.status, g.n)
+	g.ips = grow(g.ips, g.n)
+	for i, si := range g.srcIdx {
+		src, k := &g.srcs[si], &g.kinds[g.kindIdx[i]]
+		g.idx[dictKey][i] = src.key
+		g.idx[dictEntry][i] = src.entry
+		g.idx[dictCode][i] = k.code
+		g.idx[dictMethod][i] = k.method
+		g.hintIdx[i] = src.hint
+		g.status[i] = k.status
+		g.ips[i] = src.ip
+	}
+	return nil
+}
+
+// decodeBodyV3 is decodeBody for versions 2 and 3.
+func (g *segment) decodeBodyV3(body []byte, version byte) error {
 	g.reset()
 	d := decoder{b: body}
 	n := d.uvarint()
@@ -381,7 +791,7 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 			return d.err
 		}
 	}
-	if version >= segmentVersion {
+	if version >= segmentVersionV3 {
 		c := d.count(1)
 		for j := 0; j < c && d.err == nil; j++ {
 			g.hints.vals = append(g.hints.vals, d.bytes(d.uvarint()))
@@ -436,7 +846,7 @@ var (
 	// zstdEncoders are streaming encoders (not safe for concurrent use):
 	// the writer uses one at a time, tests and benchmarks theirs.
 	zstdEncoders = sync.Pool{New: func() any {
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
 			zstd.WithWindowSize(segmentBlock))
 		if err != nil {
 			panic(err)
@@ -481,7 +891,7 @@ func compress(dst, body []byte, yield func()) []byte {
 
 // decompress appends the body of the stored segment v to dst.
 func decompress(dst, v []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != segmentVersion && v[0] != segmentVersionNoHint {
+	if len(v) == 0 || v[0] != segmentVersion && v[0] != segmentVersionV3 && v[0] != segmentVersionNoHint {
 		return dst, fmt.Errorf("%w: unknown segment format", store.ErrCorrupt)
 	}
 	out, err := zstdDecoder().DecodeAll(v[1:], dst)
