@@ -346,7 +346,9 @@ func (g *segment) kind(sl *usagelog.Slot) uint32 {
 }
 
 // strAddr is where s's bytes are, as a hash input (never dereferenced).
-func strAddr(s string) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))<<8 ^ uint64(len(s)) }
+func strAddr(s string) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))<<8 ^ uint64(len(s))
+}
 
 func mix(h, v uint64) uint64 {
 	h ^= v
