@@ -114,9 +114,22 @@ type segment struct {
 	srcIdx  []uint32
 	kinds   []kind
 	kindIdx []uint32
-	// The writer's lookups of sources and kinds (see find).
-	srcTab, kindTab hashTable
-	srcStr          []srcStrings // parallel to srcs
+	// The writer's lookups: kinds in this segment, sources (see
+	// source) kept from segment to segment.
+	kindTab hashTable
+	known   *knownSources
+}
+
+// knownSources maps the sources a writer has met, by the addresses of
+// their strings and their address, to their strings' canonical ids and
+// their index in the current segment.
+type knownSources struct {
+	tab   hashTable
+	strs  []srcStrings // by tab index
+	ips   []netip.Addr // by tab index
+	ids   [][3]uint32  // by tab index: key, entry and hint ids
+	inSeg []uint32     // by tab index: 1 + index in g.srcs, 0 if absent
+	used  []uint32     // tab indexes with inSeg set
 }
 
 // source is what the records of one key from one client share.
@@ -174,41 +187,47 @@ func (d *dict) intern(b []byte) uint32 {
 	return i
 }
 
-// internString interns s. It finds s by its address first, among the
-// strings met in this and earlier segments: the check path hands over
-// the engine's long-lived strings, so the same key id met again costs
-// neither hashing nor reading its bytes, which are cold in the engine's
-// memory (a map lookup by content of three strings per record was the
-// writer's largest cost after zstd). A string at an address not met
-// before is looked up by content, so that each text has one index.
+// internString interns s (see knownStrings.id).
 func (d *dict) internString(s string) uint32 {
-	k := d.known
-	if k == nil {
-		k = &knownStrings{canon: make(map[string]uint32)}
-		d.known = k
+	if d.known == nil {
+		d.known = &knownStrings{canon: make(map[string]uint32)}
 	}
+	return d.indexOf(d.known.id(s))
+}
+
+// id returns the canonical id of s. It finds s by its address first,
+// among the strings met in this and earlier segments: the check path
+// hands over the engine's long-lived strings, so the same key id met
+// again costs neither hashing nor reading its bytes, which are cold in
+// the engine's memory (map lookups by content of three strings per
+// record were the writer's largest cost after zstd). A string at an
+// address not met before is looked up by content, so that each text has
+// one id.
+func (k *knownStrings) id(s string) uint32 {
 	h := mix(strAddr(s), 0)
 	pos, j := k.byAddr.find(h)
 	for ; j >= 0; pos, j = k.byAddr.next(pos, h) {
 		if k.strs[j] == s {
-			break
+			return k.ids[j]
 		}
 	}
-	var id uint32
-	if j >= 0 {
-		id = k.ids[j]
-	} else {
-		var ok bool
-		if id, ok = k.canon[s]; !ok {
-			id = uint32(len(k.texts))
-			k.texts = append(k.texts, s)
-			k.inSeg = append(k.inSeg, 0)
-			k.canon[s] = id
-		}
-		k.byAddr.insert(pos, h, len(k.strs))
-		k.strs = append(k.strs, s)
-		k.ids = append(k.ids, id)
+	id, ok := k.canon[s]
+	if !ok {
+		id = uint32(len(k.texts))
+		k.texts = append(k.texts, s)
+		k.inSeg = append(k.inSeg, 0)
+		k.canon[s] = id
 	}
+	k.byAddr.insert(pos, h, len(k.strs))
+	k.strs = append(k.strs, s)
+	k.ids = append(k.ids, id)
+	return id
+}
+
+// indexOf returns the index in d of the text with canonical id (of
+// d.known), adding it if new in this segment.
+func (d *dict) indexOf(id uint32) uint32 {
+	k := d.known
 	if i := k.inSeg[id]; i > 0 {
 		return i - 1
 	}
@@ -233,10 +252,9 @@ func (d *dict) reset() {
 		k.inSeg[id] = 0
 	}
 	k.used = k.used[:0]
-	if len(k.strs) > maxKnownStrings {
-		d.known = nil
-	}
 }
+
+func (d *dict) tooManyKnown() bool { return d.known != nil && len(d.known.strs) > maxKnownStrings }
 
 // lookup returns the index of s, or -1.
 func (d *dict) lookup(s string) int {
@@ -254,15 +272,31 @@ func (g *segment) reset() {
 	g.srcIdx = g.srcIdx[:0]
 	g.kinds = g.kinds[:0]
 	g.kindIdx = g.kindIdx[:0]
-	clear(g.srcStr) // nothing kept alive
-	g.srcStr = g.srcStr[:0]
-	g.srcTab.reset()
 	g.kindTab.reset()
 	for i := range g.dicts {
 		g.dicts[i].reset()
 		g.idx[i] = g.idx[i][:0]
 	}
 	g.hints.reset()
+	if k := g.known; k != nil {
+		for _, j := range k.used {
+			k.inSeg[j] = 0
+		}
+		k.used = k.used[:0]
+	}
+	// Forget every known string and source together (sources name
+	// strings by id) once there are too many.
+	too := g.known != nil && len(g.known.strs) > maxKnownStrings || g.hints.tooManyKnown()
+	for i := range g.dicts {
+		too = too || g.dicts[i].tooManyKnown()
+	}
+	if too {
+		g.known = nil
+		g.hints.known = nil
+		for i := range g.dicts {
+			g.dicts[i].known = nil
+		}
+	}
 	g.hintIdx = g.hintIdx[:0]
 	g.times = g.times[:0]
 	g.status = g.status[:0]
@@ -293,33 +327,53 @@ func (g *segment) add(sl *usagelog.Slot) {
 	g.pathEnd = append(g.pathEnd, uint32(len(g.paths)))
 }
 
-// source returns the index of sl's source, adding it if new. Strings are
-// hashed by address, not content: the check path hands over the
-// engine's long-lived strings, so a key's records hash alike without
-// their bytes being read (they are cold, in the engine's memory, and
-// three map lookups by content per record were the writer's largest cost
-// after zstd). Sources are compared by content, so a string met at
-// another address only makes a second source equal to the first.
+// source returns the index of sl's source, adding it if new. Sources
+// are found by the addresses of their strings (see knownStrings.id) and
+// their address, among those met in this and earlier segments, and
+// compared by content, so a string met at another address only makes a
+// second source equal to the first.
 func (g *segment) source(sl *usagelog.Slot) uint32 {
+	k := g.known
+	if k == nil {
+		k = &knownSources{}
+		g.known = k
+		for _, d := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.hints} {
+			if d.known == nil {
+				d.known = &knownStrings{canon: make(map[string]uint32)}
+			}
+		}
+	}
 	a16 := sl.IP.As16()
 	h := mix(mix(mix(mix(strAddr(sl.KeyID), strAddr(sl.EntryID)), strAddr(sl.Hint)),
 		binary.LittleEndian.Uint64(a16[:8])^uint64(sl.IP.BitLen())), binary.LittleEndian.Uint64(a16[8:]))
-	pos, i := g.srcTab.find(h)
-	for ; i >= 0; pos, i = g.srcTab.next(pos, h) {
-		if ss := &g.srcStr[i]; ss.key == sl.KeyID && ss.entry == sl.EntryID && ss.hint == sl.Hint && g.srcs[i].ip == sl.IP {
-			return uint32(i)
+	pos, j := k.tab.find(h)
+	for ; j >= 0; pos, j = k.tab.next(pos, h) {
+		if ss := &k.strs[j]; ss.key == sl.KeyID && ss.entry == sl.EntryID && ss.hint == sl.Hint && k.ips[j] == sl.IP {
+			break
 		}
 	}
-	i = len(g.srcs)
+	if j < 0 {
+		j = len(k.strs)
+		k.tab.insert(pos, h, j)
+		k.strs = append(k.strs, srcStrings{sl.KeyID, sl.EntryID, sl.Hint})
+		k.ips = append(k.ips, sl.IP)
+		k.ids = append(k.ids, [3]uint32{g.dicts[dictKey].known.id(sl.KeyID), g.dicts[dictEntry].known.id(sl.EntryID), g.hints.known.id(sl.Hint)})
+		k.inSeg = append(k.inSeg, 0)
+	}
+	if i := k.inSeg[j]; i > 0 {
+		return i - 1
+	}
+	ids := &k.ids[j]
+	i := uint32(len(g.srcs))
 	g.srcs = append(g.srcs, source{
-		key:   g.dicts[dictKey].internString(sl.KeyID),
-		entry: g.dicts[dictEntry].internString(sl.EntryID),
-		hint:  g.hints.internString(sl.Hint),
-		ip:    sl.IP,
+		key:   g.dicts[dictKey].indexOf(ids[0]),
+		entry: g.dicts[dictEntry].indexOf(ids[1]),
+		hint:  g.hints.indexOf(ids[2]),
+		ip:    k.ips[j],
 	})
-	g.srcStr = append(g.srcStr, srcStrings{sl.KeyID, sl.EntryID, sl.Hint})
-	g.srcTab.insert(pos, h, i)
-	return uint32(i)
+	k.inSeg[j] = i + 1
+	k.used = append(k.used, uint32(j))
+	return i
 }
 
 // kind returns the index of sl's kind, adding it if new.
