@@ -122,14 +122,19 @@ type segment struct {
 
 // knownSources maps the sources a writer has met, by the addresses of
 // their strings and their address, to their strings' canonical ids and
-// their index in the current segment.
+// their index in the current segment. A probe touches a slot of tab and
+// one knownSource.
 type knownSources struct {
-	tab   hashTable
-	strs  []srcStrings // by tab index
-	ips   []netip.Addr // by tab index
-	ids   [][3]uint32  // by tab index: key, entry and hint ids
-	inSeg []uint32     // by tab index: 1 + index in g.srcs, 0 if absent
-	used  []uint32     // tab indexes with inSeg set
+	tab  hashTable
+	srcs []knownSource // by tab index
+	used []uint32      // indexes with inSeg set
+}
+
+type knownSource struct {
+	srcStrings
+	ip    netip.Addr
+	ids   [3]uint32 // of key, entry and hint
+	inSeg uint32    // 1 + index in the segment's srcs, 0 if absent
 }
 
 // source is what the records of one key from one client share.
@@ -280,13 +285,13 @@ func (g *segment) reset() {
 	g.hints.reset()
 	if k := g.known; k != nil {
 		for _, j := range k.used {
-			k.inSeg[j] = 0
+			k.srcs[j].inSeg = 0
 		}
 		k.used = k.used[:0]
 	}
 	// Forget every known string and source together (sources name
 	// strings by id) once there are too many.
-	too := g.known != nil && len(g.known.strs) > maxKnownStrings || g.hints.tooManyKnown()
+	too := g.known != nil && len(g.known.srcs) > maxKnownStrings || g.hints.tooManyKnown()
 	for i := range g.dicts {
 		too = too || g.dicts[i].tooManyKnown()
 	}
@@ -348,30 +353,31 @@ func (g *segment) source(sl *usagelog.Slot) uint32 {
 		binary.LittleEndian.Uint64(a16[:8])^uint64(sl.IP.BitLen())), binary.LittleEndian.Uint64(a16[8:]))
 	pos, j := k.tab.find(h)
 	for ; j >= 0; pos, j = k.tab.next(pos, h) {
-		if ss := &k.strs[j]; ss.key == sl.KeyID && ss.entry == sl.EntryID && ss.hint == sl.Hint && k.ips[j] == sl.IP {
+		if ks := &k.srcs[j]; ks.key == sl.KeyID && ks.entry == sl.EntryID && ks.hint == sl.Hint && ks.ip == sl.IP {
 			break
 		}
 	}
 	if j < 0 {
-		j = len(k.strs)
+		j = len(k.srcs)
 		k.tab.insert(pos, h, j)
-		k.strs = append(k.strs, srcStrings{sl.KeyID, sl.EntryID, sl.Hint})
-		k.ips = append(k.ips, sl.IP)
-		k.ids = append(k.ids, [3]uint32{g.dicts[dictKey].known.id(sl.KeyID), g.dicts[dictEntry].known.id(sl.EntryID), g.hints.known.id(sl.Hint)})
-		k.inSeg = append(k.inSeg, 0)
+		k.srcs = append(k.srcs, knownSource{
+			srcStrings: srcStrings{sl.KeyID, sl.EntryID, sl.Hint},
+			ip:         sl.IP,
+			ids:        [3]uint32{g.dicts[dictKey].known.id(sl.KeyID), g.dicts[dictEntry].known.id(sl.EntryID), g.hints.known.id(sl.Hint)},
+		})
 	}
-	if i := k.inSeg[j]; i > 0 {
-		return i - 1
+	ks := &k.srcs[j]
+	if ks.inSeg > 0 {
+		return ks.inSeg - 1
 	}
-	ids := &k.ids[j]
 	i := uint32(len(g.srcs))
 	g.srcs = append(g.srcs, source{
-		key:   g.dicts[dictKey].indexOf(ids[0]),
-		entry: g.dicts[dictEntry].indexOf(ids[1]),
-		hint:  g.hints.indexOf(ids[2]),
-		ip:    k.ips[j],
+		key:   g.dicts[dictKey].indexOf(ks.ids[0]),
+		entry: g.dicts[dictEntry].indexOf(ks.ids[1]),
+		hint:  g.hints.indexOf(ks.ids[2]),
+		ip:    ks.ip,
 	})
-	k.inSeg[j] = i + 1
+	ks.inSeg = i + 1
 	k.used = append(k.used, uint32(j))
 	return i
 }
@@ -410,13 +416,14 @@ func mix(h, v uint64) uint64 {
 	return h ^ h>>29
 }
 
-// hashTable maps 64-bit hashes to the indexes of a slice, by open
-// addressing; the caller compares the candidates. Its zero value is an
-// empty table.
+// hashTable maps hashes to the indexes of a slice, by open addressing;
+// the caller compares the candidates. A slot holds the low 32 bits of
+// its hash (where it goes, and a tag that rules out most mismatches
+// without reading the entry) and 1 + the index, 0 when free. Its zero
+// value is an empty table.
 type hashTable struct {
-	slots  []int32 // 1 + index; 0: free
-	hashes []uint64
-	used   int
+	slots []uint64
+	used  int
 }
 
 // find returns the first probe position for h and the index there, or
@@ -425,8 +432,7 @@ func (t *hashTable) find(h uint64) (pos int, i int) {
 	if len(t.slots) == 0 {
 		return 0, -1
 	}
-	pos = int(h & uint64(len(t.slots)-1))
-	return t.at(pos, h)
+	return t.at(int(uint32(h))&(len(t.slots)-1), h)
 }
 
 // next continues a find after a candidate that did not match.
@@ -436,21 +442,21 @@ func (t *hashTable) next(pos int, h uint64) (int, int) {
 
 func (t *hashTable) at(pos int, h uint64) (int, int) {
 	mask := len(t.slots) - 1
+	tag := uint64(uint32(h)) << 32
 	for ; ; pos = (pos + 1) & mask {
 		s := t.slots[pos]
 		if s == 0 {
 			return pos, -1
 		}
-		if t.hashes[s-1] == h {
-			return pos, int(s - 1)
+		if s&^0xffffffff == tag {
+			return pos, int(uint32(s)) - 1
 		}
 	}
 }
 
-// insert records index i (the next one: len of the caller's slice) of
-// hash h at pos, as returned by the find that failed.
+// insert records index i of hash h at pos, as returned by the find that
+// failed.
 func (t *hashTable) insert(pos int, h uint64, i int) {
-	t.hashes = append(t.hashes, h)
 	if (t.used+1)*2 > len(t.slots) {
 		t.grow()
 		pos, _ = t.find(h)
@@ -458,20 +464,24 @@ func (t *hashTable) insert(pos int, h uint64, i int) {
 			pos = (pos + 1) & (len(t.slots) - 1)
 		}
 	}
-	t.slots[pos] = int32(i + 1)
+	t.slots[pos] = uint64(uint32(h))<<32 | uint64(i+1)
 	t.used++
 }
 
 func (t *hashTable) grow() {
-	n := max(256, 2*len(t.slots))
-	t.slots = make([]int32, n)
+	old := t.slots
+	n := max(256, 2*len(old))
+	t.slots = make([]uint64, n)
 	mask := n - 1
-	for j, h := range t.hashes[:t.used] {
-		pos := int(h) & mask
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		pos := int(s>>32) & mask
 		for t.slots[pos] != 0 {
 			pos = (pos + 1) & mask
 		}
-		t.slots[pos] = int32(j + 1)
+		t.slots[pos] = s
 	}
 }
 
@@ -479,7 +489,6 @@ func (t *hashTable) reset() {
 	if t.used > 0 {
 		clear(t.slots)
 	}
-	t.hashes = t.hashes[:0]
 	t.used = 0
 }
 

@@ -69,5 +69,5 @@ func TestSegmentStringsByAddress(t *testing.T) {
 		require.Equal(t, records(&g), records(&d))
 		require.Equal(t, g.n, len(records(&d)))
 	}
-	require.LessOrEqual(t, len(g.known.strs), maxKnownStrings+maxKnownStrings/2+100)
+	require.LessOrEqual(t, len(g.known.srcs), maxKnownStrings+maxKnownStrings/2+100)
 }
