@@ -128,6 +128,10 @@ type knownSources struct {
 	tab  hashTable
 	srcs []knownSource // by tab index
 	used []uint32      // indexes with inSeg set
+	// inSeg maps the sources of the current segment by content, so that
+	// strings at new addresses for every record (which the check path
+	// does not hand over) still make one source each.
+	inSeg map[source]uint32
 }
 
 type knownSource struct {
@@ -288,6 +292,7 @@ func (g *segment) reset() {
 			k.srcs[j].inSeg = 0
 		}
 		k.used = k.used[:0]
+		clear(k.inSeg)
 	}
 	// Forget every known string and source together (sources name
 	// strings by id) once there are too many.
@@ -340,7 +345,7 @@ func (g *segment) add(sl *usagelog.Slot) {
 func (g *segment) source(sl *usagelog.Slot) uint32 {
 	k := g.known
 	if k == nil {
-		k = &knownSources{}
+		k = &knownSources{inSeg: make(map[source]uint32)}
 		g.known = k
 		for _, d := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.hints} {
 			if d.known == nil {
@@ -370,13 +375,18 @@ func (g *segment) source(sl *usagelog.Slot) uint32 {
 	if ks.inSeg > 0 {
 		return ks.inSeg - 1
 	}
-	i := uint32(len(g.srcs))
-	g.srcs = append(g.srcs, source{
+	src := source{
 		key:   g.dicts[dictKey].indexOf(ks.ids[0]),
 		entry: g.dicts[dictEntry].indexOf(ks.ids[1]),
 		hint:  g.hints.indexOf(ks.ids[2]),
 		ip:    ks.ip,
-	})
+	}
+	i, ok := k.inSeg[src]
+	if !ok {
+		i = uint32(len(g.srcs))
+		g.srcs = append(g.srcs, src)
+		k.inSeg[src] = i
+	}
 	ks.inSeg = i + 1
 	k.used = append(k.used, uint32(j))
 	return i

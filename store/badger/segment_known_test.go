@@ -32,6 +32,7 @@ func TestSegmentStringsByAddress(t *testing.T) {
 		t.Helper()
 		require.Len(t, g.dicts[dictKey].vals, wantKeys)
 		require.Len(t, g.dicts[dictEntry].vals, 1)
+		require.Len(t, g.srcs, wantKeys, "one source per key: one address, one entry")
 		var d segment
 		var buf []byte
 		require.NoError(t, decodeSegment(&d, &buf, compress(nil, g.encodeBody(nil, nil), nil)))
