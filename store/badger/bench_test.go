@@ -136,6 +136,7 @@ func BenchmarkCompression(b *testing.B) {
 		sl.Fill(&e, e.Time.UnixNano())
 		seg.add(&sl)
 	}
+	seg.expand()
 	csvLen := 0
 	var (
 		row []byte

@@ -22,7 +22,11 @@ func segmentOf(r *rand.Rand, n int) (*segment, []byte) {
 	return &g, g.encodeBody(nil, nil)
 }
 
+// records returns g's records; g is expanded first if built by add.
 func records(g *segment) []usagelog.Record {
+	if len(g.idx[dictKey]) < g.n {
+		g.expand()
+	}
 	out := make([]usagelog.Record, g.n)
 	for i := range out {
 		out[i] = g.record(i)

@@ -482,7 +482,8 @@ func (w *logWriter) newerLastUsed(g *segment) []int {
 	for i := range w.keyMax {
 		w.keyMax[i] = 0
 	}
-	for i, k := range g.idx[dictKey] {
+	for i, si := range g.srcIdx {
+		k := g.srcs[si].key
 		if t := g.times[i]; w.keyMax[k] == 0 || t > w.keyMax[k] {
 			w.keyMax[k] = t
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -320,19 +321,11 @@ func (g *segment) reset() {
 func (g *segment) add(sl *usagelog.Slot) {
 	si := g.source(sl)
 	ki := g.kind(sl)
-	src, k := &g.srcs[si], &g.kinds[ki]
 	g.n++
 	g.times = append(g.times, sl.Time)
 	g.srcIdx = append(g.srcIdx, si)
 	g.kindIdx = append(g.kindIdx, ki)
-	g.idx[dictKey] = append(g.idx[dictKey], src.key)
-	g.idx[dictEntry] = append(g.idx[dictEntry], src.entry)
-	g.idx[dictCode] = append(g.idx[dictCode], k.code)
-	g.idx[dictMethod] = append(g.idx[dictMethod], k.method)
-	g.hintIdx = append(g.hintIdx, src.hint)
-	g.status = append(g.status, k.status)
 	g.lat = append(g.lat, sl.LatencyUS)
-	g.ips = append(g.ips, src.ip)
 	g.paths = append(g.paths, sl.Path()...)
 	g.pathEnd = append(g.pathEnd, uint32(len(g.paths)))
 }
@@ -541,18 +534,22 @@ func appendBytes(b, s []byte) []byte {
 // plane first. Planes put bytes of like entropy together, which zstd's
 // entropy coder compresses much better than varints, and decode at
 // memory speed.
-func appendColumn(b []byte, vals []uint64) []byte {
-	var all uint64
+func appendColumn[T uint16 | uint32 | uint64](b []byte, vals []T) []byte {
+	var all T
 	for _, v := range vals {
 		all |= v
 	}
-	w := (bits.Len64(all) + 7) / 8
+	w := (bits.Len64(uint64(all)) + 7) / 8
 	b = append(b, byte(w))
+	n := len(vals)
+	b = slices.Grow(b, w*n)
 	for p := range w {
+		plane := b[len(b) : len(b)+n]
 		shift := 8 * p
-		for _, v := range vals {
-			b = append(b, byte(v>>shift))
+		for i, v := range vals {
+			plane[i] = byte(v >> shift)
 		}
+		b = b[:len(b)+n]
 	}
 	return b
 }
@@ -601,12 +598,18 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	g.col = col
 	b = binary.AppendUvarint(b, uint64(len(g.srcs)))
 	sc := col[:len(g.srcs)]
-	for f := range 3 {
-		for i, src := range g.srcs {
-			sc[i] = uint64([3]uint32{src.key, src.entry, src.hint}[f])
-		}
-		b = appendColumn(b, sc)
+	for i, src := range g.srcs {
+		sc[i] = uint64(src.key)
 	}
+	b = appendColumn(b, sc)
+	for i, src := range g.srcs {
+		sc[i] = uint64(src.entry)
+	}
+	b = appendColumn(b, sc)
+	for i, src := range g.srcs {
+		sc[i] = uint64(src.hint)
+	}
+	b = appendColumn(b, sc)
 	for _, src := range g.srcs {
 		b = append(b, byte(src.ip.BitLen()/8))
 	}
@@ -622,12 +625,18 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(g.kinds)))
 	kc := col[:len(g.kinds)]
-	for f := range 3 {
-		for i, k := range g.kinds {
-			kc[i] = uint64([3]uint32{k.code, k.method, uint32(k.status)}[f])
-		}
-		b = appendColumn(b, kc)
+	for i, k := range g.kinds {
+		kc[i] = uint64(k.code)
 	}
+	b = appendColumn(b, kc)
+	for i, k := range g.kinds {
+		kc[i] = uint64(k.method)
+	}
+	b = appendColumn(b, kc)
+	for i, k := range g.kinds {
+		kc[i] = uint64(k.status)
+	}
+	b = appendColumn(b, kc)
 	if yield != nil {
 		yield()
 	}
@@ -642,8 +651,8 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 		prev = t
 	}
 	b = appendColumn(b, col)
-	b = appendColumn32(b, col, g.srcIdx)
-	b = appendColumn32(b, col, g.kindIdx)
+	b = appendColumn(b, g.srcIdx)
+	b = appendColumn(b, g.kindIdx)
 	b = appendColumn(b, g.lat)
 	start := uint32(0)
 	for i, end := range g.pathEnd {
@@ -652,15 +661,6 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	}
 	b = appendColumn(b, col)
 	return append(b, g.paths...)
-}
-
-// appendColumn32 appends vals as a column, using col (as long) as
-// scratch.
-func appendColumn32(b []byte, col []uint64, vals []uint32) []byte {
-	for i, v := range vals {
-		col[i] = uint64(v)
-	}
-	return appendColumn(b, col[:len(vals)])
 }
 
 // decodeBody replaces g's records with those in body, of format version.
@@ -782,7 +782,14 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 		return fmt.Errorf("%w: segment paths length", store.ErrCorrupt)
 	}
 	g.paths = d.b
-	// The per-record columns queries read.
+	g.expand()
+	return nil
+}
+
+// expand fills the per-record columns queries read (idx, hintIdx,
+// status, ips) from the sources and kinds, which is all that add and
+// decodeBody of version 4 fill.
+func (g *segment) expand() {
 	for k := range g.idx {
 		g.idx[k] = grow(g.idx[k], g.n)
 	}
@@ -799,7 +806,6 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 		g.status[i] = k.status
 		g.ips[i] = src.ip
 	}
-	return nil
 }
 
 // decodeBodyV3 is decodeBody for versions 2 and 3.
@@ -1006,7 +1012,16 @@ func (g *segment) encodeIndex(b []byte) []byte {
 	}
 	var seen [8]uint64 // statuses below 512, as a bitmap
 	var other []uint16
-	for _, st := range g.status {
+	statuses := g.status
+	if len(g.kindIdx) == g.n {
+		// Built by add or decoded from version 4: each status is in a
+		// kind, the kinds in the order their first records came.
+		statuses = statuses[:0:0]
+		for _, k := range g.kinds {
+			statuses = append(statuses, k.status)
+		}
+	}
+	for _, st := range statuses {
 		if st < 512 {
 			seen[st/64] |= 1 << (st % 64)
 		} else if !containsStatus(other, st) {
