@@ -26,8 +26,9 @@ import (
 // body (version 4):
 //
 //	uvarint n (records)
-//	5 dictionaries (key ids, entry ids, codes, methods, secret hints):
-//	    uvarint count, then count strings (uvarint length, bytes)
+//	6 dictionaries (key ids, entry ids, codes, methods, secret hints,
+//	    path prefixes): uvarint count, then count strings (uvarint
+//	    length, bytes)
 //	sources (what a key's checks from one client share): uvarint count
 //	    s, then columns of s: key, entry and hint (dictionary indexes),
 //	    address families (0, 4 or 16), then the addresses' bytes
@@ -36,7 +37,8 @@ import (
 //	times: varint first Unix nanoseconds, then a column of the zigzag
 //	    deltas from the previous record (the first is 0)
 //	columns of n: source, kind (indexes), latency (microseconds), path
-//	    length; then the paths, concatenated
+//	    prefix (index: the path up to its last '/'), length of the rest
+//	    of the path; then those rests, concatenated
 //
 // body (versions 2 and 3, still read; 2 is 3 without the hints):
 //
@@ -53,10 +55,11 @@ import (
 //	path lengths: column, then the paths, concatenated
 //
 // Version 4 names each record's key, entry, hint and address by one
-// index into the sources and its code, method and status by one into the
-// kinds: the body is a quarter smaller than version 3's (fewer bytes for
-// zstd to go through) and compresses better, which pays for zstd's
-// fastest level (see compress).
+// index into the sources, its code, method and status by one into the
+// kinds, and the route part of its path by one into the prefixes: the
+// body is less than half of version 3's (zstd's time goes with the bytes
+// it reads) and compresses better, which pays for zstd's fastest level
+// (see compress).
 //
 // A column of n integers is one byte w (0-8), the width in bytes of the
 // largest, then w planes of n bytes each, least significant plane first.
@@ -115,6 +118,13 @@ type segment struct {
 	srcIdx  []uint32
 	kinds   []kind
 	kindIdx []uint32
+	// A path is stored as a prefix (up to its last '/', from a
+	// dictionary) and the rest: sufs[sufEnd[i-1]:sufEnd[i]].
+	prefixes dict
+	prefIdx  []uint32
+	sufs     []byte
+	sufEnd   []uint32
+	pathBuf  []byte // the decoded paths, when rebuilt from those
 	// The writer's lookups: kinds in this segment, sources (see
 	// source) kept from segment to segment.
 	kindTab hashTable
@@ -315,6 +325,10 @@ func (g *segment) reset() {
 	g.ips = g.ips[:0]
 	g.pathEnd = g.pathEnd[:0]
 	g.paths = g.paths[:0]
+	g.prefixes.reset()
+	g.prefIdx = g.prefIdx[:0]
+	g.sufs = g.sufs[:0]
+	g.sufEnd = g.sufEnd[:0]
 }
 
 // add appends the record in sl.
@@ -326,8 +340,11 @@ func (g *segment) add(sl *usagelog.Slot) {
 	g.srcIdx = append(g.srcIdx, si)
 	g.kindIdx = append(g.kindIdx, ki)
 	g.lat = append(g.lat, sl.LatencyUS)
-	g.paths = append(g.paths, sl.Path()...)
-	g.pathEnd = append(g.pathEnd, uint32(len(g.paths)))
+	p := sl.Path()
+	cut := bytes.LastIndexByte(p, '/') + 1
+	g.prefIdx = append(g.prefIdx, g.prefixes.intern(p[:cut]))
+	g.sufs = append(g.sufs, p[cut:]...)
+	g.sufEnd = append(g.sufEnd, uint32(len(g.sufs)))
 }
 
 // source returns the index of sl's source, adding it if new. Sources
@@ -588,7 +605,7 @@ func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 // yield, if not nil, is called between groups of columns.
 func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	b = binary.AppendUvarint(b, uint64(g.n))
-	for _, d := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.dicts[dictCode], &g.dicts[dictMethod], &g.hints} {
+	for _, d := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.dicts[dictCode], &g.dicts[dictMethod], &g.hints, &g.prefixes} {
 		b = binary.AppendUvarint(b, uint64(len(d.vals)))
 		for _, v := range d.vals {
 			b = appendBytes(b, v)
@@ -654,13 +671,14 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	b = appendColumn(b, g.srcIdx)
 	b = appendColumn(b, g.kindIdx)
 	b = appendColumn(b, g.lat)
+	b = appendColumn(b, g.prefIdx)
 	start := uint32(0)
-	for i, end := range g.pathEnd {
+	for i, end := range g.sufEnd {
 		col[i] = uint64(end - start)
 		start = end
 	}
 	b = appendColumn(b, col)
-	return append(b, g.paths...)
+	return append(b, g.sufs...)
 }
 
 // decodeBody replaces g's records with those in body, of format version.
@@ -678,7 +696,7 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 		return fmt.Errorf("%w: segment record count", store.ErrCorrupt)
 	}
 	g.n = int(n)
-	for _, dc := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.dicts[dictCode], &g.dicts[dictMethod], &g.hints} {
+	for _, dc := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.dicts[dictCode], &g.dicts[dictMethod], &g.hints, &g.prefixes} {
 		c := d.count(1)
 		for j := 0; j < c && d.err == nil; j++ {
 			dc.vals = append(dc.vals, d.bytes(d.uvarint()))
@@ -768,20 +786,28 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 		g.kindIdx[i] = uint32(v)
 	}
 	g.lat = d.column(grow(g.lat, g.n), ^uint64(0))
+	d.column(g.col, uint64(len(g.prefixes.vals))-1)
+	g.prefIdx = grow(g.prefIdx, g.n)
+	for i, v := range g.col {
+		g.prefIdx[i] = uint32(v)
+	}
 	d.column(g.col, usagelog.MaxPath)
 	if d.err != nil {
 		return d.err
 	}
-	g.pathEnd = grow(g.pathEnd, g.n)
+	g.sufEnd = grow(g.sufEnd, g.n)
 	var end uint64
 	for i, l := range g.col {
+		if len(g.prefixes.vals[g.prefIdx[i]])+int(l) > usagelog.MaxPath {
+			return fmt.Errorf("%w: segment path length", store.ErrCorrupt)
+		}
 		end += l
-		g.pathEnd[i] = uint32(end)
+		g.sufEnd[i] = uint32(end)
 	}
 	if end != uint64(len(d.b)) {
 		return fmt.Errorf("%w: segment paths length", store.ErrCorrupt)
 	}
-	g.paths = d.b
+	g.sufs = d.b
 	g.expand()
 	return nil
 }
@@ -790,6 +816,16 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 // status, ips) from the sources and kinds, which is all that add and
 // decodeBody of version 4 fill.
 func (g *segment) expand() {
+	g.pathBuf = g.pathBuf[:0]
+	g.pathEnd = grow(g.pathEnd, g.n)
+	start := uint32(0)
+	for i, end := range g.sufEnd {
+		g.pathBuf = append(g.pathBuf, g.prefixes.vals[g.prefIdx[i]]...)
+		g.pathBuf = append(g.pathBuf, g.sufs[start:end]...)
+		g.pathEnd[i] = uint32(len(g.pathBuf))
+		start = end
+	}
+	g.paths = g.pathBuf
 	for k := range g.idx {
 		g.idx[k] = grow(g.idx[k], g.n)
 	}
