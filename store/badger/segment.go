@@ -95,11 +95,11 @@ const (
 
 // segment is one segment's records, column by column. The writer builds
 // one with add; a query decodes one with decodeBody, which makes the
-// dictionaries point into the body it was given. Either way every
-// record's key, entry, code, method, hint, status and address are also
-// in the per-record columns (idx, hintIdx, status, ips) that queries
-// read; sources and kinds are those of a segment built by add or
-// decoded from version 4.
+// dictionaries point into the body it was given. add fills only what
+// version 4 stores (sources, kinds, times, latencies, path prefixes and
+// rests); the per-record columns queries read (idx, hintIdx, status,
+// ips, paths) are filled by decodeBody, or by expand for a segment built
+// by add.
 type segment struct {
 	n       int
 	dicts   [numDicts]dict
