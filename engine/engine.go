@@ -214,43 +214,6 @@ func (m *Matcher) MatchAt(addr netip.Addr, now time.Time) int {
 // IPv4 address it carries. Match does not allocate.
 func (m *Matcher) Match(addr netip.Addr) int { return m.tries.match(addr) }
 
-func (m *tries) match(addr netip.Addr) int {
-	if addr.Is4() {
-		b := addr.As4()
-		return m.v4.lookup(binary.BigEndian.Uint32(b[:]))
-	}
-	if !addr.Is6() || addr.Zone() != "" {
-		return -1
-	}
-	hi, lo := words6(addr)
-	if hi == 0 && lo>>32 == 0xffff {
-		return m.v4.lookup(uint32(lo))
-	}
-	// The IPv6 trie's root compare, jump table and a leaf, here so that the
-	// lookups they decide (most) cost no call; trie.go has the layout.
-	t := &m.v6
-	best, i := -1, 0
-	if t.stride > 0 {
-		if !t.nodes[0].matches(hi, lo) {
-			return -1
-		}
-		s := t.jump[jumpBits(hi, lo, t.skip, t.stride)&(len(t.jump)-1)]
-		if s.next < 0 {
-			return int(s.entry)
-		}
-		best, i = int(s.entry), int(s.next)
-	} else if len(t.nodes) == 0 {
-		return -1
-	}
-	if n := &t.nodes[i]; n.child == [2]int16{-1, -1} { // a leaf: an entry node
-		if n.matches(hi, lo) {
-			return int(n.entry)
-		}
-		return best
-	}
-	return t.walk(hi, lo, best, i)
-}
-
 // Contains reports whether any entry contains addr; see Match.
 func (m *Matcher) Contains(addr netip.Addr) bool { return m.Match(addr) >= 0 }
 

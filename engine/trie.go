@@ -23,13 +23,15 @@ import (
 //
 // Addresses are held as 128-bit values (hi, lo); an IPv4 address occupies
 // the top 32 bits of hi (trie4 then holds them as 32-bit values). A lookup
-// compares the whole node prefix at every entry node, so the skipped bits of
-// path compression need no separate check.
+// compares the whole node prefix (at every IPv6 node, at every IPv4 entry
+// node), so the skipped bits of path compression need no separate check.
 type trie struct {
 	nodes  []node // nodes[0] is the root; empty means no entries
 	jump   []jumpSlot
-	skip   uint8 // bits before the jump table's stride: the root's prefix length
-	stride uint8 // 0: no jump table
+	stride uint8 // bits the jump table resolves after the root's prefix; 0: no table
+	// The jump index is word (0: hi, 1: lo) << shl >> shr: the stride's
+	// bits, within one word, precomputed from the root's prefix length.
+	word, shl, shr uint8
 }
 
 // jumpSlot is the state of the binary walk after the stride's bits.
@@ -57,33 +59,29 @@ const maxTrieEntries = 4096
 // zero, so mask(0) is 0.
 func mask(b uint8) uint64 { return ^uint64(0) << (64 - b) }
 
-// half returns hi for bit positions 0..63 and lo for 64..127 (and for
-// 128: callers ask that only of nodes without children), without a
-// branch: which half holds a bit is as random as the addresses are, and the
-// compiler makes a jump of the plain if.
-func half(hi, lo uint64, i uint8) uint64 {
-	return hi ^ (hi^lo)&-uint64(i>>6&1)
-}
-
-// bitAt returns bit i (0 = most significant) of the 128-bit value.
+// bitAt returns bit i (0 = most significant) of the 128-bit value; the
+// build uses it, the lookup reads the bit from prefixMasks.
 func bitAt(hi, lo uint64, i uint8) uint8 {
-	return uint8(half(hi, lo, i)>>(63-i&63)) & 1
+	if i >= 64 {
+		return uint8(lo>>(127-i)) & 1
+	}
+	return uint8(hi>>(63-i)) & 1
 }
 
-// jumpBits returns the n bits (1..63) after the first p of the 128-bit
-// value; buildJump keeps them within one word. The shift counts are below
-// 64 by construction: the &63 tells the compiler so, sparing the zeroing
-// Go does for larger counts.
-func jumpBits(hi, lo uint64, p, n uint8) int {
-	return int(half(hi, lo, p) << (p & 63) >> ((64 - n) & 63))
-}
-
-// prefixMasks[b] is the 128-bit mask (hi, lo) of a b-bit prefix, b in
-// 0..128 (higher indexes are unused): one load instead of the two shifts
-// and the range checks Go's shift semantics add to computing it.
-var prefixMasks = func() (m [256][2]uint64) {
+// prefixMasks[b] holds, for a b-bit prefix (b in 0..128; higher indexes are
+// unused and spare the index a bounds check), the 128-bit mask of the
+// prefix (hi, lo) and the 128-bit value with only bit b set (hi, lo; zero
+// for b = 128): one load instead of the shifts and the range checks Go's
+// shift semantics add to computing them, and the bit that picks a node's
+// child without first picking the word it lies in.
+var prefixMasks = func() (m [256]struct{ hi, lo, bitHi, bitLo uint64 }) {
 	for b := range 129 {
-		m[b] = [2]uint64{mask(uint8(min(b, 64))), mask(uint8(max(b, 64) - 64))}
+		m[b].hi, m[b].lo = mask(uint8(min(b, 64))), mask(uint8(max(b, 64)-64))
+		if b < 64 {
+			m[b].bitHi = 1 << (63 - b)
+		} else if b < 128 {
+			m[b].bitLo = 1 << (127 - b)
+		}
 	}
 	return m
 }()
@@ -91,31 +89,97 @@ var prefixMasks = func() (m [256][2]uint64) {
 // matches reports whether (hi, lo) lies within the node's prefix.
 func (n *node) matches(hi, lo uint64) bool {
 	m := &prefixMasks[n.bits]
-	return (hi^n.hi)&m[0]|(lo^n.lo)&m[1] == 0
+	return (hi^n.hi)&m.hi|(lo^n.lo)&m.lo == 0
 }
 
-// walk returns the index of the longest entry containing (hi, lo) at or
-// below node i, or best if none does; -1 for an empty trie. tries.match
-// starts it: at the root (i 0, best -1) without a jump table, else after
-// the root's compare and the jump table, where most misses end without a
-// call. It does not allocate.
-func (t *trie) walk(hi, lo uint64, best, i int) int {
-	nodes := t.nodes
-	if len(nodes) == 0 {
+// match returns the index of the longest entry containing addr, or -1 (see
+// Matcher.Match). It does not allocate.
+//
+// Both families' walks are written out here, so that a lookup is one call
+// of a function that calls nothing, which Go enters without a stack check
+// or a frame to reserve. The
+// address is read as netip holds it (addrWords): one compare of its handle
+// tells IPv4, IPv6 without a zone and the rest apart, and an IPv4 address,
+// like an IPv4-mapped IPv6 one, is the low 32 bits of lo.
+//
+// The IPv6 walk compares every node it reaches, branch nodes too (a branch
+// node that does not match has no matching descendants), so that the best
+// entry is kept without a branch, and it ends at a leaf without computing
+// a child; prefixMasks has each node's mask and the bit that picks its
+// child in one 32-byte row.
+func (m *tries) match(addr netip.Addr) int {
+	a := addrWords(&addr)
+	hi, lo := a.hi, a.lo
+	if a.z != zIPv6 || hi == 0 && lo>>32 == 0xffff {
+		if a.z != zIPv4 && a.z != zIPv6 { // the zero Addr, or a zone
+			return -1
+		}
+		t, v := &m.v4, uint32(lo)
+		best, i := -1, 0
+		if len(t.jump) > 0 {
+			if (v^t.root)&t.rootMask != 0 {
+				return -1
+			}
+			s := t.jump[int(v>>t.shift)&(len(t.jump)-1)]
+			best, i = int(s.entry), int(s.next)
+			if i < 0 {
+				return best
+			}
+		} else if len(t.nodes) == 0 {
+			return -1
+		}
+		for {
+			n := &t.nodes[i]
+			if n.entry >= 0 { // only entry nodes are compared
+				if (v^n.addr)&n.mask != 0 {
+					return best
+				}
+				best = int(n.entry)
+			}
+			c := n.child[v>>n.shift&1]
+			if c < 0 {
+				return best
+			}
+			i = int(c)
+		}
+	}
+	t := &m.v6
+	best, i := -1, 0
+	if t.stride > 0 {
+		w := hi
+		if t.word != 0 {
+			w = lo
+		}
+		s := t.jump[w<<(t.shl&63)>>(t.shr&63)]
+		best, i = int(s.entry), int(s.next)
+		// An entry decided within the stride holds only if the root's
+		// prefix does (nodes below the table are compared whole).
+		if best >= 0 && !t.nodes[0].matches(hi, lo) {
+			return -1
+		}
+		if i < 0 {
+			return best
+		}
+	} else if len(t.nodes) == 0 {
 		return -1
 	}
 	for {
-		n := &nodes[i]
-		// Only entry nodes are compared: a branch node that does not
-		// match has no matching descendants, and the next entry node
-		// below it (every leaf is one) fails its compare.
+		n := &t.nodes[i]
+		pm := &prefixMasks[n.bits]
+		if (hi^n.hi)&pm.hi|(lo^n.lo)&pm.lo != 0 {
+			return best
+		}
 		if n.entry >= 0 {
-			if !n.matches(hi, lo) {
-				return best
-			}
 			best = int(n.entry)
 		}
-		c := n.child[bitAt(hi, lo, n.bits)]
+		if n.child == [2]int16{-1, -1} { // a leaf, as most nodes reached are
+			return best
+		}
+		b := 0
+		if hi&pm.bitHi|lo&pm.bitLo != 0 {
+			b = 1
+		}
+		c := n.child[b]
 		if c < 0 {
 			return best
 		}
@@ -153,43 +217,9 @@ func newTrie4(t trie) trie4 {
 	}
 	if len(t.jump) > 0 {
 		t4.root, t4.rootMask = t4.nodes[0].addr, t4.nodes[0].mask
-		t4.shift = 32 - t.skip - t.stride
+		t4.shift = 32 - t.nodes[0].bits - t.stride
 	}
 	return t4
-}
-
-// lookup returns the index of the longest entry containing a, or -1. It
-// does not allocate.
-func (t *trie4) lookup(a uint32) int {
-	nodes := t.nodes
-	if len(nodes) == 0 {
-		return -1
-	}
-	best, i := -1, 0
-	if len(t.jump) > 0 {
-		if (a^t.root)&t.rootMask != 0 {
-			return -1
-		}
-		s := t.jump[int(a>>t.shift)&(len(t.jump)-1)]
-		best, i = int(s.entry), int(s.next)
-		if i < 0 {
-			return best
-		}
-	}
-	for {
-		n := &nodes[i]
-		if n.entry >= 0 { // as in trie.walk, only entry nodes are compared
-			if (a^n.addr)&n.mask != 0 {
-				return best
-			}
-			best = int(n.entry)
-		}
-		c := n.child[a>>n.shift&1]
-		if c < 0 {
-			return best
-		}
-		i = int(c)
-	}
 }
 
 // split128 returns the address as a 128-bit value in the trie's layout.
@@ -198,22 +228,40 @@ func split128(a netip.Addr) (hi, lo uint64) {
 		b := a.As4()
 		return uint64(binary.BigEndian.Uint32(b[:])) << 32, 0
 	}
-	return words6(a)
+	w := addrWords(&a)
+	return w.hi, w.lo
 }
 
-// words6 returns an IPv6 address as two words, the first 8 bytes
-// big-endian in hi. netip.Addr holds exactly that (its first field is a
-// uint128 of hi and lo) but has no accessor, so words6 reads it through
-// unsafe; TestWords6Layout fails if netip's layout ever changes. Measured
-// (BENCHMARKS.md, "IPv6 lookups"): through As16 the compiler copies the
-// array once more, and the 16-byte load of that copy from two 8-byte stores
-// cannot be store-forwarded, a stall that was a third of an IPv6 lookup;
-// through AsSlice (no stall, the safe alternative) a lookup costs 3-12 %
-// more CPU time than this read, which the compiler keeps in registers.
-func words6(a netip.Addr) (hi, lo uint64) {
-	w := (*[2]uint64)(unsafe.Pointer(&a))
-	return w[0], w[1]
+// netipAddr is the layout of a netip.Addr: the address as a uint128 (an
+// IPv4 address in the low 32 bits of lo) and the handle z that says which
+// kind of address it is: zero for the zero Addr, z4 for IPv4, z6noz for
+// IPv6 without a zone, another handle for IPv6 with one (netip's own
+// names). netip has no accessor for the two words, so addrWords reads them
+// through unsafe; TestWords6Layout fails if netip's layout ever changes.
+// Measured (BENCHMARKS.md, "IPv6 lookups"): through As16 the compiler
+// copies the array once more, and the 16-byte load of that copy from two
+// 8-byte stores cannot be store-forwarded, a stall that was a third of an
+// IPv6 lookup; through AsSlice (no stall, the safe alternative) a lookup
+// costs 3-12 % more CPU time than this read, which the compiler keeps in
+// registers.
+type netipAddr struct {
+	hi, lo uint64
+	z      unsafe.Pointer
 }
+
+func addrWords(a *netip.Addr) *netipAddr { return (*netipAddr)(unsafe.Pointer(a)) }
+
+// zIPv4 and zIPv6 are netip's handles z4 and z6noz. A handle is
+// canonical (unique.Make returns the same one for equal values), so an
+// IPv6 address has an empty zone exactly when its handle is zIPv6: one
+// compare instead of Is6 and Zone, which reads the zone through the
+// handle.
+var (
+	zIPv4 = handle(netip.AddrFrom4([4]byte{}))
+	zIPv6 = handle(netip.IPv6Unspecified())
+)
+
+func handle(a netip.Addr) unsafe.Pointer { return addrWords(&a).z }
 
 // buildNode is the pointer form of a node, used only while building.
 type buildNode struct {
@@ -330,7 +378,8 @@ func (t *trie) buildJump(entries int, width uint8) {
 	if stride == 0 {
 		return
 	}
-	t.skip, t.stride = root.bits, stride
+	t.stride = stride
+	t.word, t.shl, t.shr = root.bits>>6, root.bits&63, 64-stride
 	t.jump = make([]jumpSlot, 1<<stride)
 	end := root.bits + stride
 	for v := range t.jump {

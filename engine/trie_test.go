@@ -47,14 +47,33 @@ func TestTrieDifferential(t *testing.T) {
 	for round := range rounds {
 		entries := randEntries(r, 1+r.IntN(MaxEntries))
 		c := NewMatcher(entries)
-		for _, a := range probes(r, entries, 20) {
-			checked++
-			if got, want := c.Match(a), slowMatch(entries, a); got != want {
-				t.Fatalf("round %d: match(%s) = %d, want %d; entries %v", round, a, got, want, entries)
+		for _, p := range probes(r, entries, 20) {
+			forms := []netip.Addr{p}
+			if round%4 == 0 { // in a quarter of the rounds, to keep the test short
+				forms = addrForms(p)
+			}
+			for _, a := range forms {
+				checked++
+				if got, want := c.Match(a), slowMatch(entries, a); got != want {
+					t.Fatalf("round %d: match(%s) = %d, want %d; entries %v", round, a, got, want, entries)
+				}
 			}
 		}
 	}
 	t.Logf("%d probes agree", checked)
+}
+
+// addrForms returns a and the forms of it that match tells apart by netip's
+// handle (addrWords): IPv4 also as IPv4-mapped IPv6, IPv6 also with a zone
+// and with the zone removed again, each a different path to the same or
+// no answer.
+func addrForms(a netip.Addr) []netip.Addr {
+	if a.Is4() {
+		mapped := netip.AddrFrom16(a.As16())
+		return []netip.Addr{a, mapped, mapped.WithZone("eth0")}
+	}
+	zoned := a.WithZone("eth0")
+	return []netip.Addr{a, zoned, zoned.WithZone("")}
 }
 
 // TestTrieRegressions keeps every case that once went wrong, or nearly did.
@@ -81,6 +100,16 @@ func TestTrieRegressions(t *testing.T) {
 		{[]netip.Prefix{p("2001:db8::/127")}, a("2001:db8::2"), -1},
 		{[]netip.Prefix{p("::ffff:203.0.113.0/120")}, a("203.0.113.9"), 0},
 		{[]netip.Prefix{p("203.0.113.0/24")}, netip.Addr{}, -1},
+		{[]netip.Prefix{p("::/0")}, netip.Addr{}, -1},
+		{[]netip.Prefix{p("203.0.113.0/24")}, a("::ffff:203.0.113.5%eth0"), -1},
+		{[]netip.Prefix{p("2001:db8::/32")}, a("2001:db8::1%eth0").WithZone(""), 0},
+		// The jump table's stride in lo (a root prefix of 64 bits or
+		// more) and an entry decided within the stride whose root
+		// prefix the address leaves.
+		{[]netip.Prefix{p("2001:db8:0:1::/64"), p("2001:db8:0:1:8000::/65"), p("2001:db8:0:1::1/128")}, a("2001:db8:0:1:8000::1"), 1},
+		{[]netip.Prefix{p("2001:db8:0:1::/64"), p("2001:db8:0:1:8000::/65"), p("2001:db8:0:1::1/128")}, a("2001:db8:0:1::1"), 2},
+		{[]netip.Prefix{p("2001:db8::/32"), p("2001:db8::/33"), p("2001:db8:8000::/33")}, a("2001:db9::"), -1},
+		{[]netip.Prefix{p("2001:db8::/32"), p("2001:db8::/33"), p("2001:db8:8000::/33")}, a("2001:db8:ffff::"), 2},
 	}
 	for _, tt := range tests {
 		entries := make([]Entry, len(tt.entries))
@@ -122,8 +151,10 @@ func FuzzTrie(f *testing.F) {
 			return
 		}
 		c := NewMatcher(entries)
-		if got, want := c.Match(addr), slowMatch(entries, addr); got != want {
-			t.Fatalf("match(%s) = %d, want %d; entries %v", addr, got, want, entries)
+		for _, a := range addrForms(addr) {
+			if got, want := c.Match(a), slowMatch(entries, a); got != want {
+				t.Fatalf("match(%s) = %d, want %d; entries %v", a, got, want, entries)
+			}
 		}
 	})
 }
@@ -142,18 +173,28 @@ func TestTrieNodesSizedExactly(t *testing.T) {
 }
 
 // TestWords6Layout breaks loudly if netip.Addr stops holding an address as
-// (hi, lo uint64) first, which words6 reads through unsafe.
+// (hi, lo uint64) first and then the handle that tells IPv4 from IPv6 and
+// zones, which addrWords reads through unsafe.
 func TestWords6Layout(t *testing.T) {
-	require.Equal(t, uintptr(24), unsafe.Sizeof(netip.Addr{}), "netip.Addr changed size: words6 reads its internals")
+	require.Equal(t, uintptr(24), unsafe.Sizeof(netip.Addr{}), "netip.Addr changed size: addrWords reads its internals")
+	require.Nil(t, handle(netip.Addr{}), "the zero netip.Addr's handle is no longer nil")
 	r := rand.New(rand.NewPCG(3, 4))
 	addrs := []netip.Addr{netip.IPv6Unspecified(), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::ffff:192.0.2.1")}
 	for range 1000 {
 		addrs = append(addrs, golden.RandAddr(r, true))
+		a4 := golden.RandAddr(r, false)
+		b4 := a4.As4()
+		require.Equal(t, binary.BigEndian.Uint32(b4[:]), uint32(addrWords(&a4).lo), "%s: netip no longer holds IPv4 in lo's low 32 bits", a4)
 	}
 	for _, a := range addrs {
+		for _, f := range addrForms(a) {
+			require.Equal(t, f.Is4(), handle(f) == zIPv4, "%s: netip's z4 handle changed", f)
+			require.Equal(t, f.Is6() && f.Zone() == "", handle(f) == zIPv6, "%s: netip's z6noz handle changed", f)
+		}
 		b := a.As16()
-		hi, lo := words6(a)
-		require.Equal(t, binary.BigEndian.Uint64(b[:8]), hi, "words6(%s) hi: netip.Addr's layout changed", a)
-		require.Equal(t, binary.BigEndian.Uint64(b[8:]), lo, "words6(%s) lo: netip.Addr's layout changed", a)
+		w := addrWords(&a)
+		hi, lo := w.hi, w.lo
+		require.Equal(t, binary.BigEndian.Uint64(b[:8]), hi, "addrWords(%s) hi: netip.Addr's layout changed", a)
+		require.Equal(t, binary.BigEndian.Uint64(b[8:]), lo, "addrWords(%s) lo: netip.Addr's layout changed", a)
 	}
 }
