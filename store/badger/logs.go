@@ -449,7 +449,7 @@ const (
 // runtime trace at 30,000/s) for every slice of the writer's, and the
 // ones queued behind waited out most of a segment's work. So the sleep
 // is as long as the slice before it: while checks wait, the writer gets
-// at most about half the P, more than it needs (about a quarter at
+// at most about half the P, more than it needs (an eighth to a quarter at
 // saturation), and a check waits about one slice, not a segment.
 //
 // With more Ps the other Ps serve checks meanwhile, and yield does
