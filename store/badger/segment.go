@@ -614,19 +614,9 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 	col := grow(g.col, max(g.n, len(g.srcs)))
 	g.col = col
 	b = binary.AppendUvarint(b, uint64(len(g.srcs)))
-	sc := col[:len(g.srcs)]
-	for i, src := range g.srcs {
-		sc[i] = uint64(src.key)
-	}
-	b = appendColumn(b, sc)
-	for i, src := range g.srcs {
-		sc[i] = uint64(src.entry)
-	}
-	b = appendColumn(b, sc)
-	for i, src := range g.srcs {
-		sc[i] = uint64(src.hint)
-	}
-	b = appendColumn(b, sc)
+	b = appendFieldColumn(b, col, g.srcs, func(s *source) uint32 { return s.key })
+	b = appendFieldColumn(b, col, g.srcs, func(s *source) uint32 { return s.entry })
+	b = appendFieldColumn(b, col, g.srcs, func(s *source) uint32 { return s.hint })
 	for _, src := range g.srcs {
 		b = append(b, byte(src.ip.BitLen()/8))
 	}
@@ -641,19 +631,9 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(g.kinds)))
-	kc := col[:len(g.kinds)]
-	for i, k := range g.kinds {
-		kc[i] = uint64(k.code)
-	}
-	b = appendColumn(b, kc)
-	for i, k := range g.kinds {
-		kc[i] = uint64(k.method)
-	}
-	b = appendColumn(b, kc)
-	for i, k := range g.kinds {
-		kc[i] = uint64(k.status)
-	}
-	b = appendColumn(b, kc)
+	b = appendFieldColumn(b, col, g.kinds, func(k *kind) uint32 { return k.code })
+	b = appendFieldColumn(b, col, g.kinds, func(k *kind) uint32 { return k.method })
+	b = appendFieldColumn(b, col, g.kinds, func(k *kind) uint16 { return k.status })
 	if yield != nil {
 		yield()
 	}
@@ -940,6 +920,16 @@ func (g *segment) decodeBodyV3(body []byte, version byte) error {
 	}
 	g.paths = d.b
 	return nil
+}
+
+// appendFieldColumn appends the column of one field of xs, gathered
+// into scratch (at least len(xs) long) by field.
+func appendFieldColumn[T any, F uint16 | uint32](b []byte, scratch []uint64, xs []T, field func(*T) F) []byte {
+	c := scratch[:len(xs)]
+	for i := range xs {
+		c[i] = uint64(field(&xs[i]))
+	}
+	return appendColumn(b, c)
 }
 
 func grow[T any](s []T, n int) []T {
