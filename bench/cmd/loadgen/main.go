@@ -274,12 +274,9 @@ func readResponse(br *bufio.Reader, buf []byte) (int, []byte, error) {
 	if err != nil {
 		return 0, buf, err
 	}
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return 0, buf, fmt.Errorf("bad status line %q", line)
-	}
-	status, err := strconv.Atoi(string(line[9:12]))
+	status, err := parseStatus(line)
 	if err != nil {
-		return 0, buf, fmt.Errorf("bad status line %q", line)
+		return 0, buf, err
 	}
 	length := -1
 	for {
@@ -290,30 +287,54 @@ func readResponse(br *bufio.Reader, buf []byte) (int, []byte, error) {
 		if len(line) <= 2 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			continue
-		}
-		name := line[:colon]
-		val := bytes.TrimSpace(line[colon+1:])
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			if length, err = strconv.Atoi(string(val)); err != nil {
-				return 0, buf, fmt.Errorf("bad Content-Length %q", val)
-			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return 0, buf, errChunked
-		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(val, []byte("close")):
-			return 0, buf, errors.New("server closed the connection")
+		if err := parseHeader(line, &length); err != nil {
+			return 0, buf, err
 		}
 	}
 	if length < 0 {
-		return 0, buf, errors.New("response without Content-Length")
+		return 0, buf, errNoLength
 	}
 	n := len(buf)
 	buf = slices.Grow(buf, length)[:n+length]
 	_, err = io.ReadFull(br, buf[n:])
 	return status, buf, err
+}
+
+var errNoLength = errors.New("response without Content-Length")
+
+// parseStatus returns the status of an HTTP/1.x status line.
+func parseStatus(line []byte) (int, error) {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	return status, nil
+}
+
+// parseHeader reads one header line of a response: Content-Length into
+// length; a chunked body or a closing connection is an error.
+func parseHeader(line []byte, length *int) error {
+	name, val, ok := bytes.Cut(line, []byte(":"))
+	if !ok {
+		return nil
+	}
+	val = bytes.TrimSpace(val)
+	switch {
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		n, err := strconv.Atoi(string(val))
+		if err != nil {
+			return fmt.Errorf("bad Content-Length %q", val)
+		}
+		*length = n
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		return errChunked
+	case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(val, []byte("close")):
+		return errors.New("server closed the connection")
+	}
+	return nil
 }
 
 // cpuTime is the process's user plus system CPU time so far.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -286,36 +285,20 @@ func parseResponse(b []byte) (status int, body []byte, used int, err error) {
 	if end < 0 {
 		return 0, nil, 0, nil
 	}
-	head := b[:end+2]
-	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return 0, nil, 0, fmt.Errorf("bad status line %q", line)
-	}
-	if status, err = strconv.Atoi(string(line[9:12])); err != nil {
-		return 0, nil, 0, fmt.Errorf("bad status line %q", line)
+	line, rest, _ := bytes.Cut(b[:end+2], []byte("\r\n"))
+	if status, err = parseStatus(line); err != nil {
+		return 0, nil, 0, err
 	}
 	length := -1
 	for len(rest) > 0 {
 		var h []byte
 		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, val, ok := bytes.Cut(h, []byte(":"))
-		if !ok {
-			continue
-		}
-		val = bytes.TrimSpace(val)
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			if length, err = strconv.Atoi(string(val)); err != nil {
-				return 0, nil, 0, fmt.Errorf("bad Content-Length %q", val)
-			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return 0, nil, 0, errChunked
-		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(val, []byte("close")):
-			return 0, nil, 0, errors.New("server closed the connection")
+		if err := parseHeader(h, &length); err != nil {
+			return 0, nil, 0, err
 		}
 	}
 	if length < 0 {
-		return 0, nil, 0, errors.New("response without Content-Length")
+		return 0, nil, 0, errNoLength
 	}
 	start := end + 4
 	if len(b) < start+length {
