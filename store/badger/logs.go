@@ -246,19 +246,15 @@ func (w *logWriter) run() {
 	for {
 		select {
 		case <-w.s.stop:
-			w.sliceStart = time.Now()
 			// AppendLog refuses records once closed is set, so this
 			// drain is the last.
 			w.finalErr = w.flush()
 			return
 		case ch := <-w.flushReq:
-			w.sliceStart = time.Now()
 			ch <- w.flush()
 		case <-w.ring.Notify():
-			w.sliceStart = time.Now()
 			w.drain()
 		case <-tick.C:
-			w.sliceStart = time.Now()
 			w.drain()
 			if w.cur.n > 0 && time.Since(w.curStart) >= interval {
 				w.seal()
@@ -286,6 +282,9 @@ func (w *logWriter) flush() error {
 // drain moves buffered records into the current segment, a few at a time
 // so that AppendLog never waits long for the mutex, sealing full segments.
 func (w *logWriter) drain() {
+	// Every wake-up's work starts here (flush drains first too): the
+	// writer's first slice begins now (see yield).
+	w.sliceStart = time.Now()
 	const chunk = 128
 	segMax := w.s.opts.SegmentRecords
 	// At most one buffer's worth per call, so that a saturating producer
