@@ -694,19 +694,9 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 	}
 	g.col = grow(g.col, g.n)
 	g.srcs = grow(g.srcs, int(ns))
-	sc := g.col[:ns]
-	d.column(sc, uint64(len(g.dicts[dictKey].vals))-1)
-	for i, v := range sc {
-		g.srcs[i].key = uint32(v)
-	}
-	d.column(sc, uint64(len(g.dicts[dictEntry].vals))-1)
-	for i, v := range sc {
-		g.srcs[i].entry = uint32(v)
-	}
-	d.column(sc, uint64(len(g.hints.vals))-1)
-	for i, v := range sc {
-		g.srcs[i].hint = uint32(v)
-	}
+	readFieldColumn(&d, g.col, g.srcs, len(g.dicts[dictKey].vals), func(s *source, v uint64) { s.key = uint32(v) })
+	readFieldColumn(&d, g.col, g.srcs, len(g.dicts[dictEntry].vals), func(s *source, v uint64) { s.entry = uint32(v) })
+	readFieldColumn(&d, g.col, g.srcs, len(g.hints.vals), func(s *source, v uint64) { s.hint = uint32(v) })
 	fams := d.bytes(ns)
 	for i, f := range fams {
 		switch f {
@@ -732,19 +722,9 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 		return fmt.Errorf("%w: segment kind count", store.ErrCorrupt)
 	}
 	g.kinds = grow(g.kinds, int(nk))
-	kc := g.col[:nk]
-	d.column(kc, uint64(len(g.dicts[dictCode].vals))-1)
-	for i, v := range kc {
-		g.kinds[i].code = uint32(v)
-	}
-	d.column(kc, uint64(len(g.dicts[dictMethod].vals))-1)
-	for i, v := range kc {
-		g.kinds[i].method = uint32(v)
-	}
-	d.column(kc, 0xffff)
-	for i, v := range kc {
-		g.kinds[i].status = uint16(v)
-	}
+	readFieldColumn(&d, g.col, g.kinds, len(g.dicts[dictCode].vals), func(k *kind, v uint64) { k.code = uint32(v) })
+	readFieldColumn(&d, g.col, g.kinds, len(g.dicts[dictMethod].vals), func(k *kind, v uint64) { k.method = uint32(v) })
+	readFieldColumn(&d, g.col, g.kinds, 0x10000, func(k *kind, v uint64) { k.status = uint16(v) })
 	if d.err != nil {
 		return d.err
 	}
@@ -930,6 +910,17 @@ func appendFieldColumn[T any, F uint16 | uint32](b []byte, scratch []uint64, xs 
 		c[i] = uint64(field(&xs[i]))
 	}
 	return appendColumn(b, c)
+}
+
+// readFieldColumn reads a column of len(xs) values below limit into
+// scratch (at least len(xs) long) and sets each into its x by set: the
+// inverse of appendFieldColumn.
+func readFieldColumn[T any](d *decoder, scratch []uint64, xs []T, limit int, set func(*T, uint64)) {
+	c := scratch[:len(xs)]
+	d.column(c, uint64(limit)-1)
+	for i, v := range c {
+		set(&xs[i], v)
+	}
 }
 
 func grow[T any](s []T, n int) []T {
