@@ -77,7 +77,7 @@ type Options struct {
 	// A blocking epoll_wait holds the thread in a system call, and the
 	// scheduler hands the P between it and the process's other goroutines
 	// through other threads (sysmon's retake): keygate with Yield at
-	// 15,000 requests/s had a p50 of 0.2-38 ms (BENCHMARKS.md). Park
+	// 15,000 requests/s had a p50 of 0.06-38 ms (BENCHMARKS.md). Park
 	// yields between batches as Yield does; not with Lock.
 	Park bool
 }
