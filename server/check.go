@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -25,6 +26,32 @@ const (
 )
 
 const authzPrefix = "/v1/authz"
+
+// The check path's response header names as fasthttp sends them —
+// normalised as ResponseHeader.Set would ("WWW-Authenticate" goes out as
+// "Www-Authenticate") — and its fixed values, built once: the handlers set
+// them with SetCanonical, which takes the name as it is instead of copying
+// and normalising it on every answer. (keygate's listeners never disable
+// header name normalisation.)
+var (
+	hdrCacheControl    = canonicalName(fasthttp.HeaderCacheControl)
+	hdrKeyID           = canonicalName(HeaderKeyID)
+	hdrKeyName         = canonicalName(HeaderKeyName)
+	hdrScopes          = canonicalName(HeaderScopes)
+	hdrErrorCode       = canonicalName(HeaderErrorCode)
+	hdrErrorMessage    = canonicalName(HeaderErrorMessage)
+	hdrWWWAuthenticate = canonicalName(fasthttp.HeaderWWWAuthenticate)
+
+	valNoStore         = []byte("no-store")
+	valWWWAuthenticate = []byte(WWWAuthenticate)
+	valBadRequest      = []byte("BAD_REQUEST")
+)
+
+func canonicalName(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }
+
+// bytesOf returns the bytes of s without copying them, for fasthttp
+// setters that copy what they are given. They must not be modified.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // scratch is per-request working memory of the check path, pooled so that
 // a check does not allocate in steady state.
@@ -75,20 +102,20 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	res := s.authorize(start, secret, method, path, ok && !methodConflict && !uriConflict, ip, routes)
 
 	rh := &ctx.Response.Header
-	rh.Set(fasthttp.HeaderCacheControl, "no-store")
+	rh.SetCanonical(hdrCacheControl, valNoStore)
 	if res.Decision.Allowed() {
 		k := res.Key
-		rh.Set(HeaderKeyID, k.ID())
+		rh.SetCanonical(hdrKeyID, bytesOf(k.ID()))
 		sc.buf = AppendKeyName(sc.buf[:0], k)
-		rh.SetBytesV(HeaderKeyName, sc.buf)
+		rh.SetCanonical(hdrKeyName, sc.buf)
 		sc.buf = AppendScopes(sc.buf[:0], k)
-		rh.SetBytesV(HeaderScopes, sc.buf)
+		rh.SetCanonical(hdrScopes, sc.buf)
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.Response.ResetBody()
 	} else {
-		rh.Set(HeaderKeyID, "")
-		rh.Set(HeaderKeyName, "")
-		rh.Set(HeaderScopes, "")
+		rh.SetCanonical(hdrKeyID, nil)
+		rh.SetCanonical(hdrKeyName, nil)
+		rh.SetCanonical(hdrScopes, nil)
 		s.writeDenial(ctx, res.Decision)
 	}
 }
@@ -103,8 +130,7 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	r := &sc.req
-	rh := &ctx.Response.Header
-	rh.Set(fasthttp.HeaderCacheControl, "no-store")
+	ctx.Response.Header.SetCanonical(hdrCacheControl, valNoStore)
 	if msg := parseCheckRequest(ctx.PostBody(), r); msg != "" {
 		s.writeBadCheck(ctx, sc, start, r, msg)
 		return
@@ -139,23 +165,25 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 
 // writeDenial answers a denied check: status, the precomputed JSON body,
 // and the code and message as headers for proxies that drop the body.
+// The body is never modified, so the response refers to it (SetBodyRaw)
+// instead of copying it into a pooled buffer.
 func (s *Server) writeDenial(ctx *fasthttp.RequestCtx, d engine.Decision) {
 	rh := &ctx.Response.Header
 	ctx.SetStatusCode(decisionStatus[d])
 	ctx.SetContentType("application/json")
-	rh.Set(HeaderErrorCode, d.Code())
-	rh.Set(HeaderErrorMessage, d.Message())
+	rh.SetCanonical(hdrErrorCode, bytesOf(d.Code()))
+	rh.SetCanonical(hdrErrorMessage, bytesOf(d.Message()))
 	if d == engine.DenyInvalidKey {
-		rh.Set(fasthttp.HeaderWWWAuthenticate, WWWAuthenticate)
+		rh.SetCanonical(hdrWWWAuthenticate, valWWWAuthenticate)
 	}
-	ctx.SetBody(decisionBody[d])
+	ctx.Response.SetBodyRaw(decisionBody[d])
 }
 
 func (s *Server) writeBadCheck(ctx *fasthttp.RequestCtx, sc *scratch, start time.Time, r *checkRequest, msg string) {
 	ctx.SetStatusCode(badCheckStatus)
 	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set(HeaderErrorCode, "BAD_REQUEST")
-	ctx.Response.Header.Set(HeaderErrorMessage, msg)
+	ctx.Response.Header.SetCanonical(hdrErrorCode, valBadRequest)
+	ctx.Response.Header.SetCanonical(hdrErrorMessage, bytesOf(msg))
 	b := append(sc.buf[:0], `{"error":{"code":"BAD_REQUEST","message":`...)
 	b = appendJSONString(b, msg)
 	b = append(b, "}}"...)
