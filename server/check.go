@@ -135,8 +135,8 @@ func (s *Server) handleCheck(ctx *fasthttp.RequestCtx) {
 		s.writeBadCheck(ctx, sc, start, r, msg)
 		return
 	}
-	ip, ok := parseAddr(r.ip)
-	if !ok || len(trimOWS(r.ip)) != len(r.ip) {
+	ip, ok := parsePlainAddr(r.ip)
+	if !ok {
 		s.writeBadCheck(ctx, sc, start, r, msgInvalidIP)
 		return
 	}

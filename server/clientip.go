@@ -18,6 +18,59 @@ const maxAddrText = 64
 // "no valid address", which never matches an allowlist.
 func parseAddr(b []byte) (netip.Addr, bool) {
 	b = trimOWS(b)
+	if a, ok := parseIPv4(b); ok {
+		return a, true
+	}
+	return parseAddrSlow(b)
+}
+
+// parsePlainAddr is parseAddr without the optional spaces and tabs: an
+// address with any around it is refused.
+func parsePlainAddr(b []byte) (netip.Addr, bool) {
+	if a, ok := parseIPv4(b); ok {
+		return a, true
+	}
+	if len(trimOWS(b)) != len(b) {
+		return netip.Addr{}, false
+	}
+	return parseAddrSlow(b)
+}
+
+// parseIPv4 parses b if it is an IPv4 address in the one form
+// netip.ParseAddr accepts: four decimal fields of at most 255, separated
+// by dots, without leading zeros. For anything else, valid or not, it
+// returns false, and parseAddrSlow decides. It is the common case, in one
+// pass and without netip's error values.
+func parseIPv4(b []byte) (netip.Addr, bool) {
+	var f [4]byte
+	n, val, digits := 0, 0, 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 1 && val == 0 {
+				return netip.Addr{}, false // a leading zero
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return netip.Addr{}, false
+			}
+		case c == '.' && digits > 0 && n < 3:
+			f[n] = byte(val)
+			n, val, digits = n+1, 0, 0
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if n != 3 || digits == 0 {
+		return netip.Addr{}, false
+	}
+	f[3] = byte(val)
+	return netip.AddrFrom4(f), true
+}
+
+// parseAddrSlow is parseAddr for b already trimmed, through netip.
+func parseAddrSlow(b []byte) (netip.Addr, bool) {
 	if len(b) == 0 || len(b) > maxAddrText {
 		return netip.Addr{}, false
 	}

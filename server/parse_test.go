@@ -323,3 +323,83 @@ func TestAppendJSONString(t *testing.T) {
 
 // peerAt is a TCP peer at a.
 func peerAt(a netip.Addr) peer { return peer{addr: a} }
+
+// slowParseAddr is the reference for parseAddr: netip.ParseAddr on the
+// trimmed text, zones and overlong text refused, IPv4-mapped unmapped.
+func slowParseAddr(s string) (netip.Addr, bool) {
+	s = strings.Trim(s, " \t")
+	if s == "" || len(s) > maxAddrText || strings.Contains(s, "%") {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+var addrCases = []string{
+	"203.0.113.5", "0.0.0.0", "255.255.255.255", "1.2.3.4", " 1.2.3.4\t", "10.0.0.1 ",
+	"256.1.1.1", "1.2.3.256", "01.2.3.4", "1.2.3.04", "1.2.3.00", "00.1.2.3", "1.2.3", "1.2.3.4.5", ".1.2.3", "1.2.3.",
+	"1..2.3", "1.2.3.4:80", "1.2.3.4%eth0", "1.2.3.4/24", "+1.2.3.4", "1.2.3.-4", "1.2.3.4x", "1.2.3.1000", "1.2.3.9999",
+	"0x1.2.3.4", "1.2.3.4\x00", "１.2.3.4", "::ffff:1.2.3.4", "::1", "2001:db8::1", "fe80::1%eth0", "", " ", "1",
+}
+
+func TestParseAddr(t *testing.T) {
+	for _, s := range addrCases {
+		want, wantOK := slowParseAddr(s)
+		if got, ok := parseAddr([]byte(s)); got != want || ok != wantOK {
+			t.Errorf("parseAddr(%q) = %v, %v; want %v, %v", s, got, ok, want, wantOK)
+		}
+		plainOK := wantOK && strings.Trim(s, " \t") == s
+		if got, ok := parsePlainAddr([]byte(s)); ok != plainOK || plainOK && got != want {
+			t.Errorf("parsePlainAddr(%q) = %v, %v; want %v, %v", s, got, ok, want, plainOK)
+		}
+	}
+}
+
+// TestParseAddrFields compares parseAddr with netip over every dotted
+// combination of fields around the rules IPv4 parsing has: empty, leading
+// zeros, 255 and 256, too many digits, a sign, a stray character.
+func TestParseAddrFields(t *testing.T) {
+	fields := []string{"", "0", "00", "01", "1", "9", "10", "99", "100", "199", "249", "250", "255", "256", "300", "999", "1000", "0255", "-1", "x"}
+	var join func(prefix string, n int)
+	join = func(prefix string, n int) {
+		if n == 0 {
+			want, wantOK := slowParseAddr(prefix)
+			if got, ok := parseAddr([]byte(prefix)); got != want || ok != wantOK {
+				t.Fatalf("parseAddr(%q) = %v, %v; want %v, %v", prefix, got, ok, want, wantOK)
+			}
+			return
+		}
+		for _, f := range fields {
+			if prefix == "" {
+				join(f, n-1)
+			} else {
+				join(prefix+"."+f, n-1)
+			}
+		}
+	}
+	for n := 1; n <= 5; n++ {
+		if n == 5 {
+			fields = fields[:8]
+		}
+		join("", n)
+	}
+}
+
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range addrCases {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, wantOK := slowParseAddr(s)
+		if got, ok := parseAddr([]byte(s)); got != want || ok != wantOK {
+			t.Fatalf("parseAddr(%q) = %v, %v; want %v, %v", s, got, ok, want, wantOK)
+		}
+		plainOK := wantOK && strings.Trim(s, " \t") == s
+		if got, ok := parsePlainAddr([]byte(s)); ok != plainOK || plainOK && got != want {
+			t.Fatalf("parsePlainAddr(%q) = %v, %v; want %v, %v", s, got, ok, want, plainOK)
+		}
+	})
+}
