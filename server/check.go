@@ -271,10 +271,7 @@ func appendHeaderValue(b []byte, s string) []byte {
 // appendJSONString appends s as a JSON string literal.
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	i := 0
-	for i < len(s) && jsonPlain[s[i]] {
-		i++
-	}
+	i := plainEnd(bytesOf(s), 0)
 	b = append(append(b, '"'), s[:i]...)
 	for i < len(s) {
 		c := s[i]
@@ -285,7 +282,10 @@ func appendJSONString(b []byte, s string) []byte {
 			case c < 0x20:
 				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			default:
-				b = append(b, c)
+				e := plainEnd(bytesOf(s), i)
+				b = append(b, s[i:e]...)
+				i = e
+				continue
 			}
 			i++
 			continue

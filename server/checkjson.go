@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -59,30 +61,37 @@ func parseCheckRequest(b []byte, r *checkRequest) string {
 			if i >= len(b) || b[i] != '"' {
 				return msgBadSyntax
 			}
-			name, next, ok := unescapeString(b, i+1)
-			if !ok {
-				return msgBadString
+			// A name as it is usually sent, without escapes, is
+			// recognised with its closing quote in place; anything
+			// else is decoded first.
+			field, next := knownName(b, i+1)
+			if field == 0 {
+				name, n, ok := unescapeString(b, i+1)
+				if !ok {
+					return msgBadString
+				}
+				field, next = fieldOf(string(name)), n
 			}
 			i = skipWS(b, next)
 			if i >= len(b) || b[i] != ':' {
 				return msgBadSyntax
 			}
 			i = skipWS(b, i+1)
-			var field uint8
-			var dst *[]byte
-			switch string(name) {
-			case "key":
-				field, dst = fKey, &r.key
-			case "ip":
-				field, dst = fIP, &r.ip
-			case "scope":
-				field, dst = fScope, &r.scope
-			case "method":
-				field, dst = fMethod, &r.method
-			case "path":
-				field, dst = fPath, &r.path
-			default:
+			if field == 0 {
 				return msgUnknown
+			}
+			var dst *[]byte
+			switch field {
+			case fKey:
+				dst = &r.key
+			case fIP:
+				dst = &r.ip
+			case fScope:
+				dst = &r.scope
+			case fMethod:
+				dst = &r.method
+			default:
+				dst = &r.path
 			}
 			if r.seen&field != 0 {
 				return msgDuplicate
@@ -131,8 +140,61 @@ func parseCheckRequest(b []byte, r *checkRequest) string {
 	return ""
 }
 
+// fieldOf returns the field a decoded name stands for, 0 for none.
+func fieldOf(name string) uint8 {
+	switch name {
+	case "key":
+		return fKey
+	case "ip":
+		return fIP
+	case "scope":
+		return fScope
+	case "method":
+		return fMethod
+	case "path":
+		return fPath
+	}
+	return 0
+}
+
+// knownName recognises a field name written without escapes, starting at
+// b[i] (just after its opening quote): it returns the field and the index
+// just after the closing quote, or 0 when the name is none of them as
+// written (an escaped spelling among them, which the caller decodes).
+func knownName(b []byte, i int) (uint8, int) {
+	if i >= len(b) {
+		return 0, 0
+	}
+	// Each literal a constant, so that each test is a compare or two.
+	switch b[i] {
+	case 'k':
+		if hasLiteral(b, i, `key"`) {
+			return fKey, i + 4
+		}
+	case 'i':
+		if hasLiteral(b, i, `ip"`) {
+			return fIP, i + 3
+		}
+	case 's':
+		if hasLiteral(b, i, `scope"`) {
+			return fScope, i + 6
+		}
+	case 'm':
+		if hasLiteral(b, i, `method"`) {
+			return fMethod, i + 7
+		}
+	case 'p':
+		if hasLiteral(b, i, `path"`) {
+			return fPath, i + 5
+		}
+	}
+	return 0, 0
+}
+
 func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	// Every JSON space is at most ' ': one compare for the usual byte
+	// that is none.
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i
@@ -152,14 +214,17 @@ func unescapeString(b []byte, start int) ([]byte, int, bool) {
 	// Printable ASCII without quote or backslash decodes to itself: skip
 	// it without writing (for a key, an address, a method or a path, that
 	// is usually the whole string).
-	r := start
-	for r < len(b) && jsonPlain[b[r]] {
-		r++
-	}
+	r := plainEnd(b, start)
 	w := r
 	for r < len(b) {
 		c := b[r]
 		switch {
+		case jsonPlain[c]:
+			// A run of plain bytes after an escape or a multi-byte
+			// character moves down behind the decoded text.
+			e := plainEnd(b, r)
+			w += copy(b[w:], b[r:e])
+			r = e
 		case c == '"':
 			return b[start:w], r + 1, true
 		case c < 0x20:
@@ -207,11 +272,7 @@ func unescapeString(b []byte, start int) ([]byte, int, bool) {
 				return nil, 0, false
 			}
 			w++
-		case c < utf8.RuneSelf:
-			b[w] = c
-			w++
-			r++
-		default:
+		default: // not ASCII
 			ru, size := utf8.DecodeRune(b[r:])
 			if ru == utf8.RuneError && size == 1 {
 				return nil, 0, false
@@ -233,6 +294,31 @@ var jsonPlain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// plainEnd returns the index of the first byte of b at or after i that is
+// not plain (jsonPlain), or len(b). It tests eight bytes at a time: the
+// bytes of a key, an address or a path are nearly all plain.
+func plainEnd(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	s := b[i:]
+	for ; len(s) >= 8; s = s[8:] {
+		w := binary.LittleEndian.Uint64(s)
+		// A byte's high bit is set in ctl when the byte is a control
+		// character, in quote when it is '"', in bslash when it is '\\',
+		// and in w when it is not ASCII. A borrow from one byte into the
+		// next (higher) one starts only at such a byte, so the lowest bit
+		// set in m is the first byte that is not plain.
+		ctl := w - 0x20*ones
+		quote := (w ^ '"'*ones) - ones
+		bslash := (w ^ '\\'*ones) - ones
+		if m := (ctl | quote | bslash | w) & highs; m != 0 {
+			return len(b) - len(s) + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i = len(b) - len(s); i < len(b) && jsonPlain[b[i]]; i++ {
+	}
+	return i
+}
 
 func hex4(b []byte, i int) (uint16, bool) {
 	if i+4 > len(b) {

@@ -199,6 +199,13 @@ func TestParseCheckRequest(t *testing.T) {
 		{in: `{"key":"k","ip":"x"}{}`, bad: true},
 		{in: `{"k\u0065y":"k","ip":"x"}`, key: "k", ip: "x"},
 		{in: `{}`, bad: true},
+		// Plain runs longer than a word after an escape or a multi-byte
+		// character move down behind the decoded text.
+		{in: `{"key":"\u006bg_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789","ip":"x","path":"/a\/bcdefghijklmnop\/qrstuvwxyz"}`,
+			key: "kg_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", ip: "x", path: "/a/bcdefghijklmnop/qrstuvwxyz"},
+		{in: `{"key":"é, then a plain tail longer than a word","ip":"x"}`, key: "é, then a plain tail longer than a word", ip: "x"},
+		{in: "{\"key\":\"a long plain run, then a control\x1f character\",\"ip\":\"x\"}", bad: true},
+		{in: "{\"key\":\"a long plain run, then invalid UTF-8 \xc3(\",\"ip\":\"x\"}", bad: true},
 	}
 	for _, tt := range tests {
 		var r checkRequest
@@ -308,7 +315,8 @@ func FuzzParseCheckRequest(f *testing.F) {
 }
 
 func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", "q\"b\\", "ctl\x00\x1f", "é😀", "bad\xffutf8", "<&>"} {
+	for _, s := range []string{"", "plain", "q\"b\\", "ctl\x00\x1f", "é😀", "bad\xffutf8", "<&>",
+		"a longer plain run, then \"a quote\" and more plain text after it", "ctl in a long run\x01 then a long plain tail again", "é and a long plain tail after a multi-byte one"} {
 		b := appendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil {
@@ -400,6 +408,71 @@ func FuzzParseAddr(f *testing.F) {
 		plainOK := wantOK && strings.Trim(s, " \t") == s
 		if got, ok := parsePlainAddr([]byte(s)); ok != plainOK || plainOK && got != want {
 			t.Fatalf("parsePlainAddr(%q) = %v, %v; want %v, %v", s, got, ok, want, plainOK)
+		}
+	})
+}
+
+// TestPlainEnd puts every byte value at every position of a run of plain
+// bytes long enough for several words, and compares plainEnd with a
+// byte-by-byte scan, from every start.
+func TestPlainEnd(t *testing.T) {
+	ref := func(b []byte, i int) int {
+		for i < len(b) && jsonPlain[b[i]] {
+			i++
+		}
+		return i
+	}
+	plain := []byte("abcdefghijklmnopqrstuvwxyz0123456789 ~\x7f!")
+	for n := 0; n <= len(plain); n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := range 256 {
+				b := bytes.Clone(plain[:n])
+				b[pos] = byte(c)
+				for start := 0; start <= n; start++ {
+					if got, want := plainEnd(b, start), ref(b, start); got != want {
+						t.Fatalf("plainEnd(%q, %d) = %d, want %d", b, start, got, want)
+					}
+				}
+			}
+		}
+	}
+	// Two non-plain bytes in one word: the borrow of the lower one must
+	// not hide it.
+	for c := range 0x20 {
+		b := []byte("abcdefghijklmnop")
+		b[3], b[4] = byte(c), '"'
+		if got := plainEnd(b, 0); got != 3 {
+			t.Fatalf("plainEnd(%q) = %d, want 3", b, got)
+		}
+	}
+}
+
+// FuzzParseCheckMessages holds parseCheckRequest to the parser it
+// replaced (refparse_test.go): the same message for every body, so that
+// a malformed request is answered byte for byte as before, and the same
+// fields for a valid one.
+func FuzzParseCheckMessages(f *testing.F) {
+	for _, s := range []string{`{"key":"k","ip":"1.2.3.4"}`, `{"k\u0065y":"k","ip":"x"}`, `{"extra" 1}`, `{"keys":"x"}`, `{"key" :"k","ip":"x","scope":null,"scope":"s"}`,
+		`{"key":"a long plain key value, then \u00e9 and more","ip":"x"}`, "{\"key\":\"x\x01\"}", `{"method":1}`, `{"path":"\/a?b#c"}`, `{"ip":"x","key":"k","key":"j"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var got, want checkRequest
+		gotMsg := parseCheckRequest(bytes.Clone(in), &got)
+		wantMsg := refParseCheckRequest(bytes.Clone(in), &want)
+		if gotMsg != wantMsg {
+			t.Fatalf("%q: message %q, the reference parser says %q", in, gotMsg, wantMsg)
+		}
+		if gotMsg != "" {
+			return
+		}
+		for _, p := range [][2][]byte{{got.key, want.key}, {got.ip, want.ip}, {got.scope, want.scope}, {got.method, want.method}, {got.path, want.path}} {
+			if !bytes.Equal(p[0], p[1]) {
+				t.Fatalf("%q: field %q, the reference parser has %q", in, p[0], p[1])
+			}
+		}
+		if got.seen != want.seen {
+			t.Fatalf("%q: seen %b, the reference parser has %b", in, got.seen, want.seen)
 		}
 	})
 }
