@@ -476,3 +476,15 @@ func FuzzParseCheckMessages(f *testing.F) {
 		}
 	})
 }
+
+func TestStripQuery(t *testing.T) {
+	for _, s := range []string{"", "/", "/a", "/a?b", "/a#b", "/a?b#c", "/a#b?c", "?", "#", "/a??", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p?x#y", "/long/path/before/a#fragment?then"} {
+		want := s
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			want = s[:i]
+		}
+		if got := string(stripQuery([]byte(s))); got != want {
+			t.Errorf("stripQuery(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
