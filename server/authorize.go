@@ -47,7 +47,9 @@ func (s *Server) Authorize(c *ForwardedCheck) engine.Result {
 	}
 	routes := s.live.Load().routes // one set of rules for the whole decision
 	path, ok := targetPath(c.Target, routes)
-	return s.authorize(start, c.Key, c.Method, path, ok, c.IP, routes)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	return s.authorize(sc, start, c.Key, c.Method, path, ok, c.IP, routes)
 }
 
 // targetPath returns the path of a forwarded request target, without
@@ -64,10 +66,9 @@ func targetPath(target []byte, routes routeTable) (path []byte, ok bool) {
 // authorize decides one forward-auth request under routes (the live
 // rules the caller read the path with) and records it. ok false (the
 // method or URI arrived twice with different values, or the path cannot
-// be read as the upstream reads it) requires unsatisfiableScope.
-func (s *Server) authorize(start time.Time, key, method, path []byte, ok bool, ip netip.Addr, routes routeTable) engine.Result {
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
+// be read as the upstream reads it) requires unsatisfiableScope. sc is the
+// caller's scratch: its uri and log are used here, its buf is left alone.
+func (s *Server) authorize(sc *scratch, start time.Time, key, method, path []byte, ok bool, ip netip.Addr, routes routeTable) engine.Result {
 	var scope []byte
 	switch {
 	case !ok:

@@ -74,12 +74,10 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	live := s.live.Load()
 	routes := live.routes
 
-	secret := presentedKey(h)
-	method, methodConflict := forwardedHeader(h, "X-Forwarded-Method", "X-Original-Method")
+	secret, method, methodConflict, uri, uriConflict, ip := readForwardAuth(h, peerOf(ctx), live)
 	if len(method) == 0 {
 		method = h.Method()
 	}
-	uri, uriConflict := forwardedHeader(h, "X-Forwarded-Uri", "X-Original-Uri")
 	var path []byte
 	ok := true
 	if len(uri) == 0 {
@@ -98,8 +96,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	} else {
 		path, ok = targetPath(uri, routes)
 	}
-	ip := clientIP(h, peerOf(ctx), live.trusted, live.realIP)
-	res := s.authorize(start, secret, method, path, ok && !methodConflict && !uriConflict, ip, routes)
+	res := s.authorize(sc, start, secret, method, path, ok && !methodConflict && !uriConflict, ip, routes)
 
 	rh := &ctx.Response.Header
 	rh.SetCanonical(hdrCacheControl, valNoStore)
@@ -224,6 +221,45 @@ var slash = []byte("/")
 // ambiguousPath). No key can hold it (scopes have no spaces), so a valid
 // key gets 403 INSUFFICIENT_SCOPE and an invalid one still 401.
 var unsatisfiableScope = []byte("conflicting forwarded method or URI")
+
+// The request headers a forward-auth request is decided on, named as
+// fasthttp stores them: header names are normalised when a request is
+// read ("x-api-key" is stored as "X-Api-Key"), and these are in that form
+// already (TestForwardAuthHeaderNames), so readForwardAuth can look them
+// up without normalising each name again.
+const (
+	reqAuthorization   = fasthttp.HeaderAuthorization
+	reqAPIKey          = "X-Api-Key"
+	reqForwardedMethod = "X-Forwarded-Method"
+	reqOriginalMethod  = "X-Original-Method"
+	reqForwardedURI    = "X-Forwarded-Uri"
+	reqOriginalURI     = "X-Original-Uri"
+	reqXForwardedFor   = fasthttp.HeaderXForwardedFor
+)
+
+// readForwardAuth reads what a forward-auth request is decided on from its
+// headers: the presented key (presentedKey), the forwarded method and URI
+// (forwardedHeader) and the client address (clientIP). Each PeekAll copies
+// the name it is given and, unless the request header's normalisation is
+// off, normalises it byte by byte; the names here are normal already, so
+// normalisation is switched off for these reads (the real-IP names in
+// their normal form, live.realIPNorm) and back on after. When it was off
+// to begin with (a server with DisableHeaderNamesNormalizing, which
+// keygate's listeners never set), the names are looked up as they are, as
+// before.
+func readForwardAuth(h *fasthttp.RequestHeader, from peer, live *liveSettings) (key, method []byte, methodConflict bool, uri []byte, uriConflict bool, ip netip.Addr) {
+	realIP := live.realIPNorm
+	if h.DisableNormalizing() {
+		realIP = live.realIP
+	} else {
+		defer h.EnableNormalizing()
+	}
+	key = presentedKey(h)
+	method, methodConflict = forwardedHeader(h, reqForwardedMethod, reqOriginalMethod)
+	uri, uriConflict = forwardedHeader(h, reqForwardedURI, reqOriginalURI)
+	ip = clientIP(h, from, live.trusted, realIP)
+	return key, method, methodConflict, uri, uriConflict, ip
+}
 
 // forwardedHeader returns the value of the first of two spellings of a
 // forwarding header that is present, and whether they conflict: both

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 const ipBody = `{"error":{"code":"IP_NOT_ALLOWED","message":"Request IP address is not in the API key's allowlist"}}`
@@ -296,4 +301,68 @@ func TestCheckBadRequests(t *testing.T) {
 	esc := `\u006b\u0067` + secret[2:]
 	r := do(t, "POST", ts.checkURL+"/v1/check", `{"key":"`+esc+`","ip":"203.0.113.5","scope":null,"path":"/a\/b"}`)
 	wantStatus(t, r, 200, "escaped key")
+}
+
+// TestForwardAuthHeaderNames: the names readForwardAuth looks up without
+// normalising them are in fasthttp's normal form, and so are the
+// real-IP names it uses, whatever their configured spelling.
+func TestForwardAuthHeaderNames(t *testing.T) {
+	for _, name := range []string{reqAuthorization, reqAPIKey, reqForwardedMethod, reqOriginalMethod, reqForwardedURI, reqOriginalURI, reqXForwardedFor} {
+		if norm := string(fasthttp.AppendNormalizedHeaderKey(nil, name)); norm != name {
+			t.Errorf("%q is stored as %q", name, norm)
+		}
+	}
+	live := compileLive(Config{RealIPHeaders: []string{"X-Real-IP", "cf-connecting-ip", "TRUE-CLIENT-IP"}})
+	if want := []string{"X-Real-Ip", "Cf-Connecting-Ip", "True-Client-Ip"}; !slices.Equal(live.realIPNorm, want) {
+		t.Errorf("realIPNorm %q, want %q", live.realIPNorm, want)
+	}
+}
+
+// TestForwardAuthHeaderSpellings: headers a proxy sends in any case are
+// read, repeated lines in different spellings are one header (and
+// conflict when they differ), and the request header's normalisation is
+// as it was after the check.
+func TestForwardAuthHeaderSpellings(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.TrustedProxies = []string{"127.0.0.1"}
+		c.RealIPHeaders = []string{"CF-Connecting-IP"}
+	})
+	_, secret := ts.createKey(t, map[string]any{"name": "k", "allowlist": []map[string]string{{"cidr": "203.0.113.0/24"}}})
+	raw := func(hdr string) string {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.checkURL, "http://"))
+		must(t, err)
+		defer conn.Close()
+		_, err = io.WriteString(conn, "GET /v1/authz HTTP/1.1\r\nHost: kg\r\nConnection: close\r\n"+hdr+"\r\n")
+		must(t, err)
+		b, err := io.ReadAll(conn)
+		must(t, err)
+		return string(b)
+	}
+	for _, tt := range []struct{ name, hdr, status string }{
+		{"lower case", "x-api-key: " + secret + "\r\nx-forwarded-for: 203.0.113.7\r\n", "200"},
+		{"upper case", "X-API-KEY: " + secret + "\r\nX-FORWARDED-FOR: 203.0.113.7\r\n", "200"},
+		{"real-ip, odd case", "authorization: Bearer " + secret + "\r\ncf-connecting-ip: 203.0.113.7\r\n", "200"},
+		{"real-ip outside", "authorization: Bearer " + secret + "\r\nCF-CONNECTING-IP: 198.51.100.7\r\n", "403"},
+		{"key twice, two spellings, differing", "x-api-key: " + secret + "\r\nX-API-KEY: kg_other\r\nX-Forwarded-For: 203.0.113.7\r\n", "401"},
+		{"uri twice, two spellings, differing", "X-Api-Key: " + secret + "\r\nX-Forwarded-For: 203.0.113.7\r\nx-original-uri: /a\r\nX-ORIGINAL-URI: /b\r\n", "403"},
+	} {
+		if got := raw(tt.hdr); !strings.HasPrefix(got, "HTTP/1.1 "+tt.status+" ") {
+			t.Errorf("%s: %.60q, want status %s", tt.name, got, tt.status)
+		}
+	}
+
+	// The handler leaves the request header's normalisation as it found it.
+	h := ts.CheckHandler()
+	for _, off := range []bool{false, true} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/v1/authz")
+		ctx.Request.Header.Set("X-Api-Key", secret)
+		if off {
+			ctx.Request.Header.DisableNormalizing()
+		}
+		h(&ctx)
+		if was := ctx.Request.Header.DisableNormalizing(); was != off {
+			t.Errorf("normalisation off %v before the check, %v after", off, was)
+		}
+	}
 }

@@ -193,7 +193,7 @@ func clientIP(h *fasthttp.RequestHeader, from peer, trusted proxySet, realIPHead
 		hasReal = !ok || !trusted.contains(real)
 		break
 	}
-	lines := h.PeekAll(fasthttp.HeaderXForwardedFor)
+	lines := h.PeekAll(reqXForwardedFor)
 	switch {
 	case len(lines) == 0 && hasReal:
 		return real

@@ -164,8 +164,8 @@ func peekUnique(h *fasthttp.RequestHeader, name string) (v []byte, conflict bool
 // no key at all (401): which one a proxy or the upstream reads is not
 // keygate's to guess.
 func presentedKey(h *fasthttp.RequestHeader) []byte {
-	auth, c1 := peekUnique(h, fasthttp.HeaderAuthorization)
-	apiKey, c2 := peekUnique(h, "X-Api-Key")
+	auth, c1 := peekUnique(h, reqAuthorization)
+	apiKey, c2 := peekUnique(h, reqAPIKey)
 	return pickKey(auth, apiKey, c1 || c2)
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // liveSettings are the settings Reload can change while the server runs.
@@ -13,13 +15,21 @@ type liveSettings struct {
 	trusted proxySet
 	routes  routeTable
 	realIP  []string
+	// realIPNorm is realIP in fasthttp's normal form of a header name
+	// ("X-Real-IP" is stored as "X-Real-Ip"), for lookups that do not
+	// normalise (see readForwardAuth).
+	realIPNorm []string
 }
 
 // compileLive compiles cfg's reloadable settings; cfg is valid.
 func compileLive(cfg Config) *liveSettings {
 	trusted, _ := parseProxies(cfg.TrustedProxies, cfg.TrustAllProxies)
 	routes, _ := compileRoutes(cfg.Routes)
-	return &liveSettings{cfg: cfg, trusted: trusted, routes: routes, realIP: cfg.RealIPHeaders}
+	norm := make([]string, len(cfg.RealIPHeaders))
+	for i, name := range cfg.RealIPHeaders {
+		norm[i] = string(fasthttp.AppendNormalizedHeaderKey(nil, name))
+	}
+	return &liveSettings{cfg: cfg, trusted: trusted, routes: routes, realIP: cfg.RealIPHeaders, realIPNorm: norm}
 }
 
 // Reloadable names the settings Reload applies: the trusted proxies (and
