@@ -59,10 +59,12 @@ var latencyBounds = [...]time.Duration{
 // metrics holds every counter the server exports. All fields are updated
 // with atomics from any goroutine; nothing on the check path allocates.
 type metrics struct {
-	decisions [numOutcomes]atomic.Uint64
-	// latency[i] counts decisions at most latencyBounds[i]; the last slot
-	// counts the rest (+Inf).
-	latency    [len(latencyBounds) + 1]atomic.Uint64
+	// decisions[o][i] counts the decisions of outcome o that took at most
+	// latencyBounds[i]; the last slot counts the rest (+Inf). One counter
+	// per decision serves keygate_decisions_total (the sum over i) and the
+	// latency histogram (the sum over o), so a decision costs one atomic
+	// add for both, and a scrape sees them agree.
+	decisions  [numOutcomes][len(latencyBounds) + 1]atomic.Uint64
 	latencySum atomic.Int64 // nanoseconds
 	// requests[h][code-100] for codes 100..599.
 	requests   [numHandlers][500]atomic.Uint64
@@ -76,13 +78,25 @@ type metrics struct {
 }
 
 func (m *metrics) observeDecision(o outcome, d time.Duration) {
-	m.decisions[o].Add(1)
-	m.latencySum.Add(int64(d))
 	i := 0
 	for i < len(latencyBounds) && d > latencyBounds[i] {
 		i++
 	}
-	m.latency[i].Add(1)
+	m.decisions[o][i].Add(1)
+	m.latencySum.Add(int64(d))
+}
+
+// decisionCounts returns the decisions counted per outcome and per
+// latency slot (not cumulative).
+func (m *metrics) decisionCounts() (outcomes [numOutcomes]uint64, latency [len(latencyBounds) + 1]uint64) {
+	for o := range m.decisions {
+		for i := range m.decisions[o] {
+			v := m.decisions[o][i].Load()
+			outcomes[o] += v
+			latency[i] += v
+		}
+	}
+	return outcomes, latency
 }
 
 func (m *metrics) observeRequest(h handlerID, code int) {
@@ -151,16 +165,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- mt
 	}
 	metric(descBuildInfo, prometheus.GaugeValue, 1, s.cfg.Version, runtime.Version())
-	for i := range m.decisions {
-		metric(descDecisions, prometheus.CounterValue, float64(m.decisions[i].Load()), outcomeNames[i])
+	outcomes, latency := m.decisionCounts()
+	for o, n := range outcomes {
+		metric(descDecisions, prometheus.CounterValue, float64(n), outcomeNames[o])
 	}
 	buckets := make(map[float64]uint64, len(latencyBounds))
 	var cum uint64
 	for i, b := range latencyBounds {
-		cum += m.latency[i].Load()
+		cum += latency[i]
 		buckets[b.Seconds()] = cum
 	}
-	cum += m.latency[len(latencyBounds)].Load()
+	cum += latency[len(latencyBounds)]
 	ch <- prometheus.MustNewConstHistogram(descLatency, cum, time.Duration(m.latencySum.Load()).Seconds(), buckets)
 	for h := range m.requests {
 		for code := range m.requests[h] {

@@ -9,6 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/keygate/keygate/engine"
 )
 
 // scrape fetches /metrics and parses it as Prometheus does.
@@ -172,5 +174,30 @@ func TestMetricsStoreDown(t *testing.T) {
 	}
 	if lag := gauge("keygate_change_lag_seconds"); lag > 5 {
 		t.Errorf("keygate_change_lag_seconds %v after recovery", lag)
+	}
+}
+
+// TestDecisionCounts: one counter per outcome and latency slot adds up to
+// both the per-outcome totals and the histogram's slots.
+func TestDecisionCounts(t *testing.T) {
+	var m metrics
+	allow, ip := outcome(engine.Allow), outcome(engine.DenyIP)
+	for _, o := range []struct {
+		o outcome
+		d time.Duration
+	}{{allow, 3 * time.Microsecond}, {allow, 5 * time.Microsecond}, {ip, 6 * time.Microsecond}, {allow, time.Second}, {oBadRequest, 30 * time.Microsecond}} {
+		m.observeDecision(o.o, o.d)
+	}
+	outcomes, latency := m.decisionCounts()
+	if outcomes[allow] != 3 || outcomes[ip] != 1 || outcomes[oBadRequest] != 1 {
+		t.Errorf("per outcome %v", outcomes)
+	}
+	// Slots: <=5µs, <=10µs, <=25µs, <=50µs, ..., +Inf.
+	want := [len(latencyBounds) + 1]uint64{0: 2, 1: 1, 3: 1, len(latencyBounds): 1}
+	if latency != want {
+		t.Errorf("per latency slot %v, want %v", latency, want)
+	}
+	if got, want := time.Duration(m.latencySum.Load()), time.Second+44*time.Microsecond; got != want {
+		t.Errorf("latency sum %v, want %v", got, want)
 	}
 }
