@@ -43,29 +43,33 @@ func parsePlainAddr(b []byte) (netip.Addr, bool) {
 // pass and without netip's error values.
 func parseIPv4(b []byte) (netip.Addr, bool) {
 	var f [4]byte
-	n, val, digits := 0, 0, 0
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			if digits == 1 && val == 0 {
-				return netip.Addr{}, false // a leading zero
-			}
-			val = val*10 + int(c-'0')
-			digits++
-			if val > 255 {
+	i := 0
+	for n := range f {
+		if n > 0 {
+			if i >= len(b) || b[i] != '.' {
 				return netip.Addr{}, false
 			}
-		case c == '.' && digits > 0 && n < 3:
-			f[n] = byte(val)
-			n, val, digits = n+1, 0, 0
-		default:
+			i++
+		}
+		if i >= len(b) || b[i]-'0' > 9 {
 			return netip.Addr{}, false
 		}
+		v := uint(b[i] - '0')
+		i++
+		// A field is "0" or starts with 1-9 and has up to three digits
+		// ("01" ends at the 0, and the '.' expected next is missing).
+		for k := 0; v != 0 && k < 2 && i < len(b) && b[i]-'0' <= 9; k++ {
+			v = v*10 + uint(b[i]-'0')
+			i++
+		}
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		f[n] = byte(v)
 	}
-	if n != 3 || digits == 0 {
+	if i != len(b) {
 		return netip.Addr{}, false
 	}
-	f[3] = byte(val)
 	return netip.AddrFrom4(f), true
 }
 
