@@ -125,11 +125,26 @@ type segment struct {
 	sufs     []byte
 	sufEnd   []uint32
 	pathBuf  []byte // the decoded paths, when rebuilt from those
-	// The writer's lookups: kinds in this segment, sources (see
+	// The writer's lookups: kinds and sources (by content) in this
+	// segment, the path prefixes last met (see prefix), sources (see
 	// source) kept from segment to segment.
-	kindTab hashTable
-	known   *knownSources
+	kindTab   hashTable
+	srcTab    hashTable
+	prefCache *[prefixCacheSize]prefixSlot
+	known     *knownSources
 }
+
+// prefixSlot is an entry of the writer's cache of path prefixes: the
+// cheap hash of a prefix (see segment.prefix) and 1 + its index in the
+// segment's prefixes, 0 if free.
+type prefixSlot struct {
+	h uint64
+	i uint32
+}
+
+// prefixCacheSize is the number of path prefixes (routes) the writer's
+// cache holds, direct-mapped: more than a segment has of most APIs'.
+const prefixCacheSize = 256
 
 // knownSources maps the sources a writer has met, by the addresses of
 // their strings and their address, to their strings' canonical ids and
@@ -139,10 +154,6 @@ type knownSources struct {
 	tab  hashTable
 	srcs []knownSource // by tab index
 	used []uint32      // indexes with inSeg set
-	// inSeg maps the sources of the current segment by content, so that
-	// strings at new addresses for every record (which the check path
-	// does not hand over) still make one source each.
-	inSeg map[source]uint32
 }
 
 type knownSource struct {
@@ -298,12 +309,15 @@ func (g *segment) reset() {
 		g.idx[i] = g.idx[i][:0]
 	}
 	g.hints.reset()
+	g.srcTab.reset()
+	if g.prefCache != nil {
+		clear(g.prefCache[:])
+	}
 	if k := g.known; k != nil {
 		for _, j := range k.used {
 			k.srcs[j].inSeg = 0
 		}
 		k.used = k.used[:0]
-		clear(k.inSeg)
 	}
 	// Forget every known string and source together (sources name
 	// strings by id) once there are too many.
@@ -342,9 +356,40 @@ func (g *segment) add(sl *usagelog.Slot) {
 	g.lat = append(g.lat, sl.LatencyUS)
 	p := sl.Path()
 	cut := bytes.LastIndexByte(p, '/') + 1
-	g.prefIdx = append(g.prefIdx, g.prefixes.intern(p[:cut]))
+	g.prefIdx = append(g.prefIdx, g.prefix(sl, cut))
 	g.sufs = append(g.sufs, p[cut:]...)
 	g.sufEnd = append(g.sufEnd, uint32(len(g.sufs)))
+}
+
+// prefix returns the index of path prefix p, adding it if new. The
+// prefixes are few (an API's routes) and met again and again, but as
+// bytes of the slot, not long-lived strings: a small cache by a cheap
+// hash of p finds most of them with one comparison of the bytes, where
+// the map of intern hashed them all first (the writer's largest cost
+// per record after zstd).
+func (g *segment) prefix(sl *usagelog.Slot, cut int) uint32 {
+	if g.prefCache == nil {
+		g.prefCache = new([prefixCacheSize]prefixSlot)
+	}
+	p := sl.PathBuf[:cut]
+	// p's length and its first and last 8 bytes, which tell most routes
+	// apart, read from the slot's buffer without copying.
+	first := binary.LittleEndian.Uint64(sl.PathBuf[:8])
+	last := first
+	if cut >= 8 {
+		last = binary.LittleEndian.Uint64(sl.PathBuf[cut-8 : cut])
+	} else {
+		first &= 1<<(8*cut) - 1
+		last = 0
+	}
+	h := mix(mix(uint64(cut), first), last)
+	c := &g.prefCache[h%prefixCacheSize]
+	if c.i > 0 && c.h == h && bytes.Equal(g.prefixes.vals[c.i-1], p) {
+		return c.i - 1
+	}
+	i := g.prefixes.intern(p)
+	*c = prefixSlot{h, i + 1}
+	return i
 }
 
 // source returns the index of sl's source, adding it if new. Sources
@@ -355,7 +400,7 @@ func (g *segment) add(sl *usagelog.Slot) {
 func (g *segment) source(sl *usagelog.Slot) uint32 {
 	k := g.known
 	if k == nil {
-		k = &knownSources{inSeg: make(map[source]uint32)}
+		k = &knownSources{}
 		g.known = k
 		for _, d := range [...]*dict{&g.dicts[dictKey], &g.dicts[dictEntry], &g.hints} {
 			if d.known == nil {
@@ -368,7 +413,9 @@ func (g *segment) source(sl *usagelog.Slot) uint32 {
 		binary.LittleEndian.Uint64(a16[:8])^uint64(sl.IP.BitLen())), binary.LittleEndian.Uint64(a16[8:]))
 	pos, j := k.tab.find(h)
 	for ; j >= 0; pos, j = k.tab.next(pos, h) {
-		if ks := &k.srcs[j]; ks.key == sl.KeyID && ks.entry == sl.EntryID && ks.hint == sl.Hint && ks.ip == sl.IP {
+		// By address, as hashed: a string at another address is
+		// another known source (of the same ids, so the same source).
+		if ks := &k.srcs[j]; sameString(ks.key, sl.KeyID) && sameString(ks.entry, sl.EntryID) && sameString(ks.hint, sl.Hint) && ks.ip == sl.IP {
 			break
 		}
 	}
@@ -391,23 +438,40 @@ func (g *segment) source(sl *usagelog.Slot) uint32 {
 		hint:  g.hints.indexOf(ks.ids[2]),
 		ip:    ks.ip,
 	}
-	i, ok := k.inSeg[src]
-	if !ok {
-		i = uint32(len(g.srcs))
-		g.srcs = append(g.srcs, src)
-		k.inSeg[src] = i
+	// By content among this segment's sources, so that strings at new
+	// addresses for every record (which the check path does not hand
+	// over) still make one source each.
+	a16 = src.ip.As16()
+	hs := mix(mix(mix(uint64(src.key)<<32|uint64(src.entry), uint64(src.hint)),
+		binary.LittleEndian.Uint64(a16[:8])^uint64(src.ip.BitLen())), binary.LittleEndian.Uint64(a16[8:]))
+	spos, si := g.srcTab.find(hs)
+	for ; si >= 0 && g.srcs[si] != src; spos, si = g.srcTab.next(spos, hs) {
 	}
-	ks.inSeg = i + 1
+	if si < 0 {
+		si = len(g.srcs)
+		g.srcs = append(g.srcs, src)
+		g.srcTab.insert(spos, hs, si)
+	}
+	ks.inSeg = uint32(si) + 1
 	k.used = append(k.used, uint32(j))
-	return i
+	return uint32(si)
+}
+
+// sameString reports whether a and b are the same bytes in memory (as
+// strAddr tells them apart: all empty strings are the same).
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
 }
 
 // kind returns the index of sl's kind, adding it if new.
 func (g *segment) kind(sl *usagelog.Slot) uint32 {
 	m := sl.Method()
-	var mw [8]byte
-	copy(mw[:], m)
-	h := mix(mix(strAddr(sl.Code), uint64(sl.Status)<<8|uint64(len(m))), binary.LittleEndian.Uint64(mw[:]))
+	// The method's first 8 bytes, read from the slot's buffer.
+	mw := binary.LittleEndian.Uint64(sl.MethodBuf[:8])
+	if len(m) < 8 {
+		mw &= 1<<(8*len(m)) - 1
+	}
+	h := mix(mix(strAddr(sl.Code), uint64(sl.Status)<<8|uint64(len(m))), mw)
 	pos, i := g.kindTab.find(h)
 	for ; i >= 0; pos, i = g.kindTab.next(pos, h) {
 		k := &g.kinds[i]
@@ -425,8 +489,12 @@ func (g *segment) kind(sl *usagelog.Slot) uint32 {
 	return uint32(i)
 }
 
-// strAddr is where s's bytes are, as a hash input (never dereferenced).
+// strAddr is where s's bytes are, as a hash input (never dereferenced);
+// 0 for every empty string, whose address is unspecified.
 func strAddr(s string) uint64 {
+	if len(s) == 0 {
+		return 0
+	}
 	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))<<8 ^ uint64(len(s))
 }
 
@@ -562,6 +630,7 @@ func appendColumn[T uint16 | uint32 | uint64](b []byte, vals []T) []byte {
 	b = slices.Grow(b, w*n)
 	for p := range w {
 		plane := b[len(b) : len(b)+n]
+		plane = plane[:len(vals)] // no bounds check in the loop
 		shift := 8 * p
 		for i, v := range vals {
 			plane[i] = byte(v >> shift)

@@ -72,3 +72,49 @@ func TestSegmentStringsByAddress(t *testing.T) {
 	}
 	require.LessOrEqual(t, len(g.known.srcs), maxKnownStrings+maxKnownStrings/2+100)
 }
+
+// TestSegmentPathPrefixes: the writer's cache of path prefixes hashes
+// only a prefix's length and its first and last 8 bytes, read from the
+// slot's buffer (which keeps the bytes of longer paths and methods
+// before). Prefixes alike in those, short ones, none at all, and stale
+// bytes past the end must each still be one dictionary entry of their
+// own, and every record round-trip.
+func TestSegmentPathPrefixes(t *testing.T) {
+	var g segment
+	var sl usagelog.Slot
+	paths := []string{
+		"/v1/aaaaaXbbbbbbbb/1", "/v1/aaaaaYbbbbbbbb/2", // same length, first and last 8 bytes
+		"/v1/aaaaaXbbbbbbbb/3",
+		"/a/1", "/a/22", "/b/1", "/", "x", "", "/v1/orders/9", "/v1/orders/",
+		"/a/1", "/b/1", "//", "/v1/aaaaaYbbbbbbbb/4",
+	}
+	methods := []string{"GET", "OPTIONSX", "POST", "PROPFIND", "GET", "DELETE", "G"}
+	want := map[string]bool{}
+	for round := range 3 {
+		for i, p := range paths {
+			// A long path and method first leave stale bytes behind.
+			sl.Fill(&usagelog.Entry{Path: []byte("/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz/zz"), Method: []byte("VERYLONGMETHOD")}, 1)
+			sl.Fill(&usagelog.Entry{KeyID: "k", Path: []byte(p), Method: []byte(methods[(i+round)%len(methods)]), Status: 200}, int64(i))
+			g.add(&sl)
+			want[p[:strings.LastIndexByte(p, '/')+1]] = true
+		}
+	}
+	var got []string
+	for _, v := range g.prefixes.vals {
+		got = append(got, string(v))
+	}
+	require.Len(t, got, len(want), "prefixes %q", got)
+	for _, p := range got {
+		require.True(t, want[p], "prefix %q", p)
+	}
+	require.Len(t, g.dicts[dictMethod].vals, len(methods)-1, "methods") // GET twice
+	var d segment
+	var buf []byte
+	require.NoError(t, decodeSegment(&d, &buf, compress(nil, g.encodeBody(nil, nil), nil)))
+	recs := records(&d)
+	require.Equal(t, records(&g), recs)
+	for i, r := range recs {
+		require.Equal(t, paths[i%len(paths)], r.Path)
+		require.Equal(t, methods[(i%len(paths)+i/len(paths))%len(methods)], r.Method)
+	}
+}
