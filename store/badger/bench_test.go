@@ -136,7 +136,6 @@ func BenchmarkCompression(b *testing.B) {
 		sl.Fill(&e, e.Time.UnixNano())
 		seg.add(&sl)
 	}
-	seg.expand()
 	csvLen := 0
 	var (
 		row []byte

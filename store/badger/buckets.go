@@ -21,7 +21,7 @@ func (s *Store) LogBuckets(ctx context.Context, q usagelog.BucketQuery) ([]usage
 	out := q.NewBuckets()
 	err = s.scan(ctx, &f, func(g *segment, i int, _ position) bool {
 		if b := q.Index(g.times[i]); b >= 0 {
-			out[b].Add(int(g.status[i]), string(g.dicts[dictCode].vals[g.idx[dictCode][i]]), 1)
+			out[b].Add(int(g.statusOf(i)), string(g.code(i)), 1)
 		}
 		return true
 	})

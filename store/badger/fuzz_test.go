@@ -22,11 +22,8 @@ func segmentOf(r *rand.Rand, n int) (*segment, []byte) {
 	return &g, g.encodeBody(nil, nil)
 }
 
-// records returns g's records; g is expanded first if built by add.
+// records returns g's records.
 func records(g *segment) []usagelog.Record {
-	if len(g.idx[dictKey]) < g.n {
-		g.expand()
-	}
 	out := make([]usagelog.Record, g.n)
 	for i := range out {
 		out[i] = g.record(i)
@@ -83,15 +80,13 @@ func FuzzDecodeSegment(f *testing.F) {
 			sl = usagelog.Slot{}
 			sl.Time = g.times[i]
 			sl.LatencyUS = g.lat[i]
-			sl.KeyID = string(g.dicts[dictKey].vals[g.idx[dictKey][i]])
-			sl.EntryID = string(g.dicts[dictEntry].vals[g.idx[dictEntry][i]])
-			sl.Code = string(g.dicts[dictCode].vals[g.idx[dictCode][i]])
-			if len(g.hintIdx) > i {
-				sl.Hint = string(g.hints.vals[g.hintIdx[i]])
-			}
-			sl.IP = g.ips[i]
-			sl.Status = g.status[i]
-			m := g.dicts[dictMethod].vals[g.idx[dictMethod][i]]
+			sl.KeyID = string(g.key(i))
+			sl.EntryID = string(g.entry(i))
+			sl.Code = string(g.code(i))
+			sl.Hint = string(g.hint(i))
+			sl.IP = g.ipOf(i)
+			sl.Status = g.statusOf(i)
+			m := g.method(i)
 			if len(m) > usagelog.MaxMethod || len(g.path(i)) > usagelog.MaxPath {
 				return // valid encoding, but AppendLog never makes it
 			}

@@ -203,13 +203,12 @@ func (f *filter) scanSegment(g *segment, id uint64, end int, fn func(*segment, i
 			return true
 		}
 	}
-	keys, meths := g.idx[dictKey], g.idx[dictMethod]
 	for i := end - 1; i >= 0; i-- {
-		if key >= 0 && keys[i] != uint32(key) {
+		if key >= 0 && g.keyIdx(i) != uint32(key) {
 			continue
 		}
 		if f.Method != "" {
-			m := meths[i]
+			m := g.methodIdx(i)
 			if method == -2 {
 				if !bytes.EqualFold(g.dicts[dictMethod].vals[m], []byte(f.Method)) {
 					continue
@@ -219,17 +218,17 @@ func (f *filter) scanSegment(g *segment, id uint64, end int, fn func(*segment, i
 			}
 		}
 		if f.StatusHi != 0 {
-			if st := int(g.status[i]); st < f.StatusLo || st > f.StatusHi {
+			if st := int(g.statusOf(i)); st < f.StatusLo || st > f.StatusHi {
 				continue
 			}
 		}
-		if f.HasCode && string(g.dicts[dictCode].vals[g.idx[dictCode][i]]) != f.Code {
+		if f.HasCode && string(g.code(i)) != f.Code {
 			continue
 		}
 		if t := g.times[i]; f.HasFrom && t < f.From || f.HasTo && t >= f.To {
 			continue
 		}
-		if (f.HasIP || f.PathPrefix != "") && !f.MatchAddrPath(g.ips[i], g.path(i)) {
+		if (f.HasIP || f.PathPrefix != "") && !f.MatchAddrPath(g.ipOf(i), g.path(i)) {
 			continue
 		}
 		if !fn(g, i, position{id, i}) {
@@ -302,21 +301,20 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, f usagelog.Filter, n
 	return cw.Rows(), err
 }
 
-// csvRow points r at record i's bytes in g.
+// csvRow points r at record i's bytes in g; r.Path is valid until the
+// next call (see path).
 func (g *segment) csvRow(r *usagelog.CSVRow, i int) {
 	*r = usagelog.CSVRow{
 		Time:      timeOf(g.times[i]),
-		KeyID:     g.dicts[dictKey].vals[g.idx[dictKey][i]],
-		IP:        g.ips[i],
-		Method:    g.dicts[dictMethod].vals[g.idx[dictMethod][i]],
+		KeyID:     g.key(i),
+		IP:        g.ipOf(i),
+		Method:    g.method(i),
 		Path:      g.path(i),
-		Status:    int(g.status[i]),
-		Code:      g.dicts[dictCode].vals[g.idx[dictCode][i]],
-		EntryID:   g.dicts[dictEntry].vals[g.idx[dictEntry][i]],
+		Status:    int(g.statusOf(i)),
+		Code:      g.code(i),
+		EntryID:   g.entry(i),
+		Hint:      g.hint(i),
 		LatencyUS: g.lat[i],
-	}
-	if len(g.hintIdx) > i {
-		r.Hint = g.hints.vals[g.hintIdx[i]]
 	}
 }
 
@@ -329,7 +327,7 @@ func (s *Store) EntryHits(ctx context.Context, keyID string, since time.Time) (m
 	}
 	hits := map[string]usagelog.Hits{}
 	err = s.scan(ctx, &f, func(g *segment, i int, _ position) bool {
-		id := g.dicts[dictEntry].vals[g.idx[dictEntry][i]]
+		id := g.entry(i)
 		if len(id) == 0 {
 			return true
 		}
@@ -358,13 +356,13 @@ func (s *Store) Traffic(ctx context.Context, keyID string, since time.Time, limi
 	var out []usagelog.AddrStat
 	truncated := false
 	err = s.scan(ctx, &f, func(g *segment, i int, _ position) bool {
-		code := g.dicts[dictCode].vals[g.idx[dictCode][i]]
-		if !usagelog.CountsForAllowlist(string(code)) || !g.ips[i].IsValid() {
+		code, ip := g.code(i), g.ipOf(i)
+		if !usagelog.CountsForAllowlist(string(code)) || !ip.IsValid() {
 			return true
 		}
 		var kept bool
-		out, kept = usagelog.AddTraffic(out, at, limit, g.ips[i], timeOf(g.times[i]), int(g.status[i]),
-			string(code), g.dicts[dictEntry].vals[g.idx[dictEntry][i]])
+		out, kept = usagelog.AddTraffic(out, at, limit, ip, timeOf(g.times[i]), int(g.statusOf(i)),
+			string(code), g.entry(i))
 		truncated = truncated || !kept
 		return true
 	})

@@ -95,11 +95,12 @@ const (
 
 // segment is one segment's records, column by column. The writer builds
 // one with add; a query decodes one with decodeBody, which makes the
-// dictionaries point into the body it was given. add fills only what
-// version 4 stores (sources, kinds, times, latencies, path prefixes and
-// rests); the per-record columns queries read (idx, hintIdx, status,
-// ips, paths) are filled by decodeBody, or by expand for a segment built
-// by add.
+// dictionaries point into the body it was given. add and decodeBody of
+// version 4 fill what version 4 stores (sources, kinds, times,
+// latencies, path prefixes and rests); decodeBody of versions 2 and 3
+// fills the per-record columns those store (idx, hintIdx, status, ips,
+// paths). Read a record's fields through keyIdx, path and the like,
+// which work with both.
 type segment struct {
 	n       int
 	dicts   [numDicts]dict
@@ -124,7 +125,7 @@ type segment struct {
 	prefIdx  []uint32
 	sufs     []byte
 	sufEnd   []uint32
-	pathBuf  []byte // the decoded paths, when rebuilt from those
+	pathBuf  []byte // path's buffer
 	// The writer's lookups: kinds and sources (by content) in this
 	// segment, the path prefixes last met (see prefix), sources (see
 	// source) kept from segment to segment.
@@ -361,12 +362,12 @@ func (g *segment) add(sl *usagelog.Slot) {
 	g.sufEnd = append(g.sufEnd, uint32(len(g.sufs)))
 }
 
-// prefix returns the index of path prefix p, adding it if new. The
-// prefixes are few (an API's routes) and met again and again, but as
-// bytes of the slot, not long-lived strings: a small cache by a cheap
-// hash of p finds most of them with one comparison of the bytes, where
-// the map of intern hashed them all first (the writer's largest cost
-// per record after zstd).
+// prefix returns the index of sl's path up to cut (its prefix, p),
+// adding it if new. The prefixes are few (an API's routes) and met again
+// and again, but as bytes of the slot, not long-lived strings: a small
+// cache by a cheap hash of p finds most of them with one comparison of
+// the bytes, where the map of intern hashed them all first (the
+// writer's largest cost per record after zstd).
 func (g *segment) prefix(sl *usagelog.Slot, cut int) uint32 {
 	if g.prefCache == nil {
 		g.prefCache = new([prefixCacheSize]prefixSlot)
@@ -580,7 +581,83 @@ func (t *hashTable) reset() {
 	t.used = 0
 }
 
+// The fields of record i, whichever way g holds them: a segment built
+// by add or decoded from version 4 names them by source and kind (one
+// index each per record), earlier versions column by column. Reading
+// them through these instead of expanding every record into columns
+// first keeps a query's work on the records it skips small (half of
+// decoding a version-4 segment was that expansion).
+func (g *segment) bySource() bool { return len(g.srcIdx) == g.n }
+
+func (g *segment) keyIdx(i int) uint32 {
+	if g.bySource() {
+		return g.srcs[g.srcIdx[i]].key
+	}
+	return g.idx[dictKey][i]
+}
+
+func (g *segment) entryIdx(i int) uint32 {
+	if g.bySource() {
+		return g.srcs[g.srcIdx[i]].entry
+	}
+	return g.idx[dictEntry][i]
+}
+
+func (g *segment) codeIdx(i int) uint32 {
+	if g.bySource() {
+		return g.kinds[g.kindIdx[i]].code
+	}
+	return g.idx[dictCode][i]
+}
+
+func (g *segment) methodIdx(i int) uint32 {
+	if g.bySource() {
+		return g.kinds[g.kindIdx[i]].method
+	}
+	return g.idx[dictMethod][i]
+}
+
+func (g *segment) statusOf(i int) uint16 {
+	if g.bySource() {
+		return g.kinds[g.kindIdx[i]].status
+	}
+	return g.status[i]
+}
+
+func (g *segment) ipOf(i int) netip.Addr {
+	if g.bySource() {
+		return g.srcs[g.srcIdx[i]].ip
+	}
+	return g.ips[i]
+}
+
+// hint is record i's secret hint ("" in version 2, which has none).
+func (g *segment) hint(i int) []byte {
+	switch {
+	case g.bySource():
+		return g.hints.vals[g.srcs[g.srcIdx[i]].hint]
+	case len(g.hintIdx) > i:
+		return g.hints.vals[g.hintIdx[i]]
+	}
+	return nil
+}
+
+func (g *segment) key(i int) []byte    { return g.dicts[dictKey].vals[g.keyIdx(i)] }
+func (g *segment) entry(i int) []byte  { return g.dicts[dictEntry].vals[g.entryIdx(i)] }
+func (g *segment) code(i int) []byte   { return g.dicts[dictCode].vals[g.codeIdx(i)] }
+func (g *segment) method(i int) []byte { return g.dicts[dictMethod].vals[g.methodIdx(i)] }
+
+// path is record i's path. By source (see bySource) it is its prefix
+// and its rest joined in g's buffer: valid until the next call.
 func (g *segment) path(i int) []byte {
+	if g.bySource() {
+		start := uint32(0)
+		if i > 0 {
+			start = g.sufEnd[i-1]
+		}
+		g.pathBuf = append(append(g.pathBuf[:0], g.prefixes.vals[g.prefIdx[i]]...), g.sufs[start:g.sufEnd[i]]...)
+		return g.pathBuf
+	}
 	start := uint32(0)
 	if i > 0 {
 		start = g.pathEnd[i-1]
@@ -590,20 +667,18 @@ func (g *segment) path(i int) []byte {
 
 func (g *segment) record(i int) usagelog.Record {
 	r := usagelog.Record{
-		Time:      timeOf(g.times[i]),
-		KeyID:     string(g.dicts[dictKey].vals[g.idx[dictKey][i]]),
-		Method:    string(g.dicts[dictMethod].vals[g.idx[dictMethod][i]]),
-		Path:      string(g.path(i)),
-		Status:    int(g.status[i]),
-		Code:      string(g.dicts[dictCode].vals[g.idx[dictCode][i]]),
-		EntryID:   string(g.dicts[dictEntry].vals[g.idx[dictEntry][i]]),
-		LatencyUS: int64(g.lat[i]),
+		Time:       timeOf(g.times[i]),
+		KeyID:      string(g.key(i)),
+		Method:     string(g.method(i)),
+		Path:       string(g.path(i)),
+		Status:     int(g.statusOf(i)),
+		Code:       string(g.code(i)),
+		EntryID:    string(g.entry(i)),
+		SecretHint: string(g.hint(i)),
+		LatencyUS:  int64(g.lat[i]),
 	}
 	r.ReportOnly = usagelog.IsReportOnly(r.Status, r.Code)
-	if len(g.hintIdx) > i {
-		r.SecretHint = string(g.hints.vals[g.hintIdx[i]])
-	}
-	if a := g.ips[i]; a.IsValid() {
+	if a := g.ipOf(i); a.IsValid() {
 		r.IP = a.String()
 	}
 	return r
@@ -837,40 +912,7 @@ func (g *segment) decodeBody(body []byte, version byte) error {
 		return fmt.Errorf("%w: segment paths length", store.ErrCorrupt)
 	}
 	g.sufs = d.b
-	g.expand()
 	return nil
-}
-
-// expand fills the per-record columns queries read (idx, hintIdx,
-// status, ips) from the sources and kinds, which is all that add and
-// decodeBody of version 4 fill.
-func (g *segment) expand() {
-	g.pathBuf = g.pathBuf[:0]
-	g.pathEnd = grow(g.pathEnd, g.n)
-	start := uint32(0)
-	for i, end := range g.sufEnd {
-		g.pathBuf = append(g.pathBuf, g.prefixes.vals[g.prefIdx[i]]...)
-		g.pathBuf = append(g.pathBuf, g.sufs[start:end]...)
-		g.pathEnd[i] = uint32(len(g.pathBuf))
-		start = end
-	}
-	g.paths = g.pathBuf
-	for k := range g.idx {
-		g.idx[k] = grow(g.idx[k], g.n)
-	}
-	g.hintIdx = grow(g.hintIdx, g.n)
-	g.status = grow(g.status, g.n)
-	g.ips = grow(g.ips, g.n)
-	for i, si := range g.srcIdx {
-		src, k := &g.srcs[si], &g.kinds[g.kindIdx[i]]
-		g.idx[dictKey][i] = src.key
-		g.idx[dictEntry][i] = src.entry
-		g.idx[dictCode][i] = k.code
-		g.idx[dictMethod][i] = k.method
-		g.hintIdx[i] = src.hint
-		g.status[i] = k.status
-		g.ips[i] = src.ip
-	}
 }
 
 // decodeBodyV3 is decodeBody for versions 2 and 3.
