@@ -329,6 +329,7 @@ func (w *logWriter) seal() {
 func (w *logWriter) write(g *segment, id uint64) {
 	val, idx := w.encode(g)
 	newer := w.newerLastUsed(g)
+	w.yield()
 	err := w.update(func(txn *badger.Txn) error {
 		if err := txn.Set(seqKey(prefixSegment, id), val); err != nil {
 			return err
@@ -348,14 +349,14 @@ func (w *logWriter) write(g *segment, id uint64) {
 // saveLastUsed stores the last-used times in w.toSave, or with all every
 // one not stored yet (FlushLogs, Close), in transactions of usedBatch
 // keys. A key's time is due when it was never stored or is a full
-// FlushInterval newer than the one stored (publishLastUsed): a busy key's
-// time is then stored about once per FlushInterval instead of with every
-// segment it is in (1,000 keys in every 4,096 records: one Badger write
-// per key per segment was the usage log's largest cost per check after
-// zstd). LastUsed in the running process is exact all along; what a crash
-// can leave on disk is a time up to FlushInterval older than the key's
-// newest written record, as a crash loses up to FlushInterval of buffered
-// records too.
+// FlushInterval newer than the one stored (publishLastUsed): a busy
+// key's time is then stored about once per FlushInterval instead of with
+// every segment it is in (1,000 keys in every segment, of 4,096 records
+// then: one Badger write per key per segment was the usage log's largest
+// cost per check after zstd). LastUsed in the running process is exact
+// all along; what a crash can leave on disk is a time up to
+// FlushInterval older than the key's newest written record, as a crash
+// loses up to FlushInterval of buffered records too.
 func (w *logWriter) saveLastUsed(all bool) {
 	if all {
 		w.toSave = w.toSave[:0]
