@@ -289,8 +289,31 @@ func retype(sel css, text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(setInput(sel, ""), chromedp.SendKeys(sel, text))
 }
 
-// keysLoaded waits until the key list has been fetched and drawn.
-var keysLoaded = wait(`!document.querySelector('[data-testid=panel-keys]').hasAttribute('aria-busy') && document.querySelector('[data-testid=key-row]')`)
+// keysLoaded waits until the API Keys tab is shown and its list has been
+// fetched and drawn. Showing the tab starts a reload at once (aria-busy
+// until it is drawn), so rows that pass are the reload's, not those of a
+// hidden tab or of an earlier load that the reload is about to replace.
+var keysLoaded = wait(`(() => { const p = document.querySelector('[data-testid=panel-keys]'); return !p.hidden && !p.hasAttribute('aria-busy') && p.querySelector('[data-testid=key-row]'); })()`)
+
+// firstKey selects the first row of the key list.
+const firstKey = `[data-testid=key-row]`
+
+// openMenu clicks the ⋯ button of the key row that row selects and waits
+// until the menu is open for that key: the key's button says so
+// (aria-expanded), which it keeps when a reload redraws the row.
+func openMenu(row string) chromedp.Action[chromedp.Void] {
+	button := row + ` [data-testid=key-menu-button]`
+	return chromedp.Steps(
+		chromedp.Click(css(button)),
+		wait(fmt.Sprintf(`document.querySelector(%q)?.getAttribute('aria-expanded') === 'true' && !document.querySelector('[data-testid=key-menu]').hidden`, button)),
+	)
+}
+
+// menuAction opens the ⋯ menu of the key row that row selects and clicks
+// the item with data-testid item.
+func menuAction(row, item string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(openMenu(row), chromedp.Click(css(`[data-testid=key-menu] [data-testid=`+item+`]`)))
+}
 
 func setSelect(sel css, value string) chromedp.Action[chromedp.Void] {
 	return js(fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event("change", {bubbles: true})); })()`, string(sel), value))
@@ -411,8 +434,7 @@ func (b *browserRun) steps(t *testing.T) {
 	b.do(t, "open the key menu",
 		chromedp.Reload(),
 		keysLoaded,
-		chromedp.Click(css(`[data-testid=key-menu-button]`)),
-		chromedp.WaitVisible(css(`[data-testid=key-menu]`)),
+		openMenu(firstKey),
 	)
 	b.shot(t, "key-menu")
 	b.do(t, "edit the allowlist",
@@ -529,8 +551,7 @@ func (b *browserRun) steps(t *testing.T) {
 	)
 	b.shot(t, "phone-keys")
 	b.do(t, "phone allowlist",
-		chromedp.Click(css(`[data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-allowlist]`)),
+		menuAction(firstKey, "menu-allowlist"),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),
 	)
@@ -538,8 +559,7 @@ func (b *browserRun) steps(t *testing.T) {
 	b.do(t, "phone: menu -> View usage logs",
 		chromedp.Click(css(`[data-testid=allowlist-dialog] [data-close]`)),
 		chromedp.WaitNotVisible(css(`[data-testid=allowlist-dialog]`)),
-		chromedp.Click(css(`[data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-logs]`)),
+		menuAction(firstKey, "menu-logs"),
 		wait(fmt.Sprintf(`document.querySelector('[data-testid=filter-key]').value === %q`, keyID)),
 		wait(`!document.querySelector('[data-testid=panel-logs]').hasAttribute('aria-busy') && document.querySelector('[data-testid=log-row]')`),
 	)
@@ -601,9 +621,7 @@ func (b *browserRun) invalidEntries(t *testing.T, keyID string) {
 	b.do(t, "open the allowlist editor again",
 		chromedp.Click(css(`[data-testid=tab-keys]`)),
 		keysLoaded,
-		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
-		chromedp.Click(css(`[data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-allowlist]`)),
+		menuAction(firstKey, "menu-allowlist"),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`document.querySelectorAll('[data-testid=allowlist-dialog] [data-testid=al-row]').length === 2`),
 		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),
@@ -699,9 +717,7 @@ func (b *browserRun) colleagueChanged(t *testing.T, d *daemon, keyID string) {
 	b.do(t, "open the allowlist editor for the colleague test",
 		chromedp.Click(css(`[data-testid=tab-keys]`)),
 		keysLoaded,
-		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
-		chromedp.Click(css(`[data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-allowlist]`)),
+		menuAction(firstKey, "menu-allowlist"),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),
 	)

@@ -81,12 +81,7 @@ func (b *browserRun) lifecycle(t *testing.T) {
 	)
 	b.shot(t, "lifecycle-report-only-list")
 
-	menu := func(item string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(
-			chromedp.Click(css(fmt.Sprintf(keyRow+` [data-testid=key-menu-button]`, keyID))),
-			chromedp.WaitVisible(css(`[data-testid=key-menu]`)),
-			chromedp.Click(css(`[data-testid=`+item+`]`)))
-	}
+	menu := func(item string) chromedp.Action[chromedp.Void] { return menuAction(fmt.Sprintf(keyRow, keyID), item) }
 	rows := `document.querySelectorAll('[data-testid=allowlist-dialog] [data-testid=al-row]').length`
 	b.do(t, "open the editor: hits per entry",
 		menu("menu-allowlist"),

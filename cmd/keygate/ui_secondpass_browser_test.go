@@ -183,8 +183,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 		setInput(css(`[data-testid=keys-search]`), ""),
 		setSelect(css(`[data-testid=keys-filter-status]`), "revoked"),
 		wait(`(() => { const r = [...document.querySelectorAll('[data-testid=key-status]')]; return r.length >= 1 && r.every(e => e.innerText === 'Revoked'); })()`),
-		chromedp.Click(css(`[data-testid=key-menu-button]`)),
-		chromedp.WaitVisible(css(`[data-testid=key-menu]`)),
+		openMenu(firstKey),
 	)
 	var menuItems []string
 	b.eval(t, `[...document.querySelectorAll('#menu [role=menuitem]')].filter(e => !e.hidden).map(e => e.dataset.testid)`, &menuItems)
@@ -215,8 +214,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 	// Edit a key: name, description, scopes, expiry set, refused in the
 	// past, cleared.
 	b.do(t, "edit the key",
-		chromedp.Click(css(bigRow+` [data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-edit]`)),
+		menuAction(bigRow, "menu-edit"),
 		chromedp.WaitVisible(css(`[data-testid=editkey-dialog]`)),
 		retype(css(`[data-testid=editkey-name]`), "Ledger reconciliation"),
 		retype(css(`[data-testid=editkey-scopes]`), "ledger:read ledger:write"),
@@ -243,8 +241,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 	assert.Equal(t, []string{"ledger:read", "ledger:write"}, ks.Scopes)
 	assert.NotEqual(t, "Never", b.text(t, bigRow+` [data-testid=key-expires]`))
 	b.do(t, "clear the expiry",
-		chromedp.Click(css(bigRow+` [data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-edit]`)),
+		menuAction(bigRow, "menu-edit"),
 		chromedp.WaitVisible(css(`[data-testid=editkey-dialog]`)),
 		chromedp.Click(css(`[data-testid=editkey-expires-clear]`)),
 		chromedp.Click(css(`[data-testid=editkey-save]`)),
@@ -264,8 +261,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 		keysLoaded,
 		setInput(css(`[data-testid=keys-search]`), "Short-lived"),
 		wait(fmt.Sprintf(`document.querySelector('%s [data-testid=key-status]')?.innerText === 'Expired'`, shortRow)),
-		chromedp.Click(css(shortRow+` [data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-edit]`)),
+		menuAction(shortRow, "menu-edit"),
 		chromedp.WaitVisible(css(`[data-testid=editkey-dialog]`)),
 		setInput(css(`[data-testid=editkey-expires]`), future.In(mustZone(t, "America/New_York")).Format("2006-01-02T15:04")),
 		chromedp.Click(css(`[data-testid=editkey-save]`)),
@@ -320,8 +316,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 	b.do(t, "open the editor, record its preview",
 		setInput(css(`[data-testid=keys-search]`), "ledger"),
 		js(`window.__impacts = []; new MutationObserver(() => window.__impacts.push(document.querySelector('[data-testid=allowlist-impact]').innerText)).observe(document.querySelector('[data-testid=allowlist-impact]'), {childList: true, subtree: true, characterData: true})`),
-		chromedp.Click(css(bigRow+` [data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-allowlist]`)),
+		menuAction(bigRow, "menu-allowlist"),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`document.querySelector('[data-testid=impact-ok]')?.innerText.includes('Nothing that used this key')`),
 	)
@@ -367,8 +362,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 		wait(`!document.querySelector('[data-testid=panel-logs]').hasAttribute('aria-busy')`),
 		chromedp.Click(css(`[data-testid=tab-keys]`)),
 		keysLoaded,
-		chromedp.Click(css(bigRow+` [data-testid=key-menu-button]`)),
-		chromedp.Click(css(`[data-testid=menu-logs]`)),
+		menuAction(bigRow, "menu-logs"),
 		wait(fmt.Sprintf(`document.querySelector('[data-testid=filter-key]').value === %q`, big.ID)),
 		wait(`document.querySelector('[data-testid=filter-status]').value === '' && document.querySelector('[data-testid=log-row]')`),
 	)

@@ -237,6 +237,12 @@ function renderKeys() {
   $("#keys-range").textContent = keys.length ? `${first + 1}–${first + shown.length} of ${keys.length} keys` : "";
   $("#keys-prev").disabled = state.view.page === 0;
   $("#keys-next").disabled = state.view.page >= pages - 1;
+  // The rows are drawn anew (a reload can land while the user is on the
+  // list): focus in a row goes to the same control of the key's new row.
+  const active = document.activeElement;
+  const focused = body.contains(active) && active.dataset.testid
+    ? { id: active.closest("[data-key-id]")?.dataset.keyId, testid: active.dataset.testid } : null;
+  const buttons = new Map(); // key id -> its row's ⋯ button
   body.replaceChildren(...shown.map((k) => {
     const entries = k.allowlist || [];
     const scopes = k.scopes || [];
@@ -248,6 +254,7 @@ function renderKeys() {
       el("circle", { cx: "10", cy: "4", r: "1.6" }), el("circle", { cx: "10", cy: "10", r: "1.6" }),
       el("circle", { cx: "10", cy: "16", r: "1.6" })));
     menuBtn.addEventListener("click", () => toggleMenu(menuBtn, k));
+    buttons.set(k.id, menuBtn);
     let desc = null;
     if (k.description) {
       const text = el("span", { class: "key-desc muted", "data-testid": "key-desc", id: `desc-${k.id}` }, k.description);
@@ -289,6 +296,10 @@ function renderKeys() {
       el("td", { "data-label": "Status" }, statusBadge(status)),
       el("td", { class: "cell-actions" }, menuBtn));
   }));
+  if (focused && focused.id) {
+    $(`[data-key-id="${CSS.escape(focused.id)}"] [data-testid="${CSS.escape(focused.testid)}"]`, body)?.focus({ preventScroll: true });
+  }
+  reanchorMenu(buttons);
 }
 
 function setupKeyTools() {
@@ -322,16 +333,44 @@ function toggleMenu(button, key) {
   closeMenu();
   const menu = $("#menu");
   menuFor = { button, key };
+  showMenuItems(key);
+  menu.hidden = false;
+  button.setAttribute("aria-expanded", "true");
+  placeMenu();
+  menuItems()[0].focus({ preventScroll: true });
+}
+
+// showMenuItems shows the actions that apply to the key as it is now.
+function showMenuItems(key) {
+  const menu = $("#menu");
   const status = key.status || "active";
   $('[data-menu="revoke"]', menu).hidden = status !== "active";
   $('[data-menu="rotate"]', menu).hidden = status !== "active";
   // A revoked key cannot be changed: no allowlist, no edit.
   $('[data-menu="allowlist"]', menu).hidden = status === "revoked";
   $('[data-menu="edit"]', menu).hidden = status === "revoked";
-  menu.hidden = false;
+}
+
+// reanchorMenu keeps an open menu with its key when the list is drawn
+// anew under it (buttons: key id -> the new rows' ⋯ buttons). The menu
+// moves to the key's new button and offers what the reloaded key allows;
+// it closes only if the key's row is gone. Otherwise it would stay bound
+// to a button no longer in the page: placed from an empty box on the next
+// scroll (the top left corner, away from where the user aims), acting on
+// the key as it was, returning focus nowhere.
+function reanchorMenu(buttons) {
+  if (!menuFor) return;
+  const button = buttons.get(menuFor.key.id);
+  if (!button) { closeMenu(); return; }
+  menuFor.button = button;
+  menuFor.key = state.keysById.get(menuFor.key.id) || menuFor.key;
   button.setAttribute("aria-expanded", "true");
+  const menu = $("#menu");
+  const hadFocus = menu.contains(document.activeElement);
+  showMenuItems(menuFor.key);
   placeMenu();
-  menuItems()[0].focus({ preventScroll: true });
+  // An action the key lost (revoked meanwhile) may have held the focus.
+  if (hadFocus && !menuItems().includes(document.activeElement)) menuItems()[0].focus({ preventScroll: true });
 }
 
 // placeMenu puts the open menu under (or above) its button.
