@@ -295,6 +295,11 @@ func retype(sel css, text string) chromedp.Action[chromedp.Void] {
 // hidden tab or of an earlier load that the reload is about to replace.
 var keysLoaded = wait(`(() => { const p = document.querySelector('[data-testid=panel-keys]'); return !p.hidden && !p.hasAttribute('aria-busy') && p.querySelector('[data-testid=key-row]'); })()`)
 
+// logsLoaded waits until the usage logs tab is shown and neither its rows
+// nor the key list is loading: a key list that arrives redraws the rows
+// (they show the keys' names), so a row clicked before then may be gone.
+var logsLoaded = wait(`(() => { const p = document.querySelector('[data-testid=panel-logs]'); return !p.hidden && !p.hasAttribute('aria-busy') && !document.querySelector('[data-testid=panel-keys]').hasAttribute('aria-busy'); })()`)
+
 // firstKey selects the first row of the key list.
 const firstKey = `[data-testid=key-row]`
 

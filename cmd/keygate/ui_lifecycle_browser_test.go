@@ -180,6 +180,7 @@ func (b *browserRun) lifecycle(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid=panel-logs]`)),
 		setSelect(css(`[data-testid=filter-status]`), ""),
 		chromedp.Click(css(`[data-testid=logs-refresh]`)),
+		logsLoaded,
 		wait(`document.querySelector('[data-testid=log-row][data-ip="198.51.100.99"] [data-testid=log-allow-ip]')`),
 		chromedp.Click(css(`[data-testid=log-row][data-ip="198.51.100.99"] [data-testid=log-allow-ip]`)),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
