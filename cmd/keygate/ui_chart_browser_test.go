@@ -26,6 +26,11 @@ const chartTotals = `(() => {
 	return {allowed: n('allowed'), unauthorized: n('unauthorized'), forbidden: n('forbidden'), other: n('other')};
 })()`
 
+// chartLoaded waits until the chart has drawn its newest load: while the
+// counts of another period or key are still shown, the chart is busy (the
+// key's 24 h chart also shows its 2 allowed requests, in 48 bars).
+var chartLoaded = wait(`!document.querySelector('[data-testid=requests-chart]').hasAttribute('aria-busy')`)
+
 // requestsChart: after a few known checks, the chart of the usage logs
 // shows, for one key and for all, the counts GET /v1/logs/stats gives.
 func (b *browserRun) requestsChart(t *testing.T) {
@@ -49,6 +54,7 @@ func (b *browserRun) requestsChart(t *testing.T) {
 		menuAction(row, "menu-logs"),
 		setSelect(css(`[data-testid=chart-period]`), "1h"),
 		wait(`document.querySelector('[data-testid=chart-scope]').textContent === 'for Chart key'`),
+		chartLoaded,
 		wait(`document.querySelector('[data-testid=chart-total-allowed] strong')?.textContent === '2'`),
 	)
 	var got statsTotals
@@ -74,6 +80,7 @@ func (b *browserRun) requestsChart(t *testing.T) {
 	b.do(t, "all keys' chart",
 		setSelect(css(`[data-testid=filter-key]`), ""),
 		wait(`document.querySelector('[data-testid=chart-scope]').textContent === 'all keys'`),
+		chartLoaded,
 		wait(fmt.Sprintf(`document.querySelector('[data-testid=chart-total-allowed] strong')?.textContent === '%d'`, api.Totals.Allowed)),
 	)
 	b.eval(t, chartTotals, &got)

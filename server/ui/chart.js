@@ -48,6 +48,9 @@ export class RequestsChart {
     const to = Math.ceil(Date.now() / p.bucketMs) * p.bucketMs;
     const from = to - p.ms;
     const seq = ++this.seq;
+    // Busy until the newest load is drawn: until then the chart shows the
+    // counts of the key or period chosen before.
+    this.root.setAttribute("aria-busy", "true");
     try {
       const res = await api.logStats({
         key_id: keyID, bucket: p.bucket,
@@ -64,6 +67,8 @@ export class RequestsChart {
       if (seq !== this.seq) return;
       this.error.textContent = `Could not load the request counts: ${err.message}`;
       this.error.hidden = false;
+    } finally {
+      if (seq === this.seq) this.root.removeAttribute("aria-busy");
     }
   }
 
