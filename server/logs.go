@@ -58,6 +58,13 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 		// that fails, or outlasts the shutdown drain, has its connection
 		// closed without the terminating chunk (never a clean end).
 		ctx.Response.Header.SetTrailer(HeaderRows)
+		if ctx.IsHead() {
+			// The headers a GET gets, and no export: a stream writer
+			// would run with nowhere to write, fail, and close the
+			// connection under the client's next request.
+			ctx.Response.Header.SetContentLength(-1)
+			return
+		}
 		conn := ctx.Conn()
 		dw := &deadlineWriter{conn: conn, timeout: s.cfg.WriteTimeout}
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
