@@ -328,6 +328,7 @@ func (w *logWriter) seal() {
 // errors are logged and counted.
 func (w *logWriter) write(g *segment, id uint64) {
 	val, idx := w.encode(g)
+	w.yield()
 	newer := w.newerLastUsed(g)
 	w.yield()
 	err := w.update(func(txn *badger.Txn) error {
@@ -342,6 +343,7 @@ func (w *logWriter) write(g *segment, id uint64) {
 	}
 	w.ring.Settle(g.n, 0, 0)
 	w.segments.Add(1)
+	w.yield()
 	w.publishLastUsed(g, newer)
 	w.saveLastUsed(false)
 }
@@ -422,11 +424,14 @@ func (w *logWriter) update(fn func(txn *badger.Txn) error) error {
 const notifyRecords = 256
 
 // The writer's work between two yields: records moved into the segment
-// (~0.1 ms), keys per last-used transaction, and the compressor's block
-// (segmentBlock).
+// (~0.1 ms), keys per last-used transaction (one Badger commit, ~0.2
+// ms), and the compressor's block (segmentBlock, ~0.1 ms). A check that
+// arrives during a slice waits for it. Halving the records (512 before)
+// and the keys (256) cut the longest holds by 0.6x for ~6 % more of the
+// writer's CPU (see "The tail, third pass" in BENCHMARKS.md).
 const (
-	yieldRecords = 512
-	usedBatch    = 256
+	yieldRecords = 256
+	usedBatch    = 64
 	// A yield sleeps as long as the slice before it took, between
 	// these bounds.
 	yieldPauseMin = 20 * time.Microsecond
@@ -469,6 +474,7 @@ func (w *logWriter) encode(g *segment) (val, idx []byte) {
 	w.body = g.encodeBody(w.body[:0], w.yield)
 	w.yield()
 	w.val = compress(w.val[:0], w.body, w.yield)
+	w.yield()
 	w.idx = g.encodeIndex(w.idx[:0])
 	return w.val, w.idx
 }

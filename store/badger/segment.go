@@ -762,12 +762,14 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 			b = appendBytes(b, v)
 		}
 	}
+	pause()
 	col := grow(g.col, max(g.n, len(g.srcs)))
 	g.col = col
 	b = binary.AppendUvarint(b, uint64(len(g.srcs)))
 	b = appendFieldColumn(b, col, g.srcs, func(s *source) uint32 { return s.key })
 	b = appendFieldColumn(b, col, g.srcs, func(s *source) uint32 { return s.entry })
 	b = appendFieldColumn(b, col, g.srcs, func(s *source) uint32 { return s.hint })
+	pause()
 	for _, src := range g.srcs {
 		b = append(b, byte(src.ip.BitLen()/8))
 	}
@@ -781,6 +783,7 @@ func (g *segment) encodeBody(b []byte, yield func()) []byte {
 			b = append(b, a16[:]...)
 		}
 	}
+	pause()
 	b = binary.AppendUvarint(b, uint64(len(g.kinds)))
 	b = appendFieldColumn(b, col, g.kinds, func(k *kind) uint32 { return k.code })
 	b = appendFieldColumn(b, col, g.kinds, func(k *kind) uint32 { return k.method })
