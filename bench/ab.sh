@@ -29,7 +29,7 @@ for r in $(seq 1 $ROUNDS); do
     target=127.0.0.1:19010; [ "$ADDR" = unix ] && target=unix:$sock
     la=$(cut -d' ' -f1 /proc/loadavg)
     out=$(taskset -c 1 env GOMAXPROCS=1 ${LG:-$DIR/loadgen} -addr $target -kind ${KIND:-check} -probes probes.json -rate $RATE -d ${D:-5s} -warmup 1s -pid $pid $extra)
-    echo "$r $(basename $b) ${ADDR:-tcp} rate=$RATE $(echo $out | python3 -c 'import json,sys; d=json.load(sys.stdin); print("rps %.0f p50 %.0f p99 %.0f p999 %.0f max %.0f cpu %.2f us/req %.2f wrong %d err %d" % (d["rps"],d["p50_us"],d["p99_us"],d["p999_us"],d["max_us"],d["server_cpu"],d["server_cpu_us"],d["wrong"],d["errors"]))') load $la"
+    echo "$r $(basename $b) ${ADDR:-tcp} rate=$RATE $(echo $out | python3 -c 'import json,sys; d=json.load(sys.stdin); print("rps %.0f p50 %.0f p99 %.0f p999 %.0f max %.0f cpu %.2f us/req %.2f user %.2f sys %.2f wrong %d err %d" % (d["rps"],d["p50_us"],d["p99_us"],d["p999_us"],d["max_us"],d["server_cpu"],d["server_cpu_us"],d.get("server_user_us",0),d.get("server_sys_us",0),d["wrong"],d["errors"]))') load $la"
     if ! isfloor "$b"; then curl -s -H 'Authorization: Bearer kga_bench_token_0123456789' http://127.0.0.1:19011/metrics 2>/dev/null | grep -E '^keygate_usage_log_(dropped|written|queue)' | tr '\n' ' '; echo; fi
     kill $pid; wait $pid 2>/dev/null
   done

@@ -187,8 +187,8 @@ func measure(t *testing.T, bins map[string]string, p *proc, server, kind, probes
 	cpu1 := p.cpu(t)
 	r := row{server: server, endpoint: endpointOf(kind), transport: transportOf(p.checkAddr()), res: res, load: load}
 	r.serverCPU = (cpu1 - cpu0).Seconds() / (res.Seconds + loadWarm.Seconds())
-	logf(t, "%-11s %-4s %-28s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  max %6.0f µs  n=%d errors=%d wrong=%d  server CPU %.2f core, %.2f µs per request  client CPU %.2f core  [load %s]",
-		server, r.transport, r.endpoint, res.RPS, res.P50us, res.P99us, res.P999us, res.MaxUs, res.Requests, res.Errors, res.Wrong, r.serverCPU, res.ServerCPUus, res.ClientCPU, load)
+	logf(t, "%-11s %-4s %-28s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  max %6.0f µs  n=%d errors=%d wrong=%d  server CPU %.2f core, %.2f µs per request (user %.2f, system %.2f)  client CPU %.2f core  [load %s]",
+		server, r.transport, r.endpoint, res.RPS, res.P50us, res.P99us, res.P999us, res.MaxUs, res.Requests, res.Errors, res.Wrong, r.serverCPU, res.ServerCPUus, res.ServerUserUs, res.ServerSysUs, res.ClientCPU, load)
 	return r
 }
 

@@ -159,5 +159,11 @@ type LoadResult struct {
 	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
 	// ServerCPU is the same time as a fraction of the window.
 	ServerCPU float64 `json:"server_cpu,omitempty"`
+	// ServerUserUs and ServerSysUs split ServerCPUus into user and
+	// kernel time (utime and stime of /proc/<pid>/stat, in clock ticks,
+	// so to 10 ms over the window): what the server's own code costs per
+	// request, beside the system calls every HTTP server pays.
+	ServerUserUs float64 `json:"server_user_us,omitempty"`
+	ServerSysUs  float64 `json:"server_sys_us,omitempty"`
 	FirstErr  string  `json:"first_error,omitempty"`
 }

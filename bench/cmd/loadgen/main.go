@@ -147,13 +147,13 @@ func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, 
 		}
 	}
 	time.Sleep(time.Until(measureFrom))
-	cpu0, srv0 := cpuTime(), serverCPU(pid)
+	cpu0, srv0, us0 := cpuTime(), serverCPU(pid), serverUserSys(pid)
 	wg.Wait()
 	end := time.Now()
 	if end.After(measureTo) {
 		end = measureTo
 	}
-	cpu1, srv1 := cpuTime(), serverCPU(pid)
+	cpu1, srv1, us1 := cpuTime(), serverCPU(pid), serverUserSys(pid)
 
 	var lat []int64
 	res := bench.LoadResult{Kind: kind, Conns: conns}
@@ -174,6 +174,8 @@ func run(addr, kind string, reqs []request, conns int, warm, dur time.Duration, 
 	if pid > 0 && len(lat) > 0 {
 		res.ServerCPU = (srv1 - srv0).Seconds() / window
 		res.ServerCPUus = float64(srv1-srv0) / 1e3 / float64(len(lat))
+		res.ServerUserUs = float64(us1[0]-us0[0]) / 1e3 / float64(len(lat))
+		res.ServerSysUs = float64(us1[1]-us0[1]) / 1e3 / float64(len(lat))
 	}
 	if len(lat) > 0 {
 		q := func(f float64) float64 { return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))]) / 1e3 }
@@ -342,6 +344,31 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverUserSys is the user and the system CPU time of process pid so
+// far (zero for pid 0): utime and stime of /proc/<pid>/stat, fields 14
+// and 15 after the command's closing parenthesis, in clock ticks of
+// 10 ms (USER_HZ is 100 on Linux).
+func serverUserSys(pid int) [2]time.Duration {
+	if pid <= 0 {
+		return [2]time.Duration{}
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		fatalf("server CPU: %v", err)
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		fatalf("server CPU: short /proc/%d/stat", pid)
+	}
+	var t [2]time.Duration
+	for i := range t {
+		ticks, _ := strconv.ParseInt(f[11+i], 10, 64)
+		t[i] = time.Duration(ticks) * 10 * time.Millisecond
+	}
+	return t
 }
 
 // serverCPU is the CPU time of every thread of process pid so far (0 for
