@@ -165,5 +165,5 @@ type LoadResult struct {
 	// request, beside the system calls every HTTP server pays.
 	ServerUserUs float64 `json:"server_user_us,omitempty"`
 	ServerSysUs  float64 `json:"server_sys_us,omitempty"`
-	FirstErr  string  `json:"first_error,omitempty"`
+	FirstErr     string  `json:"first_error,omitempty"`
 }
