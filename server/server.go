@@ -167,6 +167,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		s.handleBackup(ctx)
 		return hOther
 	}
+	if hasPathPrefix(path, "/debug/pprof") {
+		s.handleDebug(ctx)
+		return hOther
+	}
 	if hasPathPrefix(path, "/v1") {
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", path))
 		return hOther

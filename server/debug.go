@@ -1,0 +1,160 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/pprof"
+	"runtime/trace"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// debugPrefix is where the Go runtime's profiles are served on the admin
+// listener, behind the admin token: the path net/http/pprof uses, which
+// tooling and people expect.
+const debugPrefix = "/debug/pprof/"
+
+// Bounds and defaults of ?seconds= for the two profiles that run for a
+// while (net/http/pprof's defaults).
+const (
+	cpuSecondsDefault   = 30
+	traceSecondsDefault = 1
+	cpuSecondsMax       = 120
+	traceSecondsMax     = 60
+)
+
+// debugProfiles are the runtime's named profiles, written at once.
+var debugProfiles = []string{"allocs", "block", "goroutine", "heap", "mutex", "threadcreate"}
+
+// handleDebug serves GET /debug/pprof/{profile}: "profile" (CPU, for
+// ?seconds=), "trace" (an execution trace, for ?seconds=) or one of
+// debugProfiles (?debug=1 or 2 for text). Profiles hold code locations
+// and counts, never request data, but they cost CPU while they run and
+// show the code's layout, so they need the admin token like the rest of
+// management.
+func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
+	if !s.authorized(ctx) {
+		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
+		return
+	}
+	if !ctx.IsGet() {
+		writeError(ctx, methodNotAllowed("GET"))
+		return
+	}
+	name := strings.TrimPrefix(string(ctx.Path()), debugPrefix)
+	args := ctx.QueryArgs()
+	switch {
+	case name == "profile" || name == "trace":
+		s.serveTimedProfile(ctx, name, args)
+	case slices.Contains(debugProfiles, name):
+		debug, err := queryInt(args, "debug", 0, 0, 2, "0 (pprof's binary format, the default), 1 or 2 (text)")
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
+		setProfileHeaders(ctx, name, debug)
+		p := pprof.Lookup(name)
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			if err := p.WriteTo(w, debug); err != nil {
+				s.log.Warn("debug profile failed", "profile", name, "err", err)
+			}
+		})
+	default:
+		writeError(ctx, errorf(ErrNotFound, "no profile %q: choose profile (CPU, ?seconds=), trace (?seconds=) or one of %s", name, strings.Join(debugProfiles, ", ")))
+	}
+}
+
+// serveTimedProfile runs the CPU profile or the execution trace for the
+// requested seconds and streams it. Only one of each can run in the
+// process: a second request meanwhile gets 409. The profile ends early
+// when the shutdown drain ends.
+func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, args *fasthttp.Args) {
+	def, most := cpuSecondsDefault, cpuSecondsMax
+	start, stop := pprof.StartCPUProfile, pprof.StopCPUProfile
+	if name == "trace" {
+		def, most = traceSecondsDefault, traceSecondsMax
+		start, stop = trace.Start, trace.Stop
+	}
+	secs, err := queryInt(args, "seconds", def, 1, most, fmt.Sprintf("a whole number of seconds from 1 to %d (default %d)", most, def))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	pr, pw := io.Pipe()
+	if err := start(pw); err != nil {
+		what := "a CPU profile"
+		if name == "trace" {
+			what = "an execution trace"
+		}
+		writeError(ctx, errorf(ErrConflict, "%s is already running in this process (%v): wait for it to end, then ask again", what, err))
+		return
+	}
+	// The profile runs from now, whether or not anyone reads it: it is
+	// stopped after secs (or at the end of the shutdown drain), and what
+	// it writes is read to its end below either way.
+	go func() {
+		t := time.NewTimer(time.Duration(secs) * time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.drain.Done():
+		}
+		stop()
+		pw.Close()
+	}()
+	setProfileHeaders(ctx, name, 0)
+	dw := &deadlineWriter{conn: ctx.Conn(), timeout: s.cfg.WriteTimeout}
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		dw.w = w
+		_, err := io.Copy(dw, pr)
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			// The client went away: the profile still runs to its end,
+			// so that the next one can start; drop what it writes.
+			io.Copy(io.Discard, pr)
+			if !errors.Is(err, io.ErrClosedPipe) {
+				s.log.Warn("debug profile not delivered", "profile", name, "err", err)
+			}
+		}
+	})
+}
+
+// queryInt reads the integer query parameter name, def when absent; a
+// value outside lo..hi, not a number, or given twice is a 400 that says
+// what is wanted.
+func queryInt(args *fasthttp.Args, name string, def, lo, hi int, want string) (int, error) {
+	vals := args.PeekMulti(name)
+	switch {
+	case len(vals) == 0:
+		return def, nil
+	case len(vals) > 1:
+		return 0, errorf(ErrBadRequest, "%s is given more than once: give it once", name)
+	}
+	n, err := strconv.Atoi(string(vals[0]))
+	if err != nil || n < lo || n > hi {
+		return 0, errorf(ErrBadRequest, "%s %q: want %s", name, vals[0], want)
+	}
+	return n, nil
+}
+
+func setProfileHeaders(ctx *fasthttp.RequestCtx, name string, debug int) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	if debug > 0 {
+		ctx.SetContentType("text/plain; charset=utf-8")
+		return
+	}
+	ctx.SetContentType("application/octet-stream")
+	ctx.Response.Header.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="keygate-%s.pprof"`, name))
+	if name == "trace" {
+		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="keygate.trace"`)
+	}
+}
