@@ -239,8 +239,11 @@ func (s *Server) httpServer(h fasthttp.RequestHandler, name string) *fasthttp.Se
 		ReadBufferSize:               s.cfg.MaxHeaderBytes,
 		MaxRequestBodySize:           s.cfg.MaxBodyBytes,
 		DisablePreParseMultipartForm: true,
-		NoDefaultDate:                false,
-		CloseOnShutdown:              true,
+		// No wall-clock read per request for ctx.Time(), which keygate
+		// never calls: a check reads the clock once itself.
+		LazyRequestTime: true,
+		NoDefaultDate:   false,
+		CloseOnShutdown: true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var sb *fasthttp.ErrSmallBuffer
 			switch {
