@@ -8,19 +8,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// goTool runs `go tool args...` on the toolchain that runs the tests, so
-// that a profile the server wrote is read by the program people read it
-// with.
+// goTool runs `go tool args...` with the go command on PATH (the one
+// that runs the tests), so that a profile the server wrote is read by
+// the program people read it with.
 func goTool(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append([]string{"tool"}, args...)...).CombinedOutput()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to read the profiles: %v", err)
+	}
+	out, err := exec.Command(gobin, append([]string{"tool"}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go tool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
