@@ -15,11 +15,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// debugPrefix is where the Go runtime's profiles are served on the admin
-// listener, behind the admin token: the path net/http/pprof uses, which
-// tooling and people expect.
-const debugPrefix = "/debug/pprof/"
-
 // Bounds and defaults of ?seconds= for the two profiles that run for a
 // while (net/http/pprof's defaults).
 const (
@@ -29,10 +24,13 @@ const (
 	traceSecondsMax     = 60
 )
 
-// debugProfiles are the runtime's named profiles, written at once.
+// debugProfiles are the runtime's named profiles, written at once. block
+// and mutex stay empty: keygate leaves their sampling rates at 0, as
+// sampling them costs on every contended lock.
 var debugProfiles = []string{"allocs", "block", "goroutine", "heap", "mutex", "threadcreate"}
 
-// handleDebug serves GET /debug/pprof/{profile}: "profile" (CPU, for
+// handleDebug serves GET /debug/pprof/{profile}, net/http/pprof's paths,
+// which tooling and people expect: "profile" (CPU, for
 // ?seconds=), "trace" (an execution trace, for ?seconds=) or one of
 // debugProfiles (?debug=1 or 2 for text). Profiles hold code locations
 // and counts, never request data, but they cost CPU while they run and
@@ -47,7 +45,7 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, methodNotAllowed("GET"))
 		return
 	}
-	name := strings.TrimPrefix(string(ctx.Path()), debugPrefix)
+	name := strings.TrimPrefix(strings.TrimPrefix(string(ctx.Path()), "/debug/pprof"), "/")
 	args := ctx.QueryArgs()
 	switch {
 	case name == "profile" || name == "trace":

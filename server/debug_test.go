@@ -125,8 +125,8 @@ func TestDebugProfiles(t *testing.T) {
 		}
 	}
 	// Unknown profiles: 404 naming the ones there are.
-	for _, p := range []string{"nosuch", "", "heap/x", "Heap"} {
-		r := do(t, "GET", ts.adminURL+"/debug/pprof/"+p, nil, auth...)
+	for _, p := range []string{"/nosuch", "/", "", "/heap/x", "/Heap"} {
+		r := do(t, "GET", ts.adminURL+"/debug/pprof"+p, nil, auth...)
 		wantStatus(t, r, 404, "profile "+p)
 		if !strings.Contains(string(r.body), "goroutine") {
 			t.Errorf("profile %q: %s", p, r.body)
