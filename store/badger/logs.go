@@ -343,7 +343,9 @@ func (w *logWriter) write(g *segment, id uint64) {
 	}
 	w.ring.Settle(g.n, 0, 0)
 	w.segments.Add(1)
-	w.yield()
+	// LastUsed must show a key's records as soon as a query can: no
+	// yield before publishLastUsed (cheap map work); saveLastUsed
+	// yields before each of its transactions.
 	w.publishLastUsed(g, newer)
 	w.saveLastUsed(false)
 }
@@ -427,8 +429,8 @@ const notifyRecords = 256
 // (~0.1 ms), keys per last-used transaction (one Badger commit, ~0.2
 // ms), and the compressor's block (segmentBlock, ~0.1 ms). A check that
 // arrives during a slice waits for it. Halving the records (512 before)
-// and the keys (256) cut the longest holds by 0.6x for ~6 % more of the
-// writer's CPU (see "The tail, third pass" in BENCHMARKS.md).
+// and quartering the keys (256) cut the longest holds to 0.6x for ~6 %
+// more of the writer's CPU (see "The tail, third pass" in BENCHMARKS.md).
 const (
 	yieldRecords = 256
 	usedBatch    = 64
