@@ -358,14 +358,18 @@ func serverUserSys(pid int) [2]time.Duration {
 	if err != nil {
 		fatalf("server CPU: %v", err)
 	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest) // f[0] is field 3 (state)
+	// The command (field 2) may hold ") ": the fields start after its
+	// last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])) // f[0] is field 3 (state)
 	if len(f) < 13 {
 		fatalf("server CPU: short /proc/%d/stat", pid)
 	}
 	var t [2]time.Duration
 	for i := range t {
-		ticks, _ := strconv.ParseInt(f[11+i], 10, 64)
+		ticks, err := strconv.ParseInt(f[11+i], 10, 64)
+		if err != nil {
+			fatalf("server CPU: /proc/%d/stat field %d: %v", pid, 14+i, err)
+		}
 		t[i] = time.Duration(ticks) * 10 * time.Millisecond
 	}
 	return t
