@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 )
 
 // Bounds and defaults of ?seconds= for the two profiles that run for a
@@ -47,10 +48,31 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 	}
 	name := strings.TrimPrefix(strings.TrimPrefix(string(ctx.Path()), "/debug/pprof"), "/")
 	args := ctx.QueryArgs()
+	timed := name == "profile" || name == "trace"
+	named := slices.Contains(debugProfiles, name)
+	if (timed || named) && args.Len() > 0 {
+		// A parameter this profile does not take would be silently
+		// ignored (net/http/pprof's heap?seconds= is a delta profile,
+		// which this is not): refused, naming what it takes.
+		takes := "debug"
+		if timed {
+			takes = "seconds"
+		}
+		var bad []string
+		for k := range args.All() {
+			if string(k) != takes && !slices.Contains(bad, string(k)) {
+				bad = append(bad, string(k))
+			}
+		}
+		if len(bad) > 0 {
+			writeError(ctx, errorf(ErrBadRequest, "%s takes only ?%s=, not %s", name, takes, strings.Join(bad, ", ")))
+			return
+		}
+	}
 	switch {
-	case name == "profile" || name == "trace":
+	case timed:
 		s.serveTimedProfile(ctx, name, args)
-	case slices.Contains(debugProfiles, name):
+	case named:
 		debug, err := queryInt(args, "debug", 0, 0, 2, "0 (pprof's binary format, the default), 1 or 2 (text)")
 		if err != nil {
 			writeError(ctx, err)
@@ -70,8 +92,8 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 
 // serveTimedProfile runs the CPU profile or the execution trace for the
 // requested seconds and streams it. Only one of each can run in the
-// process: a second request meanwhile gets 409. The profile ends early
-// when the shutdown drain ends.
+// process: a second request meanwhile gets 409. The profile ends early,
+// shorter but whole, when the server begins to shut down.
 func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, args *fasthttp.Args) {
 	def, most := cpuSecondsDefault, cpuSecondsMax
 	start, stop := pprof.StartCPUProfile, pprof.StopCPUProfile
@@ -94,14 +116,14 @@ func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, args *
 		return
 	}
 	// The profile runs from now, whether or not anyone reads it: it is
-	// stopped after secs (or at the end of the shutdown drain), and what
+	// stopped after secs (or when the shutdown begins), and what
 	// it writes is read to its end below either way.
 	go func() {
 		t := time.NewTimer(time.Duration(secs) * time.Second)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-s.drain.Done():
+		case <-s.stopping.Done():
 		}
 		stop()
 		pw.Close()
@@ -118,7 +140,7 @@ func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, args *
 			// The client went away: the profile still runs to its end,
 			// so that the next one can start; drop what it writes.
 			io.Copy(io.Discard, pr)
-			if !errors.Is(err, io.ErrClosedPipe) {
+			if !errors.Is(err, fasthttputil.ErrConnectionClosed) {
 				s.log.Warn("debug profile not delivered", "profile", name, "err", err)
 			}
 		}

@@ -51,7 +51,7 @@ func TestSpecRoutesServed(t *testing.T) {
 	must(t, err)
 	ts := startServer(t, nil)
 	for path, item := range spec.Doc.Paths.Map() {
-		url := ts.adminURL + strings.NewReplacer("{id}", "key_none", "{entry_id}", "ent_none").Replace(path)
+		url := ts.adminURL + strings.NewReplacer("{id}", "key_none", "{entry_id}", "ent_none", "{profile}", "heap").Replace(path)
 		ops := item.Operations()
 		for _, m := range allMethods {
 			_, documented := ops[m]

@@ -46,6 +46,11 @@ type Server struct {
 	// streamed responses still running are then aborted.
 	drain    context.Context
 	endDrain context.CancelFunc
+	// stopping ends (beginStop) when the listeners begin to shut down,
+	// after ShutdownDelay: a running profile then ends and is delivered
+	// within the drain instead of holding it open.
+	stopping  context.Context
+	beginStop context.CancelFunc
 	// metricsHandler serves /metrics from a registry of the server's
 	// collector and the Go and process collectors.
 	metricsHandler fasthttp.RequestHandler
@@ -72,6 +77,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		s.since = time.Since
 	}
 	s.drain, s.endDrain = context.WithCancel(context.Background())
+	s.stopping, s.beginStop = context.WithCancel(context.Background())
 	s.live.Store(compileLive(cfg))
 	keys, err := keyset.Open(ctx, st)
 	if err != nil {
@@ -333,6 +339,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		case err = <-errc:
 		}
 	}
+	s.beginStop()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {
