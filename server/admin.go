@@ -11,6 +11,26 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 	return len(tok) > 0 && tokenEqual(tok, &s.adminHash)
 }
 
+// admitted reports whether ctx carries the admin token, and answers 401
+// when it does not.
+func (s *Server) admitted(ctx *fasthttp.RequestCtx) bool {
+	if s.authorized(ctx) {
+		return true
+	}
+	writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
+	return false
+}
+
+// allowGet reports whether ctx is a GET (or, with head, a HEAD), and
+// answers 405 when it is not.
+func allowGet(ctx *fasthttp.RequestCtx, head bool) bool {
+	if ctx.IsGet() || head && ctx.IsHead() {
+		return true
+	}
+	writeError(ctx, methodNotAllowed("GET"))
+	return false
+}
+
 func methodNotAllowed(allow string) error {
 	return errorf(errMethodNotAllowed, "method not allowed here; use %s", allow)
 }

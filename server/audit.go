@@ -34,12 +34,7 @@ type auditPage struct {
 // key changes, newest first, a page at a time (limit 1 to 1000, default
 // 100); next_cursor, when present, fetches the next page.
 func (s *Server) handleAudit(ctx *fasthttp.RequestCtx) {
-	if !s.authorized(ctx) {
-		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
-		return
-	}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		writeError(ctx, methodNotAllowed("GET"))
+	if !s.admitted(ctx) || !allowGet(ctx, true) {
 		return
 	}
 	if string(ctx.Path()) != "/v1/audit" {

@@ -17,12 +17,7 @@ var errNotImplemented = errors.New("server: not implemented")
 // streamed while the daemon serves, when the store can back itself up
 // (store.Backuper); 501 otherwise.
 func (s *Server) handleBackup(ctx *fasthttp.RequestCtx) {
-	if !s.authorized(ctx) {
-		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
-		return
-	}
-	if !ctx.IsGet() {
-		writeError(ctx, methodNotAllowed("GET"))
+	if !s.admitted(ctx) || !allowGet(ctx, false) {
 		return
 	}
 	b, ok := s.store.(store.Backuper)

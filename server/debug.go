@@ -38,12 +38,7 @@ var debugProfiles = []string{"allocs", "block", "goroutine", "heap", "mutex", "t
 // show the code's layout, so they need the admin token like the rest of
 // management.
 func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
-	if !s.authorized(ctx) {
-		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
-		return
-	}
-	if !ctx.IsGet() {
-		writeError(ctx, methodNotAllowed("GET"))
+	if !s.admitted(ctx) || !allowGet(ctx, false) {
 		return
 	}
 	name := strings.TrimPrefix(strings.TrimPrefix(string(ctx.Path()), "/debug/pprof"), "/")

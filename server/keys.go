@@ -12,8 +12,7 @@ import (
 
 // handleKeys serves everything under /v1/keys.
 func (s *Server) handleKeys(ctx *fasthttp.RequestCtx) {
-	if !s.authorized(ctx) {
-		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
+	if !s.admitted(ctx) {
 		return
 	}
 	parts := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")[2:] // drop "v1", "keys"

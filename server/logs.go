@@ -19,12 +19,7 @@ import (
 
 // handleLogs serves GET /v1/logs and GET /v1/logs/export.csv.
 func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
-	if !s.authorized(ctx) {
-		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
-		return
-	}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		writeError(ctx, methodNotAllowed("GET"))
+	if !s.admitted(ctx) || !allowGet(ctx, true) {
 		return
 	}
 	f, err := parseLogFilter(ctx.QueryArgs())

@@ -32,12 +32,7 @@ type logStats struct {
 // handleLogStats serves GET /v1/logs/stats: the usage log counted per time
 // bucket by the store (allowed, of them report-only, 401, 403, other).
 func (s *Server) handleLogStats(ctx *fasthttp.RequestCtx) {
-	if !s.authorized(ctx) {
-		writeError(ctx, errorf(errUnauthorized, "missing or wrong admin token: send Authorization: Bearer <admin token>"))
-		return
-	}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		writeError(ctx, methodNotAllowed("GET"))
+	if !s.admitted(ctx) || !allowGet(ctx, true) {
 		return
 	}
 	q, err := s.parseBucketQuery(ctx.QueryArgs())
