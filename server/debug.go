@@ -16,14 +16,19 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 )
 
-// Bounds and defaults of ?seconds= for the two profiles that run for a
-// while (net/http/pprof's defaults).
-const (
-	cpuSecondsDefault   = 30
-	traceSecondsDefault = 1
-	cpuSecondsMax       = 120
-	traceSecondsMax     = 60
-)
+// timedProfile is a profile that runs for ?seconds= before it is written.
+type timedProfile struct {
+	what             string // for the 409
+	file             string // the attachment's name
+	defSecs, maxSecs int    // the default (net/http/pprof's) and the longest run
+	start            func(io.Writer) error
+	stop             func()
+}
+
+var timedProfiles = map[string]timedProfile{
+	"profile": {"a CPU profile", "keygate-profile.pprof", 30, 120, pprof.StartCPUProfile, pprof.StopCPUProfile},
+	"trace":   {"an execution trace", "keygate.trace", 1, 60, trace.Start, trace.Stop},
+}
 
 // debugProfiles are the runtime's named profiles, written at once. block
 // and mutex stay empty: keygate leaves their sampling rates at 0, as
@@ -43,7 +48,7 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 	}
 	name := strings.TrimPrefix(strings.TrimPrefix(string(ctx.Path()), "/debug/pprof"), "/")
 	args := ctx.QueryArgs()
-	timed := name == "profile" || name == "trace"
+	tp, timed := timedProfiles[name]
 	named := slices.Contains(debugProfiles, name)
 	if (timed || named) && args.Len() > 0 {
 		// A parameter this profile does not take would be silently
@@ -66,14 +71,14 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case timed:
-		s.serveTimedProfile(ctx, name, args)
+		s.serveTimedProfile(ctx, name, tp, args)
 	case named:
 		debug, err := queryInt(args, "debug", 0, 0, 2, "0 (pprof's binary format, the default), 1 or 2 (text)")
 		if err != nil {
 			writeError(ctx, err)
 			return
 		}
-		setProfileHeaders(ctx, name, debug)
+		setProfileHeaders(ctx, "keygate-"+name+".pprof", debug > 0)
 		p := pprof.Lookup(name)
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			if err := p.WriteTo(w, debug); err != nil {
@@ -89,25 +94,15 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 // requested seconds and streams it. Only one of each can run in the
 // process: a second request meanwhile gets 409. The profile ends early,
 // shorter but whole, when the server begins to shut down.
-func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, args *fasthttp.Args) {
-	def, most := cpuSecondsDefault, cpuSecondsMax
-	start, stop := pprof.StartCPUProfile, pprof.StopCPUProfile
-	if name == "trace" {
-		def, most = traceSecondsDefault, traceSecondsMax
-		start, stop = trace.Start, trace.Stop
-	}
-	secs, err := queryInt(args, "seconds", def, 1, most, fmt.Sprintf("a whole number of seconds from 1 to %d (default %d)", most, def))
+func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, tp timedProfile, args *fasthttp.Args) {
+	secs, err := queryInt(args, "seconds", tp.defSecs, 1, tp.maxSecs, fmt.Sprintf("a whole number of seconds from 1 to %d (default %d)", tp.maxSecs, tp.defSecs))
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
 	pr, pw := io.Pipe()
-	if err := start(pw); err != nil {
-		what := "a CPU profile"
-		if name == "trace" {
-			what = "an execution trace"
-		}
-		writeError(ctx, errorf(ErrConflict, "%s is already running in this process (%v): wait for it to end, then ask again", what, err))
+	if err := tp.start(pw); err != nil {
+		writeError(ctx, errorf(ErrConflict, "%s is already running in this process (%v): wait for it to end, then ask again", tp.what, err))
 		return
 	}
 	// The profile runs from now, whether or not anyone reads it: it is
@@ -120,10 +115,10 @@ func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, args *
 		case <-t.C:
 		case <-s.stopping.Done():
 		}
-		stop()
+		tp.stop()
 		pw.Close()
 	}()
-	setProfileHeaders(ctx, name, 0)
+	setProfileHeaders(ctx, tp.file, false)
 	dw := &deadlineWriter{conn: ctx.Conn(), timeout: s.cfg.WriteTimeout}
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		dw.w = w
@@ -160,16 +155,15 @@ func queryInt(args *fasthttp.Args, name string, def, lo, hi int, want string) (i
 	return n, nil
 }
 
-func setProfileHeaders(ctx *fasthttp.RequestCtx, name string, debug int) {
+// setProfileHeaders marks a profile's answer: text, or a binary
+// attachment named file.
+func setProfileHeaders(ctx *fasthttp.RequestCtx, file string, text bool) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
-	if debug > 0 {
+	if text {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		return
 	}
 	ctx.SetContentType("application/octet-stream")
-	ctx.Response.Header.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="keygate-%s.pprof"`, name))
-	if name == "trace" {
-		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="keygate.trace"`)
-	}
+	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+file+`"`)
 }
