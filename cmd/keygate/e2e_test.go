@@ -40,7 +40,14 @@ func startKeygate(t *testing.T, data string, env []string, args ...string) *kgPr
 // stop sends sig and waits for the process to exit.
 func (d *kgProc) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
-	err := d.StopWith(sig, 20*time.Second)
+	d.Signal(sig)
+	return d.exit(t)
+}
+
+// exit waits for the exit of a daemon already sent its stop signal.
+func (d *kgProc) exit(t *testing.T) error {
+	t.Helper()
+	err := d.Wait(20 * time.Second)
 	if errors.Is(err, daemontest.ErrNoExit) {
 		t.Fatal("keygate did not exit after signal")
 	}

@@ -105,7 +105,7 @@ func TestExportDuringShutdown(t *testing.T) {
 	require.NoError(t, err)
 	all = append(first, rest...)
 	assert.Contains(t, string(all[max(len(all)-200, 0):]), fmt.Sprintf("0\r\nX-Keygate-Rows: %d\r\n\r\n", n), "whole export with its trailer")
-	require.NoError(t, d.stop(t, syscall.SIGTERM))
+	require.NoError(t, d.exit(t), "exit status\n%s", d.Output())
 }
 
 // The CLI refuses an export that ends without the row-count trailer, or

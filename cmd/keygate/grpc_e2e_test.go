@@ -151,7 +151,7 @@ func TestGRPCShutdownDelay(t *testing.T) {
 	if err != nil || resp.GetStatus().GetCode() != int32(codes.Unauthenticated) {
 		t.Errorf("a check during the delay: %v %v, want a decision (UNAUTHENTICATED)", resp, err)
 	}
-	if err := d.stop(t, syscall.SIGTERM); err != nil {
+	if err := d.exit(t); err != nil {
 		t.Errorf("exit: %v\n%s", err, d.Output())
 	}
 }

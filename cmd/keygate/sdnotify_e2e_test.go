@@ -41,7 +41,7 @@ func TestSystemdNotify(t *testing.T) {
 	if got := read(); got != "STOPPING=1" {
 		t.Errorf("after SIGTERM %q, want STOPPING=1", got)
 	}
-	if err := d.stop(t, syscall.SIGTERM); err != nil {
+	if err := d.exit(t); err != nil {
 		t.Errorf("exit: %v", err)
 	}
 }

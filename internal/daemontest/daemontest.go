@@ -414,16 +414,26 @@ func (d *Daemon) wait(timeout time.Duration) (exitErr error, exited bool) {
 	}
 }
 
+// Wait waits up to timeout for the exit of a daemon already sent its stop
+// signal (Signal), and returns its exit status. A daemon still running
+// then is killed, and the error wraps ErrNoExit. Sending the signal again
+// instead (StopWith) races the daemon's exit: a signal that arrives after
+// it stopped listening for signals ends it with that signal's default
+// action, not with its own exit status.
+func (d *Daemon) Wait(timeout time.Duration) error {
+	if err, ok := d.wait(timeout); ok {
+		return err
+	}
+	d.Kill()
+	return fmt.Errorf("keygate: %w (waited %v after the signal); killed", ErrNoExit, timeout)
+}
+
 // StopWith sends sig and waits up to timeout for the exit, and returns the
 // exit status. A daemon still running then is killed, and the error wraps
 // ErrNoExit. Stopping an exited daemon returns its exit status again.
 func (d *Daemon) StopWith(sig syscall.Signal, timeout time.Duration) error {
 	d.Signal(sig)
-	if err, ok := d.wait(timeout); ok {
-		return err
-	}
-	d.Kill()
-	return fmt.Errorf("keygate: %w (%v, waited %v); killed", ErrNoExit, sig, timeout)
+	return d.Wait(timeout)
 }
 
 // Stop is StopWith(Options.StopSignal, Options.StopTimeout): by default
