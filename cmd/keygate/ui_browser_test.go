@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -200,6 +201,13 @@ func newBrowser(t *testing.T, chromium string, d *daemon) *browserRun {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
+	// Every page records what a failed step may have met (pageState).
+	if _, err := chromedp.Run(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pageTrace})
+		return err
+	})); err != nil {
+		t.Fatalf("adding the page trace: %v", err)
+	}
 	// Uncaught exceptions in the page fail the test.
 	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
 	go func() {
@@ -223,13 +231,65 @@ func (b *browserRun) do(t *testing.T, step string, actions ...chromedp.Action[ch
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.shot(t, "FAILED-"+strings.ReplaceAll(step, " ", "-"))
-		t.Fatalf("%s: %v", step, err)
+		t.Fatalf("%s: %v\npage: %s", step, err, b.pageState())
 	}
 }
 
-// wait polls a JavaScript predicate until it is truthy.
+// pageTrace keeps the page's last events, with milliseconds since it
+// loaded: key list redraws, the menu shown and hidden, loads of the key
+// list, pointer presses and clicks (on the nearest data-testid), and
+// fetches.
+const pageTrace = `(() => {
+	const trace = window.__trace = [];
+	const log = (s) => { trace.push(Math.round(performance.now()) + " " + s); if (trace.length > 60) trace.shift(); };
+	const testid = (n) => n?.closest?.("[data-testid]")?.dataset.testid ?? n?.nodeName;
+	for (const ev of ["pointerdown", "click"]) document.addEventListener(ev, (e) => log(ev + " " + testid(e.target) + " " + e.clientX + "," + e.clientY), true);
+	const fetch = window.fetch;
+	window.fetch = (url, ...rest) => { const u = String(url).replace(location.origin, ""); log("fetch " + u);
+		return fetch(url, ...rest).then((r) => { log("fetched " + r.status + " " + u); return r; }, (e) => { log("fetch failed " + u + " " + e); throw e; }); };
+	document.addEventListener("DOMContentLoaded", () => {
+		const watch = (id, what, opts) => { const n = document.getElementById(id); if (n) new MutationObserver(() => log(what(n))).observe(n, opts); };
+		watch("keys-body", () => "keys redrawn", {childList: true});
+		watch("menu", (n) => "menu " + (n.hidden ? "hidden" : "shown"), {attributes: true, attributeFilter: ["hidden"]});
+		watch("panel-keys", (n) => "panel-keys " + (n.hidden ? "hidden" : "shown") + (n.hasAttribute("aria-busy") ? " busy" : ""), {attributes: true, attributeFilter: ["hidden", "aria-busy"]});
+	});
+})()`
+
+// pageState describes what a failed step may have met: the tab shown,
+// loads in flight, the open menu and dialogs, the focus and the toast.
+func (b *browserRun) pageState() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({
+		hash: location.hash,
+		keys: {hidden: document.querySelector('[data-testid=panel-keys]')?.hidden, busy: document.querySelector('[data-testid=panel-keys]')?.hasAttribute('aria-busy'),
+			rows: [...document.querySelectorAll('[data-testid=key-row]')].map(r => r.dataset.keyId + ' ' + r.querySelector('[data-testid=key-menu-button]')?.getAttribute('aria-expanded'))},
+		logs: {hidden: document.querySelector('[data-testid=panel-logs]')?.hidden, busy: document.querySelector('[data-testid=panel-logs]')?.hasAttribute('aria-busy')},
+		menu: !document.querySelector('[data-testid=key-menu]')?.hidden,
+		dialogs: [...document.querySelectorAll('dialog[open]')].map(d => d.dataset.testid),
+		focus: document.activeElement?.dataset?.testid || document.activeElement?.tagName,
+		toast: document.querySelector('[data-testid=toast]')?.innerText ?? '',
+		scroll: [scrollX, scrollY, innerWidth, innerHeight],
+		now: Math.round(performance.now()),
+		trace: window.__trace,
+	}, null, 1)`))
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+// wait polls a JavaScript predicate until it is truthy; a timeout names
+// the predicate.
 func wait(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+	poll := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		v, err := poll(ctx, t)
+		if err != nil {
+			err = fmt.Errorf("waiting for %s: %w", expr, err)
+		}
+		return v, err
+	}
 }
 
 func js(expr string) chromedp.Action[chromedp.Void] {
