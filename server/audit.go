@@ -41,6 +41,10 @@ func (s *Server) handleAudit(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
 		return
 	}
+	if err := checkQuery(ctx, "key_id", "from", "to", "limit", "cursor"); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	args := ctx.QueryArgs()
 	q := store.AuditQuery{KeyID: string(args.Peek("key_id")), Limit: 100}
 	var problems []string

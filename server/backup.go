@@ -20,6 +20,10 @@ func (s *Server) handleBackup(ctx *fasthttp.RequestCtx) {
 	if !s.admitted(ctx) || !allowGet(ctx, false) {
 		return
 	}
+	if err := checkQuery(ctx); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	b, ok := s.store.(store.Backuper)
 	if !ok {
 		writeError(ctx, errorf(errNotImplemented, "this store has no built-in backup: its data lives in a database server, back that up with the database's own tools (PostgreSQL: pg_dump, or base backups with WAL archiving for point-in-time recovery)"))

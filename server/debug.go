@@ -50,7 +50,7 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	tp, timed := timedProfiles[name]
 	named := slices.Contains(debugProfiles, name)
-	if (timed || named) && args.Len() > 0 {
+	if timed || named {
 		// A parameter this profile does not take would be silently
 		// ignored (net/http/pprof's heap?seconds= is a delta profile,
 		// which this is not): refused, naming what it takes.
@@ -58,14 +58,8 @@ func (s *Server) handleDebug(ctx *fasthttp.RequestCtx) {
 		if timed {
 			takes = "seconds"
 		}
-		var bad []string
-		for k := range args.All() {
-			if string(k) != takes && !slices.Contains(bad, string(k)) {
-				bad = append(bad, string(k))
-			}
-		}
-		if len(bad) > 0 {
-			writeError(ctx, errorf(ErrBadRequest, "%s takes only ?%s=, not %s", name, takes, strings.Join(bad, ", ")))
+		if err := checkQuery(ctx, takes); err != nil {
+			writeError(ctx, err)
 			return
 		}
 	}
@@ -138,19 +132,16 @@ func (s *Server) serveTimedProfile(ctx *fasthttp.RequestCtx, name string, tp tim
 }
 
 // queryInt reads the integer query parameter name, def when absent; a
-// value outside lo..hi, not a number, or given twice is a 400 that says
-// what is wanted.
+// value outside lo..hi or not a number is a 400 that says what is
+// wanted. checkQuery has refused the parameter given twice.
 func queryInt(args *fasthttp.Args, name string, def, lo, hi int, want string) (int, error) {
-	vals := args.PeekMulti(name)
-	switch {
-	case len(vals) == 0:
+	if !args.Has(name) {
 		return def, nil
-	case len(vals) > 1:
-		return 0, errorf(ErrBadRequest, "%s is given more than once: give it once", name)
 	}
-	n, err := strconv.Atoi(string(vals[0]))
+	v := args.Peek(name)
+	n, err := strconv.Atoi(string(v))
 	if err != nil || n < lo || n > hi {
-		return 0, errorf(ErrBadRequest, "%s %q: want %s", name, vals[0], want)
+		return 0, errorf(ErrBadRequest, "%s %q: want %s", name, v, want)
 	}
 	return n, nil
 }

@@ -17,25 +17,27 @@ func (s *Server) handleKeys(ctx *fasthttp.RequestCtx) {
 	}
 	parts := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")[2:] // drop "v1", "keys"
 	m := string(ctx.Method())
+	var serve func() error // the route's handler, once method and path are known
+	var takes []string     // its query parameters
 	var err error
 	switch {
 	case len(parts) == 0:
 		switch m {
 		case fasthttp.MethodGet:
-			err = s.listKeys(ctx)
+			serve = func() error { return s.listKeys(ctx) }
 		case fasthttp.MethodPost:
-			err = s.createKey(ctx)
+			serve = func() error { return s.createKey(ctx) }
 		default:
 			err = methodNotAllowed("GET, POST")
 		}
 	case len(parts) == 1:
 		switch m {
 		case fasthttp.MethodGet:
-			err = s.getKey(ctx, parts[0])
+			serve = func() error { return s.getKey(ctx, parts[0]) }
 		case fasthttp.MethodPatch:
-			err = s.patchKey(ctx, parts[0])
+			serve = func() error { return s.patchKey(ctx, parts[0]) }
 		case fasthttp.MethodDelete:
-			err = s.revokeKey(ctx, parts[0])
+			serve = func() error { return s.revokeKey(ctx, parts[0]) }
 		default:
 			err = methodNotAllowed("GET, PATCH, DELETE")
 		}
@@ -44,35 +46,40 @@ func (s *Server) handleKeys(ctx *fasthttp.RequestCtx) {
 			err = methodNotAllowed("POST")
 			break
 		}
-		err = s.rotateKey(ctx, parts[0])
+		serve = func() error { return s.rotateKey(ctx, parts[0]) }
 	case len(parts) == 3 && parts[1] == "allowlist" && parts[2] == "suggestions":
 		if m != fasthttp.MethodGet {
 			err = methodNotAllowed("GET")
 			break
 		}
-		err = s.suggestions(ctx, parts[0])
+		serve, takes = func() error { return s.suggestions(ctx, parts[0]) }, []string{"since", "aggregate"}
 	case len(parts) == 2 && parts[1] == "allowlist":
 		switch m {
 		case fasthttp.MethodGet:
-			err = s.getAllowlist(ctx, parts[0])
+			serve = func() error { return s.getAllowlist(ctx, parts[0]) }
 		case fasthttp.MethodPut:
-			err = s.putAllowlist(ctx, parts[0])
+			serve, takes = func() error { return s.putAllowlist(ctx, parts[0]) }, []string{"dry_run"}
 		case fasthttp.MethodPost:
-			err = s.addEntry(ctx, parts[0])
+			serve = func() error { return s.addEntry(ctx, parts[0]) }
 		default:
 			err = methodNotAllowed("GET, PUT, POST")
 		}
 	case len(parts) == 3 && parts[1] == "allowlist":
 		switch m {
 		case fasthttp.MethodPatch:
-			err = s.patchEntry(ctx, parts[0], parts[2])
+			serve = func() error { return s.patchEntry(ctx, parts[0], parts[2]) }
 		case fasthttp.MethodDelete:
-			err = s.deleteEntry(ctx, parts[0], parts[2])
+			serve = func() error { return s.deleteEntry(ctx, parts[0], parts[2]) }
 		default:
 			err = methodNotAllowed("PATCH, DELETE")
 		}
 	default:
 		err = errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path())
+	}
+	if serve != nil {
+		if err = checkQuery(ctx, takes...); err == nil {
+			err = serve()
+		}
 	}
 	if err != nil {
 		writeError(ctx, err)

@@ -22,6 +22,21 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 	if !s.admitted(ctx) || !allowGet(ctx, true) {
 		return
 	}
+	// A page takes the filters, limit and cursor; the export takes the
+	// filters (all their rows).
+	takes := logPageParams
+	switch string(ctx.Path()) {
+	case "/v1/logs":
+	case "/v1/logs/export.csv":
+		takes = logFilterParams
+	default:
+		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
+		return
+	}
+	if err := checkQuery(ctx, takes...); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	f, err := parseLogFilter(ctx.QueryArgs())
 	if err != nil {
 		writeError(ctx, err)
@@ -39,7 +54,6 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, page)
 	case "/v1/logs/export.csv":
-		f.Limit, f.Cursor = 0, ""
 		names, err := s.keyNames(ctx, f.KeyID)
 		if err != nil {
 			writeError(ctx, err)
@@ -83,8 +97,6 @@ func (s *Server) handleLogs(ctx *fasthttp.RequestCtx) {
 			}
 			ctx.Response.Header.Set(HeaderRows, strconv.Itoa(n))
 		})
-	default:
-		writeError(ctx, errorf(errRouteNotFound, "no such endpoint: %s", ctx.Path()))
 	}
 }
 

@@ -35,6 +35,10 @@ func (s *Server) handleLogStats(ctx *fasthttp.RequestCtx) {
 	if !s.admitted(ctx) || !allowGet(ctx, true) {
 		return
 	}
+	if err := checkQuery(ctx, "key_id", "from", "to", "bucket"); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	q, err := s.parseBucketQuery(ctx.QueryArgs())
 	if err != nil {
 		writeError(ctx, err)

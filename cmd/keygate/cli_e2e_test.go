@@ -47,6 +47,13 @@ func TestCLIForScripts(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "ip: ")
 
+	// An export has every matching record: a page's flags are refused
+	// (exit 2) rather than ignored.
+	code, out, errOut = kg("logs", "export", "--limit", "5")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "logs query")
+	assert.Empty(t, out, "no export started")
+
 	code, _, errOut = kg("allowlist", "replace", id)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--allow-all")

@@ -384,6 +384,9 @@ func logsCmd(args []string, w io.Writer) error {
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
+	if args[0] == "export" && (*q["limit"] != "" || *q["cursor"] != "") {
+		return usagef("logs export: --limit and --cursor page a query; an export writes every matching record (narrow it with the filters, or use logs query)")
+	}
 	c, err := build()
 	if err != nil {
 		return err
