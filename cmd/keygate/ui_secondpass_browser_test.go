@@ -173,6 +173,43 @@ func (b *browserRun) secondPass(t *testing.T) {
 	assert.LessOrEqual(t, l.DocOverflow, 0, "expanded rows scroll sideways")
 	assert.Empty(t, l.Problems, "expanded rows")
 
+	// A reload that changes nothing of a key keeps its row: what was
+	// opened in it stays open, and a click on it is never lost to a row
+	// replaced between press and release. A key that changed is drawn
+	// anew.
+	quiet := d.createKey(t, map[string]any{
+		"name":        "Quiet archive",
+		"description": "Read-only access for the yearly audit export; nobody has used it since it was made, which is the point.",
+		"allowlist":   []map[string]string{{"cidr": "192.0.2.0/24", "label": "Auditors"}},
+	})
+	quietRow := fmt.Sprintf(`[data-testid=key-row][data-key-id="%s"]`, quiet.ID)
+	reloaded := func(what string) chromedp.Action[chromedp.Void] {
+		loads := `performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/keys')).length`
+		return chromedp.Steps(
+			js(`window.__loads = `+loads),
+			chromedp.Click(css(`[data-testid=tab-keys]`)),
+			wait(loads+` > window.__loads && !document.querySelector('[data-testid=panel-keys]').hasAttribute('aria-busy') && `+what),
+		)
+	}
+	b.do(t, "open the quiet key's description and entries",
+		reloaded(fmt.Sprintf(`document.querySelector('%s')`, quietRow)),
+		chromedp.Click(css(quietRow+` [data-testid=key-desc-more]`)),
+		chromedp.Click(css(quietRow+` [data-testid=key-allowlist-toggle]`)),
+		chromedp.WaitVisible(css(quietRow+` [data-testid=key-allowlist-entries]`)),
+		js(fmt.Sprintf(`window.__quiet = document.querySelector('%s')`, quietRow)),
+	)
+	b.do(t, "a reload keeps the unchanged row as it was", reloaded("true"))
+	var kept struct{ Same, Desc, Entries bool }
+	b.eval(t, fmt.Sprintf(`(() => { const r = document.querySelector('%s'); return {same: r === window.__quiet,
+		desc: r.querySelector('[data-testid=key-desc]').classList.contains('expanded'), entries: r.querySelector('details').open}; })()`, quietRow), &kept)
+	assert.Equal(t, struct{ Same, Desc, Entries bool }{true, true, true}, kept, "the row, its description and its entries after a reload that changed nothing")
+	d.api(t, "PATCH", "/v1/keys/"+quiet.ID, map[string]any{"name": "Quiet archive (renamed)"}, nil)
+	b.do(t, "a reload redraws the changed row",
+		reloaded(fmt.Sprintf(`document.querySelector('%s [data-testid=key-name]')?.innerText === 'Quiet archive (renamed)'`, quietRow)))
+	var redrawn bool
+	b.eval(t, fmt.Sprintf(`document.querySelector('%s') !== window.__quiet`, quietRow), &redrawn)
+	assert.True(t, redrawn, "a renamed key's row is drawn anew")
+
 	// Key list: search, status filter, sort, paging, and no allowlist for
 	// a revoked key.
 	b.do(t, "search the keys",

@@ -5,7 +5,7 @@
 import { api, APIError, hooks, session } from "./api.js";
 import { AllowlistEditor } from "./allowlist.js";
 import { RequestsChart } from "./chart.js";
-import { el, fmtAgo, fmtDate, fmtTime, fmtZoned, isSet, sentence, timeEl } from "./dom.js";
+import { el, fmtAgo, fmtDate, fmtTime, fmtZoned, isSet, redraw, sentence, timeEl } from "./dom.js";
 import { contains, parseAddr, parseEntry } from "./validate.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -237,82 +237,93 @@ function renderKeys() {
   $("#keys-range").textContent = keys.length ? `${first + 1}–${first + shown.length} of ${keys.length} keys` : "";
   $("#keys-prev").disabled = state.view.page === 0;
   $("#keys-next").disabled = state.view.page >= pages - 1;
-  // The rows are drawn anew (a reload can land while the user is on the
-  // list): focus in a row goes to the same control of the key's new row.
+  // A reload can land while the user is on the list: the rows of keys
+  // that did not change stay (redraw), and focus in a row that was drawn
+  // anew goes to the same control of the key's new row.
   const active = document.activeElement;
   const focused = body.contains(active) && active.dataset.testid
     ? { id: active.closest("[data-key-id]")?.dataset.keyId, testid: active.dataset.testid } : null;
-  const buttons = new Map(); // key id -> its row's ⋯ button
-  body.replaceChildren(...shown.map((k) => {
-    const entries = k.allowlist || [];
-    const scopes = k.scopes || [];
-    const status = k.status || "active";
-    const menuBtn = el("button", {
-      type: "button", class: "icon-btn kebab", "aria-haspopup": "menu", "aria-expanded": "false",
-      "aria-label": `Actions for ${k.name || k.id}`, "data-testid": "key-menu-button",
-    }, el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-fill" },
-      el("circle", { cx: "10", cy: "4", r: "1.6" }), el("circle", { cx: "10", cy: "10", r: "1.6" }),
-      el("circle", { cx: "10", cy: "16", r: "1.6" })));
-    menuBtn.addEventListener("click", () => toggleMenu(menuBtn, k));
-    buttons.set(k.id, menuBtn);
-    let desc = null;
-    if (k.description) {
-      const text = el("span", { class: "key-desc muted", "data-testid": "key-desc", id: `desc-${k.id}` }, k.description);
-      desc = [text];
-      if (k.description.length > 70) {
-        const more = el("button", { type: "button", class: "link-btn more-btn", "aria-expanded": "false", "aria-controls": `desc-${k.id}`, "data-testid": "key-desc-more" }, "Show more");
-        more.addEventListener("click", () => {
-          const open = text.classList.toggle("expanded");
-          more.textContent = open ? "Show less" : "Show more";
-          more.setAttribute("aria-expanded", String(open));
-        });
-        desc.push(more);
-      }
-    }
-    const expires = isSet(k.expires_at)
-      ? timeEl(k.expires_at, (new Date(k.expires_at) <= new Date() ? "Expired " : "") + fmtDate(k.expires_at))
-      : el("span", { class: "muted" }, "Never");
-    return el("tr", { "data-testid": "key-row", "data-key-id": k.id, class: status !== "active" ? "inactive" : null },
-      el("td", { "data-label": "Name", class: "cell-name" },
-        el("span", { class: "key-name", "data-testid": "key-name" }, k.name || "(unnamed)"), desc),
-      el("td", { "data-label": "Key" }, el("code", { class: "hint-code", "data-testid": "key-hint", title: "Key prefix; the full secret is never stored" }, `${k.hint || "kg_"}…`)),
-      el("td", { "data-label": "Scopes", class: "cell-scopes" }, scopes.length
-        ? el("span", { class: "chips" }, scopes.map((s) => el("span", { class: "chip", title: s }, s.split(":").flatMap((p, i) => i ? [":", el("wbr"), p] : [p]))))
-        : el("span", { class: "muted" }, "None")),
-      el("td", { "data-label": "IP allowlist", "data-testid": "key-allowlist", class: "cell-allow" }, entries.length
-        ? el("details", { class: "allow-details" },
-          el("summary", { class: "allow-count", "data-testid": "key-allowlist-toggle" },
-            el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("path", { d: "M10 2l6 3v5c0 4-3 7-6 8-3-1-6-4-6-8V5z" })),
-            `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`),
-          el("ul", { class: "allow-entries", "data-testid": "key-allowlist-entries" }, entries.map((e) =>
-            el("li", {}, el("code", {}, e.cidr), e.label ? el("span", { class: "muted" }, ` ${e.label}`) : null,
-              e.state && e.state !== "active" ? el("span", { class: "al-state" }, e.state) : null))))
-        : el("span", { class: "muted" }, "All IPs"),
-        k.report_only ? el("span", { class: "badge badge-report", "data-testid": "key-report-only", title: "The allowlist logs what it would block and blocks nothing" }, "Report only") : null,
-        k.report_only && k.would_have_blocked_24h ? el("span", { class: "would-block", "data-testid": "key-would-block" }, wouldBlockText(k.would_have_blocked_24h)) : null),
-      el("td", { "data-label": "Created", class: "cell-date" }, timeEl(k.created_at, fmtDate(k.created_at))),
-      el("td", { "data-label": "Last request", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
-      el("td", { "data-label": "Expires", "data-testid": "key-expires", class: "cell-date" }, expires),
-      el("td", { "data-label": "Status" }, statusBadge(status)),
-      el("td", { class: "cell-actions" }, menuBtn));
-  }));
-  if (focused && focused.id) {
+  const rows = redraw(body, shown, keySignature, keyRow);
+  if (focused && focused.id && document.activeElement !== active) {
     $(`[data-key-id="${CSS.escape(focused.id)}"] [data-testid="${CSS.escape(focused.testid)}"]`, body)?.focus({ preventScroll: true });
   }
-  reanchorMenu(buttons);
+  reanchorMenu(new Map(rows.map((tr) => [tr.dataset.keyId, $('[data-testid="key-menu-button"]', tr)])));
+}
+
+// keySignature is everything a key's row shows: the key, and the parts
+// that depend on the time (how long ago it was used, whether it expired).
+function keySignature(k) {
+  const expired = isSet(k.expires_at) && new Date(k.expires_at) <= new Date();
+  return `${JSON.stringify(k)}\u0000${fmtAgo(k.last_used_at)}\u0000${expired}`;
+}
+
+// keyRow draws the key list's row of key k.
+function keyRow(k) {
+  const entries = k.allowlist || [];
+  const scopes = k.scopes || [];
+  const status = k.status || "active";
+  const menuBtn = el("button", {
+    type: "button", class: "icon-btn kebab", "aria-haspopup": "menu", "aria-expanded": "false",
+    "aria-label": `Actions for ${k.name || k.id}`, "data-testid": "key-menu-button",
+  }, el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-fill" },
+    el("circle", { cx: "10", cy: "4", r: "1.6" }), el("circle", { cx: "10", cy: "10", r: "1.6" }),
+    el("circle", { cx: "10", cy: "16", r: "1.6" })));
+  // The key as the list has it now: the row outlives reloads that did
+  // not change it.
+  menuBtn.addEventListener("click", () => toggleMenu(menuBtn, state.keysById.get(k.id) || k));
+  let desc = null;
+  if (k.description) {
+    const text = el("span", { class: "key-desc muted", "data-testid": "key-desc", id: `desc-${k.id}` }, k.description);
+    desc = [text];
+    if (k.description.length > 70) {
+      const more = el("button", { type: "button", class: "link-btn more-btn", "aria-expanded": "false", "aria-controls": `desc-${k.id}`, "data-testid": "key-desc-more" }, "Show more");
+      more.addEventListener("click", () => {
+        const open = text.classList.toggle("expanded");
+        more.textContent = open ? "Show less" : "Show more";
+        more.setAttribute("aria-expanded", String(open));
+      });
+      desc.push(more);
+    }
+  }
+  const expires = isSet(k.expires_at)
+    ? timeEl(k.expires_at, (new Date(k.expires_at) <= new Date() ? "Expired " : "") + fmtDate(k.expires_at))
+    : el("span", { class: "muted" }, "Never");
+  return el("tr", { "data-testid": "key-row", "data-key-id": k.id, class: status !== "active" ? "inactive" : null },
+    el("td", { "data-label": "Name", class: "cell-name" },
+      el("span", { class: "key-name", "data-testid": "key-name" }, k.name || "(unnamed)"), desc),
+    el("td", { "data-label": "Key" }, el("code", { class: "hint-code", "data-testid": "key-hint", title: "Key prefix; the full secret is never stored" }, `${k.hint || "kg_"}…`)),
+    el("td", { "data-label": "Scopes", class: "cell-scopes" }, scopes.length
+      ? el("span", { class: "chips" }, scopes.map((s) => el("span", { class: "chip", title: s }, s.split(":").flatMap((p, i) => i ? [":", el("wbr"), p] : [p]))))
+      : el("span", { class: "muted" }, "None")),
+    el("td", { "data-label": "IP allowlist", "data-testid": "key-allowlist", class: "cell-allow" }, entries.length
+      ? el("details", { class: "allow-details" },
+        el("summary", { class: "allow-count", "data-testid": "key-allowlist-toggle" },
+          el("svg", { viewBox: "0 0 20 20", "aria-hidden": "true", class: "icon icon-sm" }, el("path", { d: "M10 2l6 3v5c0 4-3 7-6 8-3-1-6-4-6-8V5z" })),
+          `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`),
+        el("ul", { class: "allow-entries", "data-testid": "key-allowlist-entries" }, entries.map((e) =>
+          el("li", {}, el("code", {}, e.cidr), e.label ? el("span", { class: "muted" }, ` ${e.label}`) : null,
+            e.state && e.state !== "active" ? el("span", { class: "al-state" }, e.state) : null))))
+      : el("span", { class: "muted" }, "All IPs"),
+      k.report_only ? el("span", { class: "badge badge-report", "data-testid": "key-report-only", title: "The allowlist logs what it would block and blocks nothing" }, "Report only") : null,
+      k.report_only && k.would_have_blocked_24h ? el("span", { class: "would-block", "data-testid": "key-would-block" }, wouldBlockText(k.would_have_blocked_24h)) : null),
+    el("td", { "data-label": "Created", class: "cell-date" }, timeEl(k.created_at, fmtDate(k.created_at))),
+    el("td", { "data-label": "Last request", "data-testid": "key-last-used", class: "nowrap" }, timeEl(k.last_used_at, fmtAgo(k.last_used_at))),
+    el("td", { "data-label": "Expires", "data-testid": "key-expires", class: "cell-date" }, expires),
+    el("td", { "data-label": "Status" }, statusBadge(status)),
+    el("td", { class: "cell-actions" }, menuBtn));
 }
 
 function setupKeyTools() {
   const v = state.view;
-  const redraw = () => { v.page = 0; renderKeys(); };
+  const firstPage = () => { v.page = 0; renderKeys(); };
   $("#keys-tools").addEventListener("submit", (e) => e.preventDefault());
-  $("#k-search").addEventListener("input", (e) => { v.q = e.target.value; redraw(); });
-  $("#k-status").addEventListener("change", (e) => { v.status = e.target.value; redraw(); });
-  $("#k-sort").addEventListener("change", (e) => { v.sort = e.target.value; redraw(); });
+  $("#k-search").addEventListener("input", (e) => { v.q = e.target.value; firstPage(); });
+  $("#k-status").addEventListener("change", (e) => { v.status = e.target.value; firstPage(); });
+  $("#k-sort").addEventListener("change", (e) => { v.sort = e.target.value; firstPage(); });
   $("#keys-clear").addEventListener("click", () => {
     $("#keys-tools").reset();
     Object.assign(v, { q: "", status: "", sort: "created" });
-    redraw();
+    firstPage();
   });
   $("#keys-prev").addEventListener("click", () => { v.page = Math.max(0, v.page - 1); renderKeys(); });
   $("#keys-next").addEventListener("click", () => { v.page++; renderKeys(); });
@@ -1290,12 +1301,15 @@ const logs = {
     $("#logs-empty-text").textContent = filtered
       ? "Try a wider time range, or clear the filters."
       : "Every request checked with an API key, allowed or blocked, appears here within a couple of seconds.";
-    $("#logs-body").replaceChildren(...items.map((it) => {
+    // A reload (Live, or the key list's: rows show the keys' names)
+    // keeps the rows it would draw the same.
+    const utc = this.utc();
+    redraw($("#logs-body"), items, (it) => logSignature(it, utc), (it) => {
       const key = state.keysById.get(it.key_id);
       const s = Number(it.status);
       const cls = s >= 200 && s < 300 ? "ok" : s === 401 ? "unauth" : s === 403 ? "forbidden" : "other";
       return el("tr", { "data-testid": "log-row", "data-status": it.status, "data-ip": it.ip, "data-key-id": it.key_id || "" },
-        el("td", { "data-label": "Time", class: "nowrap", "data-testid": "log-time" }, timeEl(it.time, fmtZoned(it.time, this.utc()))),
+        el("td", { "data-label": "Time", class: "nowrap", "data-testid": "log-time" }, timeEl(it.time, fmtZoned(it.time, utc))),
         el("td", { "data-label": "API key", class: "cell-key" }, key
           ? el("span", { class: "log-key", title: `${key.name} · ${key.hint || ""}… · ${it.key_id}` }, key.name)
           : it.key_id ? el("code", {}, it.key_id) : el("span", { class: "muted", title: "The request carried no valid key" }, "Unknown key"),
@@ -1308,7 +1322,7 @@ const logs = {
           it.report_only ? el("span", { class: "badge badge-report", title: "Report-only: allowed, but the allowlist would have blocked it" }, "reported") : null,
           it.code === "IP_NOT_ALLOWED" && key && it.ip ? allowButton(key, it.ip) : null),
         el("td", { "data-label": "Node", "data-testid": "log-node" }, it.node ? el("code", { title: "The keygate daemon that decided the request" }, it.node) : el("span", { class: "muted" }, "—")));
-    }));
+    });
     const page = this.cursors.length - 1;
     const first = page * PAGE_SIZE + 1;
     $("#logs-pager").hidden = items.length === 0 && page === 0;
@@ -1360,6 +1374,13 @@ function copyButton(text, what, testid) {
   return b;
 }
 
+// logSignature is everything a log row shows: the record, its key's name
+// and hint (or that it has none), and the zone of its time.
+function logSignature(it, utc) {
+  const key = state.keysById.get(it.key_id);
+  return `${JSON.stringify(it)}\u0000${key ? `${key.name}\u0000${key.hint}` : ""}\u0000${utc}`;
+}
+
 function resetLogFilters() {
   const tz = $("#f-tz").value;
   $("#logs-filters").reset();
@@ -1370,7 +1391,7 @@ function resetLogFilters() {
 // allowButton opens the key's allowlist editor with ip filled in.
 function allowButton(key, ip) {
   const b = el("button", { type: "button", class: "link-btn", "data-testid": "log-allow-ip" }, "Allow this IP…");
-  b.addEventListener("click", () => openAllowlist(key, b, { prefill: ip, label: "Allowed from the usage logs" }));
+  b.addEventListener("click", () => openAllowlist(state.keysById.get(key.id) || key, b, { prefill: ip, label: "Allowed from the usage logs" }));
   return b;
 }
 

@@ -25,6 +25,34 @@ function append(node, children) {
   }
 }
 
+// drawn keeps, per container redraw fills, the nodes it drew by their
+// signature.
+const drawn = new WeakMap();
+
+// redraw makes container's children one node per item, in order: the
+// node already drawn for an item of the same signature (sig), else a new
+// one (draw). When every node is already in its place the DOM is left
+// alone. So a reload that changed nothing moves nothing under the
+// pointer (a press and a release on a row replaced between them are no
+// click), and what the user opened in a row (a description, a details
+// list) or focused stays as it was. sig must cover everything draw
+// shows. Returns the nodes.
+export function redraw(container, items, sig, draw) {
+  const old = drawn.get(container) || new Map();
+  const next = new Map();
+  const nodes = items.map((item) => {
+    const s = sig(item);
+    const node = old.get(s)?.shift() || draw(item);
+    if (!next.has(s)) next.set(s, []);
+    next.get(s).push(node);
+    return node;
+  });
+  drawn.set(container, next);
+  const kids = container.children;
+  if (nodes.length !== kids.length || nodes.some((n, i) => kids[i] !== n)) container.replaceChildren(...nodes);
+  return nodes;
+}
+
 // sentence turns an API message into a sentence: capital first letter,
 // final full stop.
 export function sentence(s) {
