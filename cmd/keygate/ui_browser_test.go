@@ -244,6 +244,7 @@ const pageTrace = `(() => {
 	const log = (s) => { trace.push(Math.round(performance.now()) + " " + s); if (trace.length > 60) trace.shift(); };
 	const testid = (n) => n?.closest?.("[data-testid]")?.dataset.testid ?? n?.nodeName;
 	for (const ev of ["pointerdown", "click"]) document.addEventListener(ev, (e) => log(ev + " " + testid(e.target) + " " + e.clientX + "," + e.clientY), true);
+	document.addEventListener("click", (e) => { window.__clickSeq = (window.__clickSeq || 0) + 1; window.__lastClick = e.target; }, true);
 	const fetch = window.fetch;
 	window.fetch = (url, ...rest) => { const u = String(url).replace(location.origin, ""); log("fetch " + u);
 		return fetch(url, ...rest).then((r) => { log("fetched " + r.status + " " + u); return r; }, (e) => { log("fetch failed " + u + " " + e); throw e; }); };
@@ -353,7 +354,9 @@ func retype(sel css, text string) chromedp.Action[chromedp.Void] {
 // fetched and drawn. Showing the tab starts a reload at once (aria-busy
 // until it is drawn), so rows that pass are the reload's, not those of a
 // hidden tab or of an earlier load that the reload is about to replace.
-var keysLoaded = wait(`(() => { const p = document.querySelector('[data-testid=panel-keys]'); return !p.hidden && !p.hasAttribute('aria-busy') && p.querySelector('[data-testid=key-row]'); })()`)
+var keysLoaded = wait(keysLoadedExpr)
+
+const keysLoadedExpr = `(() => { const p = document.querySelector('[data-testid=panel-keys]'); return !p.hidden && !p.hasAttribute('aria-busy') && !!p.querySelector('[data-testid=key-row]'); })()`
 
 // logsLoaded waits until the usage logs tab is shown and neither its rows
 // nor the key list is loading: a key list that arrives may redraw rows
@@ -368,10 +371,51 @@ const firstKey = `[data-testid=key-row]`
 // (aria-expanded), which it keeps when a reload redraws the row.
 func openMenu(row string) chromedp.Action[chromedp.Void] {
 	button := row + ` [data-testid=key-menu-button]`
-	return chromedp.Steps(
-		chromedp.Click(css(button)),
-		wait(fmt.Sprintf(`document.querySelector(%q)?.getAttribute('aria-expanded') === 'true' && !document.querySelector('[data-testid=key-menu]').hidden`, button)),
-	)
+	return clickFor(button, fmt.Sprintf(`document.querySelector(%q)?.getAttribute('aria-expanded') === 'true' && !document.querySelector('[data-testid=key-menu]').hidden`, button))
+}
+
+// showKeys opens the API Keys tab and waits for its own load.
+var showKeys = clickFor(`[data-testid=tab-keys]`, keysLoadedExpr)
+
+// clickFor clicks the element sel selects and waits until the predicate
+// done holds. chromedp sends the press and the release as two messages,
+// and the page runs between them: an element drawn anew in between gets
+// no click (neither does one under something else). A click the page
+// did not deliver to the element within a second is sent again, at most
+// twice, and what the page saw is printed; a click it delivered must
+// lead to done within 10 s.
+func clickFor(sel, done string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		var lost []string
+		for len(lost) < 3 {
+			before, err := chromedp.Evaluate[int](`window.__clickSeq || 0`)(ctx, t)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if _, err := chromedp.Click(css(sel))(ctx, t); err != nil {
+				return chromedp.Void{}, err
+			}
+			_, err = chromedp.Poll[bool](fmt.Sprintf(`(%s) || (window.__clickSeq || 0) > %d`, done, before),
+				chromedp.WithPollingTimeout(time.Second), chromedp.WithPollingInterval(20*time.Millisecond))(ctx, t)
+			if err == nil {
+				delivered, err := chromedp.Evaluate[bool](fmt.Sprintf(`!!(%s) || !!document.querySelector(%q)?.contains(window.__lastClick)`, done, sel))(ctx, t)
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+				if delivered {
+					if len(lost) > 0 {
+						fmt.Fprintf(os.Stderr, "clickFor %s: %d click(s) not delivered, then one was; the page saw:\n%s\n", sel, len(lost), strings.Join(lost, "\n"))
+					}
+					return wait(done)(ctx, t)
+				}
+			} else if !errors.Is(err, chromedp.ErrPollingTimeout) {
+				return chromedp.Void{}, err
+			}
+			trace, _ := chromedp.Evaluate[string](`JSON.stringify((window.__trace || []).slice(-12))`)(ctx, t)
+			lost = append(lost, trace)
+		}
+		return chromedp.Void{}, fmt.Errorf("clicking %s: the page delivered none of 3 clicks to it; it saw:\n%s", sel, strings.Join(lost, "\n"))
+	}
 }
 
 // menuAction opens the ⋯ menu of the key row that row selects and clicks
@@ -624,8 +668,7 @@ func (b *browserRun) steps(t *testing.T) {
 	// Phone width: the same pages still work.
 	b.do(t, "phone width",
 		viewport(390, 844),
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		chromedp.WaitVisible(css(`[data-testid=key-row]`)),
 	)
 	b.shot(t, "phone-keys")
@@ -654,8 +697,7 @@ func (b *browserRun) steps(t *testing.T) {
 	// Revoke with the keyboard: menu button, arrows to Revoke, confirm.
 	b.do(t, "revoke from the keyboard",
 		viewport(1280, 800),
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		chromedp.Focus(css(`[data-testid=key-menu-button]`)),
 		chromedp.KeyEvent("\r"),
 		wait(`document.activeElement?.dataset.testid === 'menu-allowlist'`),
@@ -698,8 +740,7 @@ func (b *browserRun) steps(t *testing.T) {
 func (b *browserRun) invalidEntries(t *testing.T, keyID string) {
 	t.Helper()
 	b.do(t, "open the allowlist editor again",
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		menuAction(firstKey, "menu-allowlist"),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`document.querySelectorAll('[data-testid=allowlist-dialog] [data-testid=al-row]').length === 2`),
@@ -794,8 +835,7 @@ func discardClose(dialog string) chromedp.Action[chromedp.Void] {
 func (b *browserRun) colleagueChanged(t *testing.T, d *daemon, keyID string) {
 	t.Helper()
 	b.do(t, "open the allowlist editor for the colleague test",
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		menuAction(firstKey, "menu-allowlist"),
 		chromedp.WaitVisible(css(`[data-testid=allowlist-dialog]`)),
 		wait(`!document.querySelector('[data-testid=allowlist-impact]').innerText.includes('Checking')`),

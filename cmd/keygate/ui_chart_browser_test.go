@@ -47,8 +47,7 @@ func (b *browserRun) requestsChart(t *testing.T) {
 	row := fmt.Sprintf(`[data-testid=key-row][data-key-id="%s"]`, k.ID)
 	b.do(t, "the key's chart",
 		viewport(1280, 800),
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		setInput(css(`[data-testid=keys-search]`), "Chart key"),
 		chromedp.WaitVisible(css(row)),
 		menuAction(row, "menu-logs"),

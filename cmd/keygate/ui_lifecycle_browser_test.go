@@ -191,8 +191,7 @@ func (b *browserRun) lifecycle(t *testing.T) {
 
 	// Rotation with an overlap.
 	b.do(t, "rotate the key",
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		menu("menu-rotate"),
 		chromedp.WaitVisible(css(`[data-testid=rotate-dialog]`)),
 		setSelect(css(`[data-testid=rotate-overlap]`), "1h"),

@@ -187,8 +187,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 		loads := `performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/keys')).length`
 		return chromedp.Steps(
 			js(`window.__loads = `+loads),
-			chromedp.Click(css(`[data-testid=tab-keys]`)),
-			wait(loads+` > window.__loads && !document.querySelector('[data-testid=panel-keys]').hasAttribute('aria-busy') && `+what),
+			clickFor(`[data-testid=tab-keys]`, loads+` > window.__loads && !document.querySelector('[data-testid=panel-keys]').hasAttribute('aria-busy') && `+what),
 		)
 	}
 	b.do(t, "open the quiet key's description and entries",
@@ -397,8 +396,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid=panel-logs]`)),
 		setSelect(css(`[data-testid=filter-status]`), "401"),
 		wait(`!document.querySelector('[data-testid=panel-logs]').hasAttribute('aria-busy')`),
-		chromedp.Click(css(`[data-testid=tab-keys]`)),
-		keysLoaded,
+		showKeys,
 		menuAction(bigRow, "menu-logs"),
 		wait(fmt.Sprintf(`document.querySelector('[data-testid=filter-key]').value === %q`, big.ID)),
 		wait(`document.querySelector('[data-testid=filter-status]').value === '' && document.querySelector('[data-testid=log-row]')`),
@@ -450,7 +448,7 @@ func (b *browserRun) secondPass(t *testing.T) {
 		wait(`getComputedStyle(document.body).backgroundColor === 'rgb(15, 17, 21)'`),
 	)
 	b.shot(t, "dark-logs")
-	b.do(t, "dark keys", chromedp.Click(css(`[data-testid=tab-keys]`)), keysLoaded)
+	b.do(t, "dark keys", showKeys)
 	b.shot(t, "dark-keys")
 	b.do(t, "light again", darkMode(false),
 		wait(`getComputedStyle(document.body).backgroundColor !== 'rgb(15, 17, 21)'`))
