@@ -7,8 +7,12 @@ const actor = "admin-api"
 
 // authorized reports whether ctx carries the admin token.
 func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
-	tok := bearerToken(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	return len(tok) > 0 && tokenEqual(tok, &s.adminHash)
+	// Authorization on lines that differ is no token: a proxy in front
+	// of management that adds its own beside the client's could check
+	// one while keygate reads the other.
+	v, conflict := peekUnique(&ctx.Request.Header, fasthttp.HeaderAuthorization)
+	tok := bearerToken(v)
+	return !conflict && len(tok) > 0 && tokenEqual(tok, &s.adminHash)
 }
 
 // admitted reports whether ctx carries the admin token, and answers 401

@@ -20,6 +20,10 @@ func TestAdminAuth(t *testing.T) {
 		{"Authorization", "Bearer " + secret},
 		{"Authorization", "Basic " + testToken},
 		{"X-API-Key", testToken},
+		// The token beside another on a second line, either first.
+		{"Authorization", "Bearer " + testToken, "Authorization", "Bearer wrong-token-wrong-token"},
+		{"Authorization", "Bearer wrong-token-wrong-token", "Authorization", "Bearer " + testToken},
+		{"Authorization", "Bearer " + testToken, "Authorization", "Basic " + testToken},
 	} {
 		for _, p := range []string{"/v1/keys", "/v1/keys/x", "/v1/keys/x/allowlist", "/v1/logs", "/v1/logs/export.csv", "/v1/logs/stats"} {
 			r := do(t, "GET", ts.adminURL+p, nil, hdr...)
@@ -28,8 +32,11 @@ func TestAdminAuth(t *testing.T) {
 			}
 		}
 	}
+	// The token sent twice, the same, is the token.
+	r := do(t, "GET", ts.adminURL+"/v1/keys", nil, "Authorization", "Bearer "+testToken, "Authorization", "Bearer "+testToken)
+	wantStatus(t, r, 200, "the same token on two lines")
 	// A bad token creates nothing.
-	r := do(t, "POST", ts.adminURL+"/v1/keys", `{"name":"x"}`, "Authorization", "Bearer nope")
+	r = do(t, "POST", ts.adminURL+"/v1/keys", `{"name":"x"}`, "Authorization", "Bearer nope")
 	wantStatus(t, r, 401, "create without token")
 	if n := len(ts.admin(t, "GET", "/v1/keys", nil).json(t)["items"].([]any)); n != 1 {
 		t.Errorf("%d keys, want 1", n)

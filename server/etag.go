@@ -31,11 +31,15 @@ func setETag(ctx *fasthttp.RequestCtx, version uint64) {
 // ifMatch returns the version If-Match names: 0 when the header is absent
 // or "*" (the key must exist, as every write requires anyway). Weak tags
 // never match (RFC 9110 13.1.1: If-Match compares strongly), and a list of
-// tags is refused: keygate hands out one tag per key.
+// tags is refused: keygate hands out one tag per key. So is If-Match on
+// several lines that differ (which is a list too, RFC 9110 5.3).
 func ifMatch(ctx *fasthttp.RequestCtx) (uint64, error) {
-	h := ctx.Request.Header.Peek(fasthttp.HeaderIfMatch)
+	h, conflict := peekUnique(&ctx.Request.Header, fasthttp.HeaderIfMatch)
 	if h == nil {
 		return 0, nil
+	}
+	if conflict {
+		return 0, errorf(ErrBadRequest, "If-Match is sent on several lines that differ: send one ETag from a GET of the key, like \"v12\", or *; nothing was changed")
 	}
 	v := strings.TrimSpace(string(h))
 	if v == "*" {
