@@ -10,6 +10,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -149,6 +150,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint on the check listener: management, the UI and /metrics are served on the admin address"))
 		return hOther
 	}
+	if (hasPathPrefix(path, "/v1") || hasPathPrefix(path, "/debug")) && !plainPath(ctx.Request.URI().PathOriginal(), path) {
+		writeError(ctx, errorf(ErrBadRequest, "the path %q is not plain (keygate reads it as %s): send it without percent-encoding, dot segments, backslashes or repeated slashes", ctx.Request.URI().PathOriginal(), path))
+		return hOther
+	}
 	if string(path) == "/v1/openapi.json" {
 		s.handleOpenAPI(ctx)
 		return hOther
@@ -183,6 +188,16 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 	}
 	s.handleUI(ctx)
 	return hUI
+}
+
+// plainPath reports whether a management request's raw path is the path
+// it is served as: no percent-encoding ("%2F" would be a slash, "%6B" a
+// k), no dot segments, no backslash, no empty segment. A proxy in front
+// of management that allows or logs by path may read any of those
+// differently from keygate's decoding and resolving; the UI and the CLI
+// never send them.
+func plainPath(raw, norm []byte) bool {
+	return string(raw) == string(norm) && !bytes.ContainsRune(raw, '\\')
 }
 
 // hasPathPrefix reports whether path is p or below p.
