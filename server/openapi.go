@@ -14,6 +14,10 @@ func (s *Server) handleOpenAPI(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, methodNotAllowed("GET"))
 		return
 	}
+	if err := checkQuery(ctx); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.SetBody(api.JSON())

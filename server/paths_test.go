@@ -8,8 +8,9 @@ import (
 
 // A management request's path is served only as it is written: one that
 // means a management path only once decoded or resolved (an encoded
-// slash or letter, a dot segment, a repeated slash) or that holds a
-// backslash is a 400 naming it, before anything is done. A proxy in front
+// slash or letter, a dot segment, a repeated or trailing slash), one
+// that holds a backslash and a target with a #fragment are 400s naming
+// it, before anything is done. A proxy in front
 // that allows or logs by path may read any of them differently. A plain
 // path, in origin or absolute form, is served.
 func TestManagementPathsPlain(t *testing.T) {
@@ -27,6 +28,10 @@ func TestManagementPathsPlain(t *testing.T) {
 		"/v1/x/../keys/" + id, "/v1/keys/" + id + "\\allowlist", "//v1/keys/" + id, "/v1//keys/" + id,
 		"/v1/keys/" + id + "%00", "/v1/logs%2Fexport.csv", "/v1/audit/.", "/debug/pprof/%68eap",
 		"http://x/v1/keys/x/../" + id,
+		// A fragment, dropped before the path and the query are read; a
+		// trailing slash, a second spelling of the same path.
+		"/v1/keys/" + id + "#/../../x", "/v1/keys/" + id + "#frag", "/v1/logs?limit=1#&limit=2",
+		"/v1/keys/" + id + "/", "/v1/keys/", "/v1/keys/" + id + "/allowlist/", "/v1/audit/",
 	} {
 		for _, m := range []string{"GET", "DELETE"} {
 			r := send(m, target)
@@ -35,6 +40,9 @@ func TestManagementPathsPlain(t *testing.T) {
 			}
 		}
 	}
+	// Without the token, 401 comes first.
+	r := rawRequest(t, addr, "DELETE /v1/keys/x/../"+id+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	wantStatus(t, r, http.StatusUnauthorized, "a path that is not plain, without the token")
 	k := ts.admin(t, "GET", "/v1/keys/"+id, nil)
 	if st := k.json(t)["status"]; st != "active" {
 		t.Fatalf("key %v after the refused DELETEs", st)

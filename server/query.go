@@ -20,17 +20,23 @@ var (
 // parameter the endpoint does not take would be ignored: a misspelt
 // filter would widen a query or an export, a dry_run on a route without
 // one would write. A parameter given twice is ambiguous: a proxy, a
-// framework and keygate may each take another of its values. Either is
-// a 400 that names the parameter and says what the endpoint takes.
+// framework and keygate may each take another of its values. One with no
+// value (?dry_run, ?key_id=) would be read as absent. Each is a 400 that
+// names the parameter and says what the endpoint takes.
 // Names are exact: Status is not status.
 func checkQuery(ctx *fasthttp.RequestCtx, takes ...string) error {
 	args := ctx.QueryArgs()
 	if args.Len() == 0 {
 		return nil
 	}
-	var unknown, twice, seen []string
-	for k := range args.All() {
+	var unknown, twice, empty, seen []string
+	for k, v := range args.All() {
 		name := string(k)
+		if len(v) == 0 && !slices.Contains(empty, name) {
+			// ?dry_run or ?key_id=$UNSET: read as absent, a dry run
+			// would write and a filter would match everything.
+			empty = append(empty, name)
+		}
 		switch {
 		case !slices.Contains(takes, name):
 			if !slices.Contains(unknown, name) {
@@ -54,6 +60,11 @@ func checkQuery(ctx *fasthttp.RequestCtx, takes ...string) error {
 	}
 	for _, name := range twice {
 		problems = append(problems, "query parameter "+strconv.Quote(name)+" is given more than once: give it once")
+	}
+	for _, name := range empty {
+		if slices.Contains(takes, name) {
+			problems = append(problems, "query parameter "+strconv.Quote(name)+" has no value: give it one, or leave it out")
+		}
 	}
 	if len(problems) > 0 {
 		return errorf(ErrBadRequest, "%s", strings.Join(problems, "; "))

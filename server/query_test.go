@@ -11,8 +11,8 @@ import (
 
 // Every management operation takes exactly the query parameters that
 // api/openapi.yaml lists for it. An unlisted one (a misspelling, another
-// case, a dry_run where there is none) and a listed one given twice are
-// 400s that name it, before the request does anything: the key, its
+// case, a dry_run where there is none), a listed one given twice and one
+// with no value are 400s that name it, before the request does anything: the key, its
 // allowlist and the audit log are as they were. A listed one is never
 // refused as unknown.
 func TestQueryParamsAsDocumented(t *testing.T) {
@@ -23,10 +23,9 @@ func TestQueryParamsAsDocumented(t *testing.T) {
 	before := ts.admin(t, "GET", "/v1/keys/"+id+"/allowlist", nil)
 	entryID := before.json(t)["entries"].([]any)[0].(map[string]any)["id"].(string)
 
-	// Unauthenticated, health, metrics and the document itself are not
-	// management; /debug/pprof's parameters depend on the profile
-	// (TestDebugProfiles).
-	skip := []string{"/v1/check", "/v1/authz", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/debug/pprof/{profile}"}
+	// The check path, health and metrics are not management;
+	// /debug/pprof's parameters depend on the profile (TestDebugProfiles).
+	skip := []string{"/v1/check", "/v1/authz", "/healthz", "/readyz", "/metrics", "/debug/pprof/{profile}"}
 	ops := 0
 	for path, item := range spec.Doc.Paths.Map() {
 		if slices.Contains(skip, path) {
@@ -60,6 +59,9 @@ func TestQueryParamsAsDocumented(t *testing.T) {
 			for _, p := range listed {
 				refused(p+"=x&"+p+"=y", `"`+p+`"`, "more than once")
 				refused(strings.ToUpper(p)+"=x", `"`+strings.ToUpper(p)+`"`, "does not take")
+				// No value, with or without "=": not read as absent.
+				refused(p, `"`+p+`"`, "no value")
+				refused(p+"=", `"`+p+`"`, "no value")
 				r := do(t, m, url+"?"+p+"=x", map[string]any{}, "Authorization", "Bearer "+testToken)
 				if strings.Contains(string(r.body), "does not take") || strings.Contains(string(r.body), "more than once") {
 					t.Errorf("%s %s?%s=x: the listed parameter is refused: %d %s", m, path, p, r.status, r.body)

@@ -150,8 +150,13 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 		writeError(ctx, errorf(errRouteNotFound, "no such endpoint on the check listener: management, the UI and /metrics are served on the admin address"))
 		return hOther
 	}
-	if (hasPathPrefix(path, "/v1") || hasPathPrefix(path, "/debug")) && !plainPath(ctx.Request.URI().PathOriginal(), path) {
-		writeError(ctx, errorf(ErrBadRequest, "the path %q is not plain (keygate reads it as %s): send it without percent-encoding, dot segments, backslashes or repeated slashes", ctx.Request.URI().PathOriginal(), path))
+	if (hasPathPrefix(path, "/v1") || hasPathPrefix(path, "/debug")) && !plainPath(ctx.Request.Header.RequestURI(), ctx.Request.URI().PathOriginal(), path) {
+		// 401 first: nothing about the path to a caller without the
+		// token (the document is public).
+		if string(path) != "/v1/openapi.json" && !s.admitted(ctx) {
+			return hOther
+		}
+		writeError(ctx, errorf(ErrBadRequest, "the request target %q is not plain (keygate reads its path as %s): send the path without percent-encoding, dot segments, backslashes, repeated or trailing slashes, and no #fragment", ctx.Request.Header.RequestURI(), path))
 		return hOther
 	}
 	if string(path) == "/v1/openapi.json" {
@@ -190,14 +195,16 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 	return hUI
 }
 
-// plainPath reports whether a management request's raw path is the path
-// it is served as: no percent-encoding ("%2F" would be a slash, "%6B" a
-// k), no dot segments, no backslash, no empty segment. A proxy in front
-// of management that allows or logs by path may read any of those
-// differently from keygate's decoding and resolving; the UI and the CLI
-// never send them.
-func plainPath(raw, norm []byte) bool {
-	return string(raw) == string(norm) && !bytes.ContainsRune(raw, '\\')
+// plainPath reports whether a management request's target is plain: its
+// raw path is the path it is served as (no percent-encoding: "%2F" would
+// be a slash, "%6B" a k; no dot segments; no empty segment, nor a
+// trailing slash under /v1), holds no backslash, and the target has no fragment (which
+// fasthttp drops before the path and the query are read). A proxy in
+// front of management that allows or logs by path or query may read any
+// of those differently from keygate; the UI and the CLI never send them.
+func plainPath(target, raw, norm []byte) bool {
+	return string(raw) == string(norm) && !bytes.ContainsRune(raw, '\\') && !bytes.ContainsRune(target, '#') &&
+		(!hasPathPrefix(norm, "/v1") || norm[len(norm)-1] != '/')
 }
 
 // hasPathPrefix reports whether path is p or below p.

@@ -424,6 +424,13 @@ func (b *browserRun) secondPass(t *testing.T) {
 	var copied []string
 	b.eval(t, `window.__copied`, &copied)
 	assert.Equal(t, []string{"203.0.113.77", big.ID}, copied)
+	// A log row shows its key's name: a rename draws it anew on the next
+	// load (the row's signature holds the name).
+	d.api(t, "PATCH", "/v1/keys/"+big.ID, map[string]any{"name": "Ledger reconciliation (EU)"}, nil)
+	b.do(t, "a renamed key's log rows are drawn anew",
+		chromedp.Click(css(`[data-testid=logs-refresh]`)),
+		wait(`document.querySelector('[data-testid=log-row] .log-key')?.innerText === 'Ledger reconciliation (EU)'`),
+	)
 	var docOverflow int
 	b.eval(t, `document.documentElement.scrollWidth - document.documentElement.clientWidth`, &docOverflow)
 	assert.LessOrEqual(t, docOverflow, 0, "the logs page scrolls sideways")

@@ -31,12 +31,11 @@ const drawn = new WeakMap();
 
 // redraw makes container's children one node per item, in order: the
 // node already drawn for an item of the same signature (sig), else a new
-// one (draw). When every node is already in its place the DOM is left
-// alone. So a reload that changed nothing moves nothing under the
-// pointer (a press and a release on a row replaced between them are no
-// click), and what the user opened in a row (a description, a details
-// list) or focused stays as it was. sig must cover everything draw
-// shows. Returns the nodes.
+// one (draw), moving only what must move. So a reload moves no row that
+// did not change under the pointer (a press and a release on a row
+// replaced between them are no click), and what the user opened in a
+// row (a description, a details list) or focused stays as it was. sig
+// must cover everything draw shows. Returns the nodes.
 export function redraw(container, items, sig, draw) {
   const old = drawn.get(container) || new Map();
   const next = new Map();
@@ -48,8 +47,15 @@ export function redraw(container, items, sig, draw) {
     return node;
   });
   drawn.set(container, next);
-  const kids = container.children;
-  if (nodes.length !== kids.length || nodes.some((n, i) => kids[i] !== n)) container.replaceChildren(...nodes);
+  // The rows that go are removed, then each row not yet in its place is
+  // put there: a row that stays in order is never taken out (which would
+  // blur it and drop a click on it).
+  const keep = new Set(nodes);
+  for (const kid of [...container.children]) if (!keep.has(kid)) kid.remove();
+  nodes.forEach((n, i) => {
+    const at = container.children[i];
+    if (at !== n) container.insertBefore(n, at || null);
+  });
   return nodes;
 }
 
