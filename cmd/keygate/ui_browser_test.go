@@ -395,7 +395,7 @@ func clickFor(sel, done string) chromedp.Action[chromedp.Void] {
 			if _, err := chromedp.Click(css(sel))(ctx, t); err != nil {
 				return chromedp.Void{}, err
 			}
-			_, err = chromedp.Poll[bool](fmt.Sprintf(`(%s) || (window.__clickSeq || 0) > %d`, done, before),
+			_, err = chromedp.Poll[bool](fmt.Sprintf(`!!(%s) || (window.__clickSeq || 0) > %d`, done, before),
 				chromedp.WithPollingTimeout(time.Second), chromedp.WithPollingInterval(20*time.Millisecond))(ctx, t)
 			if err == nil {
 				delivered, err := chromedp.Evaluate[bool](fmt.Sprintf(`!!(%s) || !!document.querySelector(%q)?.contains(window.__lastClick)`, done, sel))(ctx, t)
