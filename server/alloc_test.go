@@ -82,6 +82,18 @@ func TestNoAllocs(t *testing.T) {
 			req.Header.Add("X-Real-IP", "10.0.0.1")
 		}
 	}
+	// A browser's cookies (the header pass has fasthttp collect them),
+	// and more X-Forwarded-For lines than the pass holds (PeekAll).
+	cookies := func(req *fasthttp.Request) {
+		authz("203.0.113.9", secret)(req)
+		req.Header.Set("Cookie", "session=abc123; theme=dark; consent=yes")
+	}
+	manyXFF := func(req *fasthttp.Request) {
+		authz("203.0.113.9", secret)(req)
+		for range passXFFLines {
+			req.Header.Add("X-Forwarded-For", "10.0.0.2")
+		}
+	}
 	checkWith := func(key, ip string) func(*fasthttp.Request) {
 		return func(req *fasthttp.Request) {
 			req.Header.SetMethod("POST")
@@ -101,6 +113,8 @@ func TestNoAllocs(t *testing.T) {
 		{"authz repeated headers agree", repeated("/orders/17?page=2", secret), 200},
 		{"authz repeated URI differs", repeated("/other", secret), 403},
 		{"authz repeated key differs", repeated("/orders/17?page=2", wrong), 401},
+		{"authz with cookies", cookies, 200},
+		{"authz with more X-Forwarded-For lines than the pass holds", manyXFF, 200},
 		{"check allowed v6", check("2001:db8::77"), 200},
 		{"check denied ip", check("198.51.100.1"), 403},
 		{"check report-only miss (expired entry), previous secret", checkWith(roSecret, "198.51.100.1"), 200},

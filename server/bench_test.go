@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -30,9 +31,27 @@ func BenchmarkHandler(b *testing.B) {
 	must(b, s.keys.CatchUp(context.Background()))
 	h := s.CheckHandler()
 	peer := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}
-	cases := []struct{ name, uri, body, xff string }{
-		{"authz", "/v1/authz", "", "203.0.19.5"},
-		{"check", "/v1/check", `{"key":"` + secret + `","ip":"203.0.19.5","method":"GET","path":"/x"}`, ""},
+	cases := []struct {
+		name, uri, body, xff string
+		more                 []string // further headers, name then value
+	}{
+		{"authz", "/v1/authz", "", "203.0.19.5", nil},
+		// What nginx's auth_request sends for a browser's request: the
+		// client's headers, then the forwarding ones of the location.
+		{"authz-nginx", "/v1/authz", "", "203.0.19.5", []string{
+			"Host", "api.example.com", "User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+			"Accept", "application/json", "Accept-Encoding", "gzip, deflate, br", "Accept-Language", "en-GB,en;q=0.9",
+			"Authorization", "Bearer " + secret, "X-Original-URI", "/orders/42?expand=items", "X-Original-Method", "GET",
+			"X-Real-IP", "203.0.19.5",
+		}},
+		// The same with a browser's cookies (fasthttp parses them when
+		// the headers are walked).
+		{"authz-cookie", "/v1/authz", "", "203.0.19.5", []string{
+			"Host", "api.example.com", "Authorization", "Bearer " + secret, "X-Original-URI", "/orders/42", "X-Original-Method", "GET",
+			"Cookie", "_ga=GA1.2.1234567890.1700000000; _gid=GA1.2.987654321.1700000000; session=" + strings.Repeat("s3cr3tv4lu3", 24) +
+				"; theme=dark; consent=analytics%3Dyes%26ads%3Dno; locale=en-GB; cart=7f3a9c1e",
+		}},
+		{"check", "/v1/check", `{"key":"` + secret + `","ip":"203.0.19.5","method":"GET","path":"/x"}`, "", nil},
 	}
 	for _, c := range cases {
 		setup := func(ctx *fasthttp.RequestCtx) {
@@ -41,8 +60,13 @@ func BenchmarkHandler(b *testing.B) {
 			if c.body != "" {
 				req.Header.SetMethod("POST")
 			}
-			req.Header.Set("X-API-Key", secret)
+			if c.more == nil {
+				req.Header.Set("X-API-Key", secret)
+			}
 			req.Header.Set("X-Forwarded-For", c.xff)
+			for i := 0; i+1 < len(c.more); i += 2 {
+				req.Header.Set(c.more[i], c.more[i+1])
+			}
 			ctx.Init(&req, peer, nil)
 		}
 		run := func(ctx *fasthttp.RequestCtx) {

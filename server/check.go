@@ -238,39 +238,28 @@ const (
 )
 
 // readForwardAuth reads what a forward-auth request is decided on from its
-// headers: the presented key (presentedKey), the forwarded method and URI
-// (forwardedHeader) and the client address (clientIP). Each PeekAll copies
-// the name it is given and, unless the request header's normalisation is
-// off, normalises it byte by byte; the names here are normal already, so
-// normalisation is switched off for these reads (the real-IP names in
-// their normal form, live.realIPNorm) and back on after. When it was off
-// to begin with (a server with DisableHeaderNamesNormalizing, which
-// keygate's listeners never set), the names are looked up as they are, as
-// before.
+// headers (fwdHeaders.read): the presented key (pickKey), the forwarded
+// method and URI (forwardedHeader) and the client address (clientIP).
 func readForwardAuth(h *fasthttp.RequestHeader, from peer, live *liveSettings) (key, method []byte, methodConflict bool, uri []byte, uriConflict bool, ip netip.Addr) {
-	realIP := live.realIPNorm
-	if h.DisableNormalizing() {
-		realIP = live.realIP
-	} else {
-		defer h.EnableNormalizing()
-	}
-	key = presentedKey(h)
-	method, methodConflict = forwardedHeader(h, reqForwardedMethod, reqOriginalMethod)
-	uri, uriConflict = forwardedHeader(h, reqForwardedURI, reqOriginalURI)
-	ip = clientIP(h, from, live.trusted, realIP)
+	var f fwdHeaders
+	f.read(h, live)
+	key = pickKey(f.auth.v, f.apiKey.v, f.auth.conflict || f.apiKey.conflict)
+	method, methodConflict = forwardedHeader(f.fwdMethod, f.origMethod)
+	uri, uriConflict = forwardedHeader(f.fwdURI, f.origURI)
+	ip = clientIP(&f, from, live.trusted)
 	return key, method, methodConflict, uri, uriConflict, ip
 }
 
 // forwardedHeader returns the value of the first of two spellings of a
 // forwarding header that is present, and whether they conflict: both
 // present with different values, or either on several lines that differ.
-func forwardedHeader(h *fasthttp.RequestHeader, name, alt string) (v []byte, conflict bool) {
-	v, c1 := peekUnique(h, name)
-	w, c2 := peekUnique(h, alt)
+func forwardedHeader(name, alt headerLines) (v []byte, conflict bool) {
+	v, w := name.v, alt.v
+	c := name.conflict || alt.conflict
 	if len(v) == 0 {
-		return w, c1 || c2
+		return w, c
 	}
-	return v, c1 || c2 || len(w) > 0 && !bytes.Equal(v, w)
+	return v, c || len(w) > 0 && !bytes.Equal(v, w)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

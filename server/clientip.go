@@ -177,15 +177,15 @@ func peerOf(ctx *fasthttp.RequestCtx) peer {
 // are the same conflict. A real-IP header naming a trusted proxy says
 // nothing about the client (Traefik sets X-Real-Ip to its TCP peer, a
 // load balancer, when it is absent) and is ignored.
-func clientIP(h *fasthttp.RequestHeader, from peer, trusted proxySet, realIPHeaders []string) netip.Addr {
+func clientIP(f *fwdHeaders, from peer, trusted proxySet) netip.Addr {
 	if !trusted.trusts(from) {
 		return from.addr
 	}
 	peer := from.addr
 	var real netip.Addr
 	hasReal := false
-	for _, name := range realIPHeaders {
-		v, conflict := peekUnique(h, name)
+	for i := range f.names {
+		v, conflict := f.realIP(i)
 		if v == nil {
 			continue
 		}
@@ -197,7 +197,7 @@ func clientIP(h *fasthttp.RequestHeader, from peer, trusted proxySet, realIPHead
 		hasReal = !ok || !trusted.contains(real)
 		break
 	}
-	lines := h.PeekAll(reqXForwardedFor)
+	lines := f.xffLines()
 	switch {
 	case len(lines) == 0 && hasReal:
 		return real

@@ -158,18 +158,7 @@ func peekUnique(h *fasthttp.RequestHeader, name string) (v []byte, conflict bool
 	return v, false
 }
 
-// presentedKey returns the API key of a forward-auth request: the bearer
-// token of Authorization, else X-API-Key. A header repeated with
-// different values, or a bearer token and an X-API-Key that differ, is
-// no key at all (401): which one a proxy or the upstream reads is not
-// keygate's to guess.
-func presentedKey(h *fasthttp.RequestHeader) []byte {
-	auth, c1 := peekUnique(h, reqAuthorization)
-	apiKey, c2 := peekUnique(h, reqAPIKey)
-	return pickKey(auth, apiKey, c1 || c2)
-}
-
-// PresentedKey is presentedKey for a transport that hands over each
+// PresentedKey is the presented key (pickKey) for a transport that hands over each
 // header as one value, its repeated lines joined with "," as Envoy's
 // CheckRequest does: authorization and apiKey are the Authorization and
 // X-API-Key values (nil when absent). Lines that differ are no key (nil),
@@ -207,6 +196,11 @@ func JoinedValue(v []byte) (first []byte, conflict bool) {
 	}
 }
 
+// pickKey returns the API key of a forward-auth request: the bearer
+// token of Authorization (auth), else X-API-Key. A header on lines that
+// differ (conflict), or a bearer token and an X-API-Key that differ, is
+// no key at all (401): which one a proxy or the upstream reads is not
+// keygate's to guess.
 func pickKey(auth, apiKey []byte, conflict bool) []byte {
 	if conflict {
 		return nil

@@ -16,9 +16,11 @@ type liveSettings struct {
 	routes  routeTable
 	realIP  []string
 	// realIPNorm is realIP in fasthttp's normal form of a header name
-	// ("X-Real-IP" is stored as "X-Real-Ip"), for lookups that do not
-	// normalise (see readForwardAuth).
+	// ("X-Real-IP" is stored as "X-Real-Ip"), as the header pass meets
+	// them (fwdHeaders.read).
 	realIPNorm []string
+	// realIPPass: the pass can gather them (passable).
+	realIPPass bool
 }
 
 // compileLive compiles cfg's reloadable settings; cfg is valid.
@@ -29,7 +31,7 @@ func compileLive(cfg Config) *liveSettings {
 	for i, name := range cfg.RealIPHeaders {
 		norm[i] = string(fasthttp.AppendNormalizedHeaderKey(nil, name))
 	}
-	return &liveSettings{cfg: cfg, trusted: trusted, routes: routes, realIP: cfg.RealIPHeaders, realIPNorm: norm}
+	return &liveSettings{cfg: cfg, trusted: trusted, routes: routes, realIP: cfg.RealIPHeaders, realIPNorm: norm, realIPPass: passable(norm)}
 }
 
 // Reloadable names the settings Reload applies: the trusted proxies (and
