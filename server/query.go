@@ -21,7 +21,8 @@ var (
 // filter would widen a query or an export, a dry_run on a route without
 // one would write. A parameter given twice is ambiguous: a proxy, a
 // framework and keygate may each take another of its values. One with no
-// value (?dry_run, ?key_id=) would be read as absent. Each is a 400 that
+// value (?dry_run, ?key_id=) would be read as absent; only cursor may be
+// empty (the first page). Each is a 400 that
 // names the parameter and says what the endpoint takes.
 // Names are exact: Status is not status.
 func checkQuery(ctx *fasthttp.RequestCtx, takes ...string) error {
@@ -32,9 +33,11 @@ func checkQuery(ctx *fasthttp.RequestCtx, takes ...string) error {
 	var unknown, twice, empty, seen []string
 	for k, v := range args.All() {
 		name := string(k)
-		if len(v) == 0 && !slices.Contains(empty, name) {
+		if len(v) == 0 && name != "cursor" && !slices.Contains(empty, name) {
 			// ?dry_run or ?key_id=$UNSET: read as absent, a dry run
-			// would write and a filter would match everything.
+			// would write and a filter would match everything. An
+			// empty cursor is the first page, as a loop over pages
+			// starts.
 			empty = append(empty, name)
 		}
 		switch {
