@@ -35,11 +35,11 @@ func setETag(ctx *fasthttp.RequestCtx, version uint64) {
 // several lines that differ (which is a list too, RFC 9110 5.3).
 func ifMatch(ctx *fasthttp.RequestCtx) (uint64, error) {
 	h, conflict := peekUnique(&ctx.Request.Header, fasthttp.HeaderIfMatch)
+	if conflict { // an empty first line among them too
+		return 0, errorf(ErrBadRequest, "If-Match is sent on several lines that differ: send one ETag from a GET of the key, like \"v12\", or *; nothing was changed")
+	}
 	if h == nil {
 		return 0, nil
-	}
-	if conflict {
-		return 0, errorf(ErrBadRequest, "If-Match is sent on several lines that differ: send one ETag from a GET of the key, like \"v12\", or *; nothing was changed")
 	}
 	v := strings.TrimSpace(string(h))
 	if v == "*" {

@@ -68,7 +68,7 @@ func TestIfMatch(t *testing.T) {
 	// If-Match on two lines: the same tag is that tag; two tags (a fresh
 	// and a stale one, either first) are refused, and nothing changes.
 	fresh := ts.admin(t, "GET", "/v1/keys/"+id, nil).header.Get("ETag")
-	for _, tags := range [][2]string{{fresh, tag}, {tag, fresh}, {fresh, "*"}} {
+	for _, tags := range [][2]string{{fresh, tag}, {tag, fresh}, {fresh, "*"}, {"", fresh}} {
 		r = do(t, "PATCH", ts.adminURL+"/v1/keys/"+id, map[string]any{"name": "two tags"}, append(auth[:2:2], "If-Match", tags[0], "If-Match", tags[1])...)
 		wantStatus(t, r, http.StatusBadRequest, "If-Match "+tags[0]+" and "+tags[1])
 		assert.Contains(t, r.json(t)["error"].(map[string]any)["message"], "several lines")

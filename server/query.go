@@ -22,9 +22,8 @@ var (
 // one would write. A parameter given twice is ambiguous: a proxy, a
 // framework and keygate may each take another of its values. One with no
 // value (?dry_run, ?key_id=) would be read as absent; only cursor may be
-// empty (the first page). Each is a 400 that
-// names the parameter and says what the endpoint takes.
-// Names are exact: Status is not status.
+// empty (the first page). Each is a 400 that names the parameter and
+// says what the endpoint takes. Names are exact: Status is not status.
 func checkQuery(ctx *fasthttp.RequestCtx, takes ...string) error {
 	args := ctx.QueryArgs()
 	if args.Len() == 0 {
@@ -34,10 +33,6 @@ func checkQuery(ctx *fasthttp.RequestCtx, takes ...string) error {
 	for k, v := range args.All() {
 		name := string(k)
 		if len(v) == 0 && name != "cursor" && !slices.Contains(empty, name) {
-			// ?dry_run or ?key_id=$UNSET: read as absent, a dry run
-			// would write and a filter would match everything. An
-			// empty cursor is the first page, as a loop over pages
-			// starts.
 			empty = append(empty, name)
 		}
 		switch {

@@ -198,10 +198,11 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, check, admin bool) handlerID
 // plainPath reports whether a management request's target is plain: its
 // raw path is the path it is served as (no percent-encoding: "%2F" would
 // be a slash, "%6B" a k; no dot segments; no empty segment, nor a
-// trailing slash under /v1), holds no backslash, and the target has no fragment (which
-// fasthttp drops before the path and the query are read). A proxy in
-// front of management that allows or logs by path or query may read any
-// of those differently from keygate; the UI and the CLI never send them.
+// trailing slash under /v1), holds no backslash, and the target has no
+// fragment (which fasthttp drops before the path and the query are
+// read). A proxy in front of management that allows or logs by path or
+// query may read any of those differently from keygate; the UI and the
+// CLI never send them.
 func plainPath(target, raw, norm []byte) bool {
 	return string(raw) == string(norm) && !bytes.ContainsRune(raw, '\\') && !bytes.ContainsRune(target, '#') &&
 		(!hasPathPrefix(norm, "/v1") || norm[len(norm)-1] != '/')
